@@ -1,0 +1,3 @@
+from convdiff.cli import main
+
+main()

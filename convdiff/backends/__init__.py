@@ -1,0 +1,65 @@
+"""Registry of backends. Modules are imported only when a backend is used, so that listing
+names (for `--help` and `click.Choice`) never imports a framework."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+from convdiff.backends.base import Backend, BackendRefusedError, SideResult, Weights
+from convdiff.errors import BackendUnavailableError, BadInputError
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    target: str
+    """module:Class, imported lazily."""
+    summary: str
+    requires: tuple[str, ...] = ()
+    install_hint: str = ""
+
+    def missing(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+
+REGISTRY: dict[str, BackendInfo] = {
+    info.name: info
+    for info in (
+        BackendInfo("numpy", "convdiff.backends.numpy_ref:NumpyBackend",
+                    "float64 NumPy reference with exact TF padding semantics (no TensorFlow)"),
+        BackendInfo("nn", "convdiff.backends.nn:NnBackend",
+                    "tf.nn.conv2d + tf.nn.bias_add with a get_variable-style tf.Variable kernel"),
+        BackendInfo("keras", "convdiff.backends.keras_layer:KerasPredictBackend",
+                    "keras.layers.Conv2D(kernel_initializer=...) in a keras.Model, run through predict()"),
+        BackendInfo("keras-call", "convdiff.backends.keras_layer:KerasCallBackend",
+                    "keras.layers.Conv2D called directly on a tensor (no Model.predict)"),
+    )
+}
+
+
+def backend_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def backend_info(name: str) -> BackendInfo:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise BadInputError(f"unknown backend '{name}' (choose from {', '.join(REGISTRY)})") from None
+
+
+def get_backend(name: str) -> Backend:
+    """Instantiate a backend, or raise BackendUnavailableError (exit 3) naming the extra to install."""
+    info = backend_info(name)
+    missing = info.missing()
+    if missing:
+        raise BackendUnavailableError(
+            f"backend '{name}' needs {', '.join(missing)}, which is not installed: {info.install_hint}")
+    module_name, cls_name = info.target.split(":")
+    return getattr(importlib.import_module(module_name), cls_name)()
+
+
+__all__ = ["REGISTRY", "Backend", "BackendInfo", "BackendRefusedError", "SideResult", "Weights",
+           "backend_info", "backend_names", "get_backend"]

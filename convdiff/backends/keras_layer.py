@@ -1,0 +1,76 @@
+"""`keras.layers.Conv2D` with `kernel_initializer`, through `Model.predict` or called directly."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from convdiff.backends.base import SideResult, Weights
+from convdiff.backends.tf_common import refuse_strided_dilation, run_framework
+from convdiff.spec import ConvSpec, PaddingMode
+
+
+class KerasPredictBackend:
+    name = "keras"
+    summary = "keras.layers.Conv2D in a keras.Model, run through predict()"
+    requires: tuple[str, ...] = ()
+    install_hint = ""
+    call_directly = False
+
+    def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        refuse_strided_dilation(spec, self.name)
+        return run_framework(self.name, lambda: self._run(spec, x, weights))
+
+    def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        from convdiff.initializers import parse_initializer
+        from convdiff.tfsetup import import_keras
+
+        keras = import_keras()
+        start = time.perf_counter()
+        padding = spec.padding.mode.value
+        pre = None
+        if spec.padding.mode is PaddingMode.EXPLICIT:
+            # Conv2D only knows same/valid: explicit pads are a ZeroPadding2D in front, as users write it.
+            pre = keras.layers.ZeroPadding2D(spec.padding.pads, dtype=spec.dtype)
+            padding = "valid"
+        layer = keras.layers.Conv2D(
+            spec.filters, spec.kernel_size, strides=spec.strides, padding=padding,
+            dilation_rate=spec.dilation, use_bias=spec.use_bias,
+            kernel_initializer=parse_initializer(spec.initializer).keras(spec.seed),
+            bias_initializer=parse_initializer(spec.bias_initializer).keras(spec.seed),
+            dtype=spec.dtype)
+        notes = []
+        if self.call_directly:
+            layer.build((None, *x.shape[1:]))
+            self._assign(layer, weights, spec)
+            tensor = keras.ops.convert_to_tensor(x)
+            y = layer(pre(tensor) if pre else tensor)
+            out = keras.ops.convert_to_numpy(y)
+            if x.dtype != np.dtype(spec.dtype):
+                notes.append(f"input is {x.dtype}: the layer casts it to its compute dtype {spec.dtype}")
+        else:
+            inp = keras.Input(shape=x.shape[1:], batch_size=x.shape[0], dtype=spec.dtype)
+            model = keras.Model(inp, layer(pre(inp) if pre else inp))
+            self._assign(layer, weights, spec)
+            out = model.predict(x, batch_size=x.shape[0], verbose=0)
+            if x.dtype != np.dtype(spec.dtype):
+                notes.append(f"input is {x.dtype}: Model.predict casts it to the model's input dtype {spec.dtype}")
+        bias = keras.ops.convert_to_numpy(layer.bias) if spec.use_bias else None
+        return SideResult(self.name, np.asarray(out), keras.ops.convert_to_numpy(layer.kernel), bias,
+                          compute_dtype=layer.compute_dtype, notes=tuple(notes),
+                          seconds=time.perf_counter() - start)
+
+    @staticmethod
+    def _assign(layer, weights: Weights | None, spec: ConvSpec) -> None:
+        if weights is None:
+            return
+        layer.kernel.assign(weights.kernel.astype(layer.kernel.dtype))
+        if spec.use_bias and weights.bias is not None:
+            layer.bias.assign(weights.bias.astype(layer.bias.dtype))
+
+
+class KerasCallBackend(KerasPredictBackend):
+    name = "keras-call"
+    summary = "keras.layers.Conv2D called directly on a tensor"
+    call_directly = True

@@ -1,0 +1,55 @@
+"""`tf.nn.conv2d` with a kernel created get_variable-style: a tf.Variable from a seeded initializer."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from convdiff.backends.base import SideResult, Weights
+from convdiff.backends.tf_common import refuse_strided_dilation, run_framework, tf_padding
+from convdiff.spec import ConvSpec
+
+
+class NnBackend:
+    name = "nn"
+    summary = "tf.nn.conv2d + tf.nn.bias_add"
+    requires: tuple[str, ...] = ()
+    install_hint = ""
+
+    def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        refuse_strided_dilation(spec, self.name)
+        return run_framework(self.name, lambda: self._run(spec, x, weights))
+
+    def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        from convdiff.initializers import parse_initializer
+        from convdiff.tfsetup import import_tensorflow
+
+        tf = import_tensorflow()
+        start = time.perf_counter()
+        if weights is None:
+            kernel = tf.Variable(parse_initializer(spec.initializer).keras(spec.seed)(spec.kernel_shape, dtype=spec.dtype),
+                                 name="kernel")
+            bias = (tf.Variable(parse_initializer(spec.bias_initializer).keras(spec.seed)((spec.filters,), dtype=spec.dtype),
+                                name="bias") if spec.use_bias else None)
+        else:
+            kernel = tf.Variable(tf.constant(weights.kernel, dtype=spec.dtype), name="kernel")
+            bias = (tf.Variable(tf.constant(weights.bias, dtype=spec.dtype), name="bias")
+                    if spec.use_bias and weights.bias is not None else None)
+        inputs = tf.convert_to_tensor(x)
+        notes = []
+        filt, b = kernel, bias
+        if inputs.dtype != kernel.dtype:
+            # tf.nn.conv2d takes its type from the input: a filter given as a NumPy array (as in the
+            # original scripts) is converted to the input's dtype, so the arithmetic follows the input.
+            notes.append(f"input is {inputs.dtype.name}: tf.nn.conv2d computes in {inputs.dtype.name} "
+                         f"(filter converted from {kernel.dtype.name})")
+            filt = tf.cast(kernel, inputs.dtype)
+            b = tf.cast(bias, inputs.dtype) if bias is not None else None
+        y = tf.nn.conv2d(inputs, filt, strides=[1, *spec.strides, 1], padding=tf_padding(spec),
+                         dilations=[1, *spec.dilation, 1])
+        if b is not None:
+            y = tf.nn.bias_add(y, b)
+        return SideResult(
+            self.name, y.numpy(), kernel.numpy(), bias.numpy() if bias is not None else None,
+            compute_dtype=inputs.dtype.name, notes=tuple(notes), seconds=time.perf_counter() - start)

@@ -1,0 +1,42 @@
+"""Pieces shared by the TensorFlow backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from convdiff.backends.base import BackendRefusedError
+from convdiff.errors import BackendFailedError, ConvdiffError
+from convdiff.spec import ConvSpec, PaddingMode
+
+T = TypeVar("T")
+
+
+def tf_padding(spec: ConvSpec) -> str | list[list[int]]:
+    """The `padding` argument of tf.nn.conv2d for a spec."""
+    if spec.padding.mode is PaddingMode.EXPLICIT:
+        (t, b), (l, r) = spec.padding.pads
+        return [[0, 0], [t, b], [l, r], [0, 0]]
+    return spec.padding.mode.value.upper()
+
+
+def refuse_strided_dilation(spec: ConvSpec, backend: str) -> None:
+    # TensorFlow's CPU kernels and Keras both reject this combination; say so before they raise.
+    if spec.strides != (1, 1) and spec.dilation != (1, 1):
+        raise BackendRefusedError(
+            f"backend '{backend}' cannot combine strides {spec.strides} with dilation {spec.dilation} "
+            "(TensorFlow requires one of them to be 1)")
+
+
+def run_framework(backend: str, fn: Callable[[], T]) -> T:
+    """Run framework code, turning any exception it raises into BackendFailedError (exit 3)."""
+    from convdiff.tfsetup import import_tensorflow
+
+    tf = import_tensorflow()
+    try:
+        return fn()
+    except ConvdiffError:
+        raise
+    except (tf.errors.OpError, ValueError, TypeError, RuntimeError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendFailedError(backend, message) from exc

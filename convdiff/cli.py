@@ -1,0 +1,300 @@
+"""The thin command layer: parse, execute, render, exit.
+
+Every command parses its options into typed values, calls an `execute_*` function that returns data,
+renders it, and returns the documented exit code. Nothing here imports TensorFlow at module level.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from convdiff import __version__
+from convdiff.backends import backend_names
+from convdiff.errors import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, ConvdiffError
+
+FORMATS = ("table", "json")
+
+
+class CliError(click.ClickException):
+    """A ConvdiffError at the edge: one line on stderr, its own exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"convdiff: error: {self.format_message()}", err=True)
+
+
+class ConvdiffGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConvdiffError as exc:
+            if ctx.params.get("traceback"):
+                raise
+            raise CliError(str(exc), exc.exit_code) from exc
+        except KeyboardInterrupt:
+            raise CliError("interrupted", EXIT_INTERRUPTED) from None
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where results and diagnostics go, decided once."""
+
+    format: str
+
+    @functools.cached_property
+    def console(self):  # noqa: ANN201 - rich is imported lazily to keep --help fast
+        from rich.console import Console
+
+        console = Console(no_color="NO_COLOR" in os.environ or None)
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console.width = 120  # logs and pipes: wide enough for the tables, still readable
+        return console
+
+    @functools.cached_property
+    def err(self):  # noqa: ANN201
+        from rich.console import Console
+
+        return Console(stderr=True, no_color="NO_COLOR" in os.environ or None)
+
+    def show(self, renderable: Any = None, document: dict[str, Any] | None = None) -> None:
+        if self.format == "json":
+            click.echo(json.dumps(document, indent=2, allow_nan=False))
+        else:
+            self.console.print(renderable)
+
+
+@click.group(cls=ConvdiffGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="convdiff")
+@click.option("--traceback", is_flag=True, help="Show the full Python traceback on errors (for bug reports).")
+def cli(traceback: bool) -> None:
+    """Build the same convolution two ways, compare kernels then outputs, and explain the difference.
+
+    Exit codes: 0 as expected, 1 mismatch or unexpected result, 2 usage or bad input,
+    3 a backend could not run, 130 interrupted.
+    """
+
+
+def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that describe one convolution (shared by every command that builds one)."""
+    options = [
+        click.option("--shape", default=None, metavar="N,H,W,C",
+                     help="Input shape, NHWC (or H,W,C). Default: from --input (1,32,32,3; 1,427,640,3 for image)."),
+        click.option("--filters", default=None, metavar="N", help="Output channels. Default 8."),
+        click.option("--kernel-size", default=None, metavar="K|KH,KW", help="Kernel size. Default 3."),
+        click.option("--strides", default=None, metavar="S|SH,SW", help="Strides. Default 1."),
+        click.option("--padding", default=None, metavar="P",
+                     help="same | valid | P (symmetric) | PH,PW | TOP,BOTTOM,LEFT,RIGHT. Default same."),
+        click.option("--dilation", default=None, metavar="D|DH,DW", help="Dilation rate. Default 1."),
+        click.option("--bias/--no-bias", "use_bias", default=None, help="Add a bias. Default --bias."),
+        click.option("--init", "--initializer", "initializer", default=None, metavar="INIT",
+                     help="Kernel initializer, e.g. ones, glorot_uniform, xavier, 'truncated_normal(stddev=0.1)'. "
+                          "Default glorot_uniform. `convdiff list` shows all."),
+        click.option("--bias-init", "bias_initializer", default=None, metavar="INIT",
+                     help="Bias initializer. Default zeros."),
+        click.option("--dtype", default=None, metavar="DTYPE",
+                     help="Compute dtype: float16, bfloat16, float32, float64. Default float32."),
+        click.option("--input-dtype", default=None, metavar="DTYPE",
+                     help="Dtype the input is stored in (e.g. float64 for image/255). Default: --dtype."),
+        click.option("--input", "input", default=None, metavar="SOURCE",
+                     help="random (seeded uniform [0,1)), ones, image (synthetic 427x640x3), or a .npy/.png/.jpg path. "
+                          "Default random."),
+        click.option("--seed", default=None, metavar="N", help="Seed for kernels and the random input. Default 42."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+SPEC_OPTION_NAMES = ("shape", "filters", "kernel_size", "strides", "padding", "dilation", "use_bias", "initializer",
+                     "bias_initializer", "dtype", "input_dtype", "input", "seed")
+
+
+def comparison_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--atol", type=float, default=None,
+                     help="Absolute tolerance (with --rtol). Default: per compute dtype (see README)."),
+        click.option("--rtol", type=float, default=None, help="Relative tolerance, relative to the reference (with --atol)."),
+        click.option("--equal-nan", is_flag=True, help="Treat NaN in the same position on both sides as equal."),
+        click.option("--top", "top_k", type=click.IntRange(min=0), default=10, show_default=True,
+                     help="How many worst positions to report."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                     help="table for people, json for machines."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201
+    from convdiff.compare import Tolerance
+
+    if (atol is None) != (rtol is None):
+        raise click.UsageError("give --atol and --rtol together, or neither")
+    if atol is None:
+        return None
+    if atol < 0 or rtol < 0:  # type: ignore[operator]
+        raise click.BadParameter("tolerances must not be negative", param_hint="--atol/--rtol")
+    return Tolerance(atol, rtol)  # type: ignore[arg-type]
+
+
+def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """The spec options a user actually gave, parsed (unset ones keep the spec's defaults)."""
+    from convdiff.spec import parse_fields
+
+    raw = {("input_shape" if k == "shape" else k): v for k, v in params.items()
+           if k in SPEC_OPTION_NAMES and v is not None}
+    return parse_fields(raw)
+
+
+# --- compare -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--reference", type=click.Choice(backend_names()), default="nn", show_default=True,
+              help="Backend whose output is the reference (relative errors divide by it).")
+@click.option("--candidate", type=click.Choice(backend_names()), default="keras", show_default=True,
+              help="Backend whose output is checked against the reference.")
+@spec_options
+@click.option("--shared-kernel", is_flag=True,
+              help="Give the candidate the reference's kernel and bias, so only the convolution ops are compared.")
+@comparison_options
+def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | None, rtol: float | None,
+            equal_nan: bool, top_k: int, fmt: str, **spec_params: Any) -> None:
+    """Build one convolution with two backends and compare kernels, then outputs.
+
+    Exits 0 when the outputs are identical or equivalent, 1 when they are not.
+    """
+    from convdiff.runner import CaseOptions
+
+    options = CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel,
+                          top_k=top_k, equal_nan=equal_nan)
+    result = execute_compare(reference, candidate, spec_fields(spec_params), options)
+    from convdiff import environment, report
+
+    Output(fmt).show(report.render_case(result),
+                     {"schema": report.SCHEMA_VERSION, "comparisons": [report.case_to_json(result, environment.collect())]})
+    sys.exit(EXIT_OK if result else EXIT_MISMATCH)
+
+
+def execute_compare(reference: str, candidate: str, fields: dict[str, Any], options: Any):  # noqa: ANN201
+    from convdiff.runner import SideConfig, run_case
+    from convdiff.spec import build_spec
+
+    spec = build_spec(fields)
+    return run_case("compare", SideConfig(reference, spec), SideConfig(candidate, spec), options)
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, metavar="[NAME|FILE]...")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for people, json for machines.")
+@click.option("--details/--no-details", default=None,
+              help="Print the full report of every case (default: only for unexpected results).")
+def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
+    """Run built-in experiments (by NAME) and experiment files (TOML); no argument runs every built-in one.
+
+    Exits 0 when every case came out as expected, 1 otherwise.
+    """
+    outcomes, skipped = execute_run(targets)
+    from convdiff import environment, report
+
+    rows = [report.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected, report.key_figures(o.result))
+            for o in outcomes]
+    ok = all(o.as_expected for o in outcomes)
+    if fmt == "json":
+        env = environment.collect()
+        doc = {
+            "schema": report.SCHEMA_VERSION,
+            "ok": ok,
+            "cases": [{"experiment": o.experiment, "case": o.case.name, "expected": o.case.expect.value,
+                       "expect_kernels": o.case.expect_kernels, "as_expected": o.as_expected,
+                       **report.case_to_json(o.result, env)} for o in outcomes],
+            "skipped": [{"experiment": name, "reason": reason} for name, reason in skipped],
+            "environment": env,
+        }
+        Output(fmt).show(document=doc)
+    else:
+        out = Output(fmt)
+        for o in outcomes:
+            if details or (details is None and not o.as_expected):
+                out.console.print(report.render_case(o.result))
+                out.console.print()
+        out.console.print(report.render_summary(rows, skipped))
+    sys.exit(EXIT_OK if ok else EXIT_MISMATCH)
+
+
+def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
+    from convdiff import experiments
+    from convdiff.runner import run_case
+
+    explicit = bool(targets)
+    loaded = [experiments.resolve(t) for t in targets] if explicit else [
+        experiments.load_builtin(n) for n in experiments.builtin_names()]
+    outcomes, skipped = [], []
+    for exp in loaded:
+        missing = exp.missing_requirements()
+        if missing:
+            if explicit:
+                from convdiff.errors import BackendUnavailableError
+
+                raise BackendUnavailableError(f"experiment '{exp.name}': {'; '.join(missing)}")
+            skipped.append((exp.name, "; ".join(missing)))
+            continue
+        for case in exp.cases:
+            result = run_case(case.name, case.reference, case.candidate, case.options)
+            outcomes.append(experiments.CaseOutcome(exp.name, case, result))
+    return outcomes, skipped
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+
+@cli.command(name="list")
+def list_() -> None:
+    """List backends, initializers and built-in experiments, one line each."""
+    from rich.table import Table
+
+    from convdiff import experiments
+    from convdiff.backends import REGISTRY
+    from convdiff.initializers import initializer_names
+
+    out = Output("table")
+    table = Table(title="Backends", title_justify="left", show_edge=False)
+    table.add_column("name")
+    table.add_column("what it builds")
+    table.add_column("status")
+    for info in REGISTRY.values():
+        missing = info.missing()
+        table.add_row(info.name, info.summary, f"[yellow]needs {', '.join(missing)}: {info.install_hint}[/]"
+                      if missing else "[green]available[/]")
+    out.console.print(table)
+    table = Table(title="Initializers", title_justify="left", show_edge=False)
+    table.add_column("name")
+    table.add_column("description")
+    for name, description in initializer_names():
+        table.add_row(name, description)
+    out.console.print(table)
+    table = Table(title="Built-in experiments", title_justify="left", show_edge=False)
+    table.add_column("name")
+    table.add_column("question")
+    for name in experiments.builtin_names():
+        table.add_row(name, experiments.load_builtin(name).title)
+    out.console.print(table)
+
+
+def main() -> None:
+    cli(prog_name="convdiff")

@@ -1,0 +1,67 @@
+"""What a result was computed on: versions, oneDNN, threads, device. Never imports a framework itself."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+from functools import lru_cache
+from typing import Any
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect() -> dict[str, Any]:
+    """The environment block of every JSON report."""
+    env: dict[str, Any] = {
+        "convdiff": _version("convdiff"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": _version("numpy"),
+        "tensorflow": _version("tensorflow"),
+        "keras": _version("keras"),
+        "tf_keras": _version("tf-keras"),
+        "torch": _version("torch") if "torch" in sys.modules else None,
+        # oneDNN is on by default for x86 Linux builds of TensorFlow unless TF_ENABLE_ONEDNN_OPTS=0.
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False"),
+        "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS") == "1",
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "device": "CPU",
+        "gpus": [],
+        "intra_op_threads": None,
+        "inter_op_threads": None,
+    }
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        env["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        env["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+        gpus = tf.config.list_physical_devices("GPU")
+        names = []
+        for gpu in gpus:
+            details = tf.config.experimental.get_device_details(gpu)
+            names.append(details.get("device_name", gpu.name))
+        env["gpus"] = names
+        if names:
+            env["device"] = names[0]
+            # TensorFlow runs float32 convolutions in TF32 on Ampere and later unless disabled.
+            env["tf32"] = bool(tf.config.experimental.tensor_float_32_execution_enabled())
+    return env

@@ -1,0 +1,40 @@
+"""Errors that reach the edge of the program, each carrying its exit code.
+
+The core raises these; only the CLI turns them into a one-line message and an exit code.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+EXIT_BACKEND = 3
+EXIT_INTERRUPTED = 130
+
+
+class ConvdiffError(Exception):
+    """Base class: a message fit for one line, and the exit code it maps to."""
+
+    exit_code = EXIT_USAGE
+
+
+class BadInputError(ConvdiffError, ValueError):
+    """The user asked for something invalid: a wrong shape, an unknown name, a bad file."""
+
+    exit_code = EXIT_USAGE
+
+
+class BackendUnavailableError(ConvdiffError):
+    """A backend cannot run here, typically a missing optional dependency."""
+
+    exit_code = EXIT_BACKEND
+
+
+class BackendFailedError(ConvdiffError):
+    """A backend's framework raised while running a valid spec."""
+
+    exit_code = EXIT_BACKEND
+
+    def __init__(self, backend: str, message: str):
+        super().__init__(f"backend '{backend}' failed: {message}")
+        self.backend = backend

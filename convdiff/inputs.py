@@ -1,0 +1,114 @@
+"""The input tensor of a spec: seeded random, ones, a synthetic image, or a file (.npy, PNG/JPEG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from convdiff.dtypes import np_dtype
+from convdiff.errors import BadInputError
+from convdiff.spec import BUILTIN_INPUTS, ConvSpec
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def make_input(spec: ConvSpec) -> np.ndarray:
+    """The input of `spec`, NHWC, in its input dtype."""
+    dtype = np_dtype(spec.effective_input_dtype)
+    shape = spec.input_shape
+    if spec.input == "random":
+        return np.random.default_rng(spec.seed).random(shape).astype(dtype)
+    if spec.input == "ones":
+        return np.ones(shape, dtype)
+    if spec.input == "image":
+        return (synthetic_image(shape).astype(np.float64) / 255.0).astype(dtype)
+    data = load_input_file(spec.input)
+    if data.shape != shape:
+        raise BadInputError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
+    return data.astype(dtype)
+
+
+def synthetic_image(shape: tuple[int, int, int, int]) -> np.ndarray:
+    """A deterministic photo-like uint8 image: smooth gradients, a few hard edges, fine texture.
+
+    It stands in for the decoded JPEG of the original questions (values k/255 once divided),
+    without shipping or downloading a photo.
+    """
+    n, h, w, c = shape
+    yy, xx = np.meshgrid(np.linspace(0.0, 1.0, h), np.linspace(0.0, 1.0, w), indexing="ij")
+    channels = []
+    for ch in range(c):
+        phase = ch * 2.1
+        base = 0.45 + 0.25 * np.sin(3.0 * xx + phase) * np.cos(2.0 * yy - phase)
+        base += 0.2 * ((xx - 0.3 - 0.05 * ch) ** 2 + (yy - 0.6) ** 2 < 0.04)  # a disc: hard edges
+        base -= 0.15 * ((xx > 0.7) & (yy < 0.35))  # a rectangle
+        base += 0.05 * np.sin(40.0 * xx + 23.0 * yy + phase)  # texture
+        channels.append(base)
+    img = np.stack(channels, axis=-1)
+    rng = np.random.default_rng(0)
+    img = img[None].repeat(n, axis=0) + rng.normal(0.0, 0.02, size=(n, h, w, c))
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def load_npy(path: str | Path, what: str = "input") -> np.ndarray:
+    """np.load without pickles, with one-line errors for every way a file can be wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{what} file '{path}' not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise BadInputError(f"{what} file '{path}' holds pickled objects, which convdiff refuses to load") from None
+        raise BadInputError(f"{what} file '{path}' is not a valid .npy/.npz file: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise BadInputError(f"{what} file '{path}' could not be read: {exc}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        return data  # type: ignore[return-value]
+    if data.dtype.kind not in "fiub":
+        raise BadInputError(f"{what} file '{path}' has dtype {data.dtype}; expected a numeric array")
+    return data
+
+
+def load_input_file(source: str) -> np.ndarray:
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        data = load_npy(path)
+        if data.ndim == 3:
+            data = data[None]
+        if data.ndim != 4:
+            raise BadInputError(f"input file '{path}' has rank {data.ndim}; expected NHWC (rank 4) or HWC (rank 3)")
+        if data.size == 0:
+            raise BadInputError(f"input file '{path}' is empty (shape {_fmt(data.shape)})")
+        return data
+    if suffix in IMAGE_SUFFIXES:
+        return decode_image(path)[None].astype(np.float64) / 255.0
+    raise BadInputError(
+        f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.png/.jpg file")
+
+
+def decode_image(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise BadInputError(f"input file '{path}' not found")
+    from convdiff.tfsetup import import_tensorflow
+
+    tf = import_tensorflow()
+    try:
+        image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        raise BadInputError(f"input file '{path}' is not a decodable PNG/JPEG image") from None
+    return image.numpy()
+
+
+def file_input_shape(source: str) -> tuple[int, int, int, int]:
+    path = Path(source)
+    if path.suffix.lower() not in (".npy", *IMAGE_SUFFIXES):
+        raise BadInputError(
+            f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.png/.jpg file")
+    return tuple(load_input_file(source).shape)  # type: ignore[return-value]
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)

@@ -1,0 +1,279 @@
+"""Renderers: results in, rich renderables or JSON-ready dicts out. Nothing here prints."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from convdiff.compare import Comparison, Verdict
+from convdiff.runner import CaseResult, kernel_summary
+
+SCHEMA_VERSION = 1
+
+VERDICT_STYLE = {
+    Verdict.IDENTICAL: "bold green",
+    Verdict.EQUIVALENT: "green",
+    Verdict.MISMATCH: "bold red",
+    Verdict.SHAPE_MISMATCH: "bold red",
+    Verdict.EMPTY: "bold red",
+}
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return str(x)
+    if x == 0:
+        return "0"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:.3e}" if abs(x) < 1e-3 or abs(x) >= 1e6 else f"{x:.6g}"
+
+
+def fmt_index(index: Sequence[int] | None) -> str:
+    return "-" if index is None else "(" + ", ".join(str(i) for i in index) + ")"
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def tolerance_rule(c: Comparison) -> str:
+    return f"|candidate - reference| <= atol + rtol * |reference|, atol={c.tolerance.atol:g}, rtol={c.tolerance.rtol:g}"
+
+
+def verdict_line(case: CaseResult) -> str:
+    """One line saying what was found and by which rule: the line CI logs and assertion messages show."""
+    out = case.output
+    tol = out.tolerance
+    rule = f"atol={tol.atol:g}, rtol={tol.rtol:g}"
+    if out.verdict is Verdict.SHAPE_MISMATCH:
+        text = (f"shape_mismatch: reference {fmt_shape(out.reference_shape)} vs "
+                f"candidate {fmt_shape(out.candidate_shape)}")
+    elif out.verdict is Verdict.EMPTY:
+        text = "empty: the output has no elements, nothing was compared"
+    elif out.verdict is Verdict.IDENTICAL:
+        text = "identical: outputs are bitwise equal"
+    elif out.verdict is Verdict.EQUIVALENT:
+        text = f"equivalent: all {out.total:,} elements within {rule} (max abs diff {fmt(out.max_abs_diff)})"
+    else:
+        text = (f"mismatch: elementwise {rule}: {out.mismatched:,} / {out.total:,} mismatched "
+                f"({100 * out.mismatch_fraction:.3g}%), max abs diff {fmt(out.max_abs_diff)} at "
+                f"{fmt_index(out.max_abs_diff_index)}")
+    if not case.kernels_identical:
+        text += f"; weights differ before convolution ({kernel_difference(case.kernels)})"
+    return text
+
+
+def kernel_difference(k: Comparison) -> str:
+    if not k.shape_match:
+        return f"kernel shapes {fmt_shape(k.reference_shape)} vs {fmt_shape(k.candidate_shape)}"
+    if k.verdict is Verdict.IDENTICAL:
+        return "kernels bit-identical"
+    return f"kernels max abs diff {fmt(k.max_abs_diff)}, {k.mismatched:,} / {k.total:,} elements differ"
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def _side_json(case: CaseResult, which: str) -> dict[str, Any]:
+    config = getattr(case, f"{which}_config")
+    result = getattr(case, which)
+    return {
+        "name": config.backend,
+        "dtype": result.compute_dtype,
+        "shape": list(result.output.shape),
+        "output_dtype": str(result.output.dtype),
+        "kernel_shape": list(result.kernel.shape),
+        "kernel_dtype": str(result.kernel.dtype),
+        "kernel_stats": kernel_summary(result.kernel),
+        "notes": list(result.notes),
+        "seconds": round(result.seconds, 6),
+        "spec": config.spec.to_json(),
+    }
+
+
+def case_to_json(case: CaseResult, environment: dict[str, Any]) -> dict[str, Any]:
+    """The documented JSON object of one comparison (README: "JSON report")."""
+    out = case.output.to_json()
+    doc: dict[str, Any] = {
+        "name": case.name,
+        "verdict": out.pop("verdict"),
+        "verdict_line": verdict_line(case),
+        "passed": bool(case.output),
+        "reference": _side_json(case, "reference"),
+        "candidate": _side_json(case, "candidate"),
+        "shared_kernel": case.options.shared_kernel,
+        "kernels_identical": case.kernels_identical,
+        "kernels": {
+            "verdict": case.kernels.verdict.value,
+            "shape_match": case.kernels.shape_match,
+            "max_abs_diff": case.kernels.to_json()["max_abs_diff"],
+            "mismatched": case.kernels.mismatched,
+            "total": case.kernels.total,
+        },
+    }
+    doc.update(out)
+    doc["spec"] = case.reference_config.spec.to_json()
+    doc["environment"] = environment
+    return doc
+
+
+# --- rich --------------------------------------------------------------------------------------
+
+
+def _side_title(case: CaseResult, which: str) -> str:
+    config = getattr(case, f"{which}_config")
+    return f"{which}: {config.backend} ({getattr(case, which).compute_dtype})"
+
+
+def render_spec(case: CaseResult) -> Table:
+    ref, cand = case.reference_config.spec.to_json(), case.candidate_config.spec.to_json()
+    table = Table(title="Specification", title_justify="left", show_edge=False)
+    table.add_column("field")
+    table.add_column(_side_title(case, "reference"))
+    same = ref == cand
+    if not same:
+        table.add_column(_side_title(case, "candidate"))
+    for key, value in ref.items():
+        row = [key, _cell(value)]
+        if not same:
+            other = _cell(cand[key])
+            row.append(other if cand[key] == value else f"[yellow]{other}[/]")
+        table.add_row(*row)
+    table.add_row("computes in", case.reference.compute_dtype, *([] if same else [case.candidate.compute_dtype]))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return "x".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else str(value)
+    return str(value)
+
+
+def render_kernels(case: CaseResult) -> Table:
+    table = Table(title="Kernels (compared before outputs)", title_justify="left", show_edge=False)
+    table.add_column("")
+    table.add_column("reference")
+    table.add_column("candidate")
+    r, c = kernel_summary(case.reference.kernel), kernel_summary(case.candidate.kernel)
+    table.add_row("shape / dtype", f"{fmt_shape(case.reference.kernel.shape)} {case.reference.kernel.dtype}",
+                  f"{fmt_shape(case.candidate.kernel.shape)} {case.candidate.kernel.dtype}")
+    for key in ("mean", "std", "min", "max"):
+        table.add_row(key, fmt(r[key]), fmt(c[key]))
+    bound = _theory_line(case)
+    if bound:
+        table.add_row("theory", bound, "")
+    source = "shared (--shared-kernel): candidate uses the reference's kernel" if case.options.shared_kernel else (
+        "each side initialized its own kernel")
+    style = "green" if case.kernels_identical else "bold yellow"
+    table.add_row("kernels", f"[{style}]{kernel_difference(case.kernels)}[/]", source)
+    return table
+
+
+def _theory_line(case: CaseResult) -> str | None:
+    """The initializer's theoretical law (e.g. the Glorot bound), when the distribution module knows it."""
+    try:
+        from convdiff.distribution import theoretical
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        law = theoretical(case.reference_config.spec.initializer, case.reference.kernel.shape)
+    except Exception:  # noqa: BLE001 - theory is decoration; never let it break a report
+        return None
+    return law.description if law is not None else None
+
+
+def render_output(c: Comparison) -> Table:
+    table = Table(title="Outputs", title_justify="left", show_edge=False)
+    table.add_column("metric")
+    table.add_column("value")
+    table.add_row("shape", f"reference {fmt_shape(c.reference_shape)}, candidate {fmt_shape(c.candidate_shape)}"
+                  + ("" if c.shape_match else "  [bold red]differ[/]"))
+    table.add_row("output dtype", f"reference {c.reference_dtype}, candidate {c.candidate_dtype}")
+    if c.shape_match and c.total:
+        table.add_row("max abs diff", f"{fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}")
+        table.add_row("max rel diff", f"{fmt(c.max_rel_diff)} at {fmt_index(c.max_rel_diff_index)} (relative to reference)")
+        table.add_row("sum abs diff", fmt(c.sum_abs_diff))
+        table.add_row("mean abs diff", fmt(c.mean_abs_diff))
+        table.add_row("rmse", fmt(c.rmse))
+        table.add_row("mismatched", f"{c.mismatched:,} / {c.total:,} ({100 * c.mismatch_fraction:.3g}%)")
+        table.add_row("tolerance rule", tolerance_rule(c))
+        table.add_row("min atol to pass", f"{fmt(c.min_atol)} (at rtol={c.tolerance.rtol:g})")
+        if c.reference_nan or c.candidate_nan or c.reference_inf or c.candidate_inf:
+            table.add_row("NaN / Inf", f"reference {c.reference_nan} / {c.reference_inf}, "
+                          f"candidate {c.candidate_nan} / {c.candidate_inf}; NaN positions "
+                          f"{'agree' if c.nan_positions_agree else 'differ'}")
+    return table
+
+
+def render_worst(c: Comparison) -> Table | None:
+    if not c.worst or c.max_abs_diff == 0:
+        return None
+    table = Table(title=f"Worst {len(c.worst)} positions", title_justify="left", show_edge=False)
+    for col in ("index (n, y, x, c)", "reference", "candidate", "abs diff"):
+        table.add_column(col, justify="right")
+    for w in c.worst:
+        table.add_row(fmt_index(w.index), f"{w.reference:.9g}", f"{w.candidate:.9g}", fmt(w.abs_diff))
+    return table
+
+
+def render_case(case: CaseResult) -> RenderableType:
+    parts: list[RenderableType] = [
+        Text(f"{case.name}: {_side_title(case, 'reference')} vs {_side_title(case, 'candidate')}", style="bold"),
+        render_spec(case),
+        render_kernels(case),
+        render_output(case.output),
+    ]
+    worst = render_worst(case.output)
+    if worst is not None:
+        parts.append(worst)
+    for which in ("reference", "candidate"):
+        for note in getattr(case, which).notes:
+            parts.append(Text(f"note ({which}): {note}", style="dim"))
+    parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.output.verdict]))
+    return Group(*parts)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    experiment: str
+    case: str
+    expected: str
+    got: str
+    as_expected: bool
+    figures: str
+
+
+def render_summary(rows: Sequence[SummaryRow], skipped: Sequence[tuple[str, str]] = ()) -> RenderableType:
+    table = Table(title="convdiff run", title_justify="left")
+    for col in ("experiment", "case", "expected", "got", ""):
+        table.add_column(col, no_wrap=True)
+    table.add_column("key figures")
+    for row in rows:
+        mark = "[green]ok[/]" if row.as_expected else "[bold red]UNEXPECTED[/]"
+        table.add_row(row.experiment, row.case, row.expected, row.got, mark, row.figures)
+    parts: list[RenderableType] = [table]
+    for name, reason in skipped:
+        parts.append(Text(f"skipped {name}: {reason}", style="yellow"))
+    failed = sum(not r.as_expected for r in rows)
+    style = "bold red" if failed else "bold green"
+    parts.append(Text(f"{len(rows) - failed} of {len(rows)} cases as expected"
+                      + (f", {len(skipped)} experiment(s) skipped" if skipped else ""), style=style))
+    return Group(*parts)
+
+
+def key_figures(case: CaseResult) -> str:
+    o = case.output
+    dtypes = f"{case.reference.compute_dtype}/{case.candidate.compute_dtype}"
+    if not o.shape_match:
+        return f"shapes {fmt_shape(o.reference_shape)} vs {fmt_shape(o.candidate_shape)}"
+    kern = "" if case.kernels_identical else ", kernels differ"
+    return f"{dtypes}, max abs {fmt(o.max_abs_diff)}, sum abs {fmt(o.sum_abs_diff)}{kern}"
