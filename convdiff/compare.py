@@ -62,6 +62,8 @@ DEFAULT_CHUNK_SIZE = 1 << 18
 _DENSE_FRACTION = 0.25
 # Axes up to this length are binned whole; longer ones only over the span a chunk hits.
 _SHORT_AXIS = 4096
+# Mismatches above 1/_MASKED_PROFILE of a chunk are profiled from a mask rather than positions.
+_MASKED_PROFILE = 32
 
 
 class Verdict(StrEnum):
@@ -384,7 +386,7 @@ def _flat(array: np.ndarray):
 
 
 class _Scan:
-    """Running statistics over the chunks, in increasing flat-index order."""
+    """Running statistics over the chunks, taken in increasing flat-index order."""
 
     def __init__(self, reference: np.ndarray, candidate: np.ndarray, tol: Tolerance, top_k: int,
                  chunk_size: int):
@@ -392,11 +394,12 @@ class _Scan:
         self.tol = tol
         self.top_k = top_k
         self.chunk_size = chunk_size
-        self.same_dtype = reference.dtype == candidate.dtype
-        self.bits = np.dtype(f"u{reference.dtype.itemsize}") if self.same_dtype else None
-        self.ref_kind = _float_kind(reference.dtype)
-        self.identical = self.same_dtype
-        # float64 buffers for one chunk, reused with out=.
+        same_dtype = reference.dtype == candidate.dtype
+        # Bitwise comparison views each chunk as unsigned integers of the element size.
+        self.bits = np.dtype(f"u{reference.dtype.itemsize}") if same_dtype else None
+        self.identical = same_dtype
+        self.screen = _nonfinite_screen(reference.dtype)
+        # Chunk-sized buffers, reused with out=.
         self._ref = np.empty(chunk_size)
         self._cand = np.empty(chunk_size)
         self._diff = np.empty(chunk_size)
@@ -404,6 +407,7 @@ class _Scan:
         self._tmp2 = np.empty(chunk_size)
         self._ones = np.ones(chunk_size)
         self._mask = np.empty(chunk_size, dtype=bool)
+        self.profile = _AxisProfile(self.shape, chunk_size)
 
         self.mismatched = 0
         self.finite = 0
@@ -416,9 +420,8 @@ class _Scan:
         self.min_atol = 0.0
         self.ref_nan = self.cand_nan = self.ref_inf = self.cand_inf = 0
         self.nan_disagree = 0
-        self.axis_counts = [np.zeros(n, dtype=np.int64) for n in self.shape]
-        # The top-k so far, sorted by (-abs_diff, flat index); a later position must beat the
-        # k-th value strictly, since on ties the earlier position wins.
+        # The top-k so far, sorted by (-abs_diff, flat index). Chunks come in index order, so a
+        # later position must beat the k-th value strictly: on ties the earlier position wins.
         self.top_diff = np.empty(0)
         self.top_at = np.empty(0, dtype=np.intp)
         self.top_ref = np.empty(0)
@@ -427,19 +430,24 @@ class _Scan:
 
     def add_chunk(self, ref: np.ndarray, cand: np.ndarray, offset: int) -> None:
         n = ref.size
-        if self.same_dtype:
+        if self.bits is not None:
             differ = np.not_equal(ref.view(self.bits), cand.view(self.bits), out=self._mask[:n])
-            differing = np.flatnonzero(differ)
-            if differing.size:
-                self.identical = False
-            if differing.size <= _DENSE_FRACTION * n:
-                self._add_equal_positions(ref, differ, n - differing.size, offset)
-                if differing.size:
+            n_differ = int(np.count_nonzero(differ))
+            if n_differ <= _DENSE_FRACTION * n:
+                # Equal bits mean a zero difference: compute only where the bits differ.
+                if n_differ:
+                    self.identical = False
+                    differing = np.flatnonzero(differ)
+                    self._add_equal_bits(ref, differ, n - n_differ, offset)
                     self._add_values(ref[differing].astype(np.float64),
-                                     cand[differing].astype(np.float64), differing + offset)
+                                     cand[differing].astype(np.float64), differing + offset,
+                                     offset, n)
+                else:
+                    self._add_equal_bits(ref, None, n, offset)
                 return
+            self.identical = False
         self._add_values(self._as_float64(ref, self._ref), self._as_float64(cand, self._cand),
-                         offset)
+                         offset, offset, n)
 
     @staticmethod
     def _as_float64(chunk: np.ndarray, buffer: np.ndarray) -> np.ndarray:
@@ -449,41 +457,34 @@ class _Scan:
         np.copyto(out, chunk, casting="unsafe")
         return out
 
-    def _add_equal_positions(self, ref: np.ndarray, differ: np.ndarray, n_equal: int,
-                             offset: int) -> None:
-        """Positions with equal bits: zero difference; only NaN and infinity need counting."""
-        if self._may_hold_nonfinite(ref):
+    def _add_equal_bits(self, ref: np.ndarray, differ: np.ndarray | None, n_equal: int,
+                        offset: int) -> None:
+        """Positions where both sides have the same bits: only NaN and infinity need counting."""
+        if self.screen is not None and not np.isfinite(self.screen(ref)):
             values = self._as_float64(ref, self._ref)
-            equal = ~differ
-            nan = np.isnan(values) & equal
-            n_nan = int(np.count_nonzero(nan))
-            n_inf = int(np.count_nonzero(np.isinf(values) & equal))
+            nan, inf = np.isnan(values), np.isinf(values)
+            if differ is not None:
+                nan &= ~differ
+                inf &= ~differ
+            n_nan, n_inf = int(np.count_nonzero(nan)), int(np.count_nonzero(inf))
             self.ref_nan += n_nan
             self.cand_nan += n_nan
             self.ref_inf += n_inf
             self.cand_inf += n_inf
             n_equal -= n_nan + n_inf
             if n_nan and not self.tol.equal_nan:
-                self._add_mismatches(np.flatnonzero(nan) + offset)
                 self.min_atol = math.inf
+                self._add_failing(nan, offset, offset, ref.size)
         self.finite += n_equal
 
-    def _may_hold_nonfinite(self, chunk: np.ndarray) -> bool:
-        # The dot product with itself (BLAS, the fastest reduction measured) is NaN or infinite
-        # when any element is, and, rarely, when it overflows: then the exact check runs.
-        if self.ref_kind == "float":
-            return not np.isfinite(np.dot(chunk, chunk))
-        if self.ref_kind == "other":
-            return not np.isfinite(chunk.sum(dtype=np.float64))
-        return False
-
-    def _add_values(self, ref: np.ndarray, cand: np.ndarray, where: int | np.ndarray) -> None:
+    def _add_values(self, ref: np.ndarray, cand: np.ndarray, where: int | np.ndarray,
+                    offset: int, n_chunk: int) -> None:
         """Statistics of float64 values at flat positions `where + i` (int) or `where[i]`."""
         n = ref.size
         diff = np.subtract(cand, ref, out=self._diff[:n])
         np.absolute(diff, out=diff)
         ones = self._ones[:n]
-        total = np.dot(diff, ones)
+        total = np.dot(diff, ones)  # BLAS: faster than diff.sum()
         failing_nonfinite = None
         if math.isfinite(total):
             self.finite += n
@@ -511,9 +512,9 @@ class _Scan:
                 self.max_rel_at = _position(where, int(np.nanargmax(rel)))
 
         atol, rtol = self.tol.atol, self.tol.rtol
-        mismatch = failing_nonfinite
+        failing = failing_nonfinite
         # `diff - rtol*|ref|` never exceeds `diff`, and the bound `atol + rtol*|ref|` is never
-        # below atol, so chunks with a small `top` skip both computations.
+        # below atol: chunks whose largest difference is small skip both computations.
         if top > self.min_atol or top > atol:
             bound = np.multiply(magnitude, rtol, out=magnitude)
             if top > self.min_atol:
@@ -521,13 +522,11 @@ class _Scan:
                 self.min_atol = max(self.min_atol, excess)
             if top > atol:
                 np.add(bound, atol, out=bound)
-                mismatch = np.greater(diff, bound, out=self._mask[:n])
+                failing = np.greater(diff, bound, out=self._mask[:n])
                 if failing_nonfinite is not None:
-                    np.logical_or(mismatch, failing_nonfinite, out=mismatch)
-        if mismatch is not None:
-            failing = np.flatnonzero(mismatch)
-            if failing.size:
-                self._add_mismatches(failing + where if isinstance(where, int) else where[failing])
+                    np.logical_or(failing, failing_nonfinite, out=failing)
+        if failing is not None:
+            self._add_failing(failing, where, offset, n_chunk)
 
     def _split_nonfinite(self, ref: np.ndarray, cand: np.ndarray):
         """Count NaN/Inf; return finite-only copies (0 elsewhere) and the failing non-finite mask."""
@@ -550,6 +549,20 @@ class _Scan:
             self.min_atol = math.inf
         return np.where(finite, ref, 0.0), np.where(finite, cand, 0.0), failing
 
+    def _add_failing(self, failing: np.ndarray, where: int | np.ndarray, offset: int,
+                     n_chunk: int) -> None:
+        """Count the mismatches marked in `failing` (a mask over the values at `where`)."""
+        count = int(np.count_nonzero(failing))
+        if not count:
+            return
+        self.mismatched += count
+        if isinstance(where, int) and count * _MASKED_PROFILE >= n_chunk:
+            self.profile.add_mask(failing, offset)
+        else:
+            at = np.flatnonzero(failing)
+            self.profile.add_positions(at + where if isinstance(where, int) else where[at],
+                                       offset, n_chunk)
+
     def _add_top(self, diff: np.ndarray, ref: np.ndarray, cand: np.ndarray,
                  where: int | np.ndarray) -> None:
         picked = np.flatnonzero(diff > self.top_floor)
@@ -568,18 +581,6 @@ class _Scan:
         self.top_ref, self.top_cand = refs[order], cands[order]
         if self.top_diff.size == k:
             self.top_floor = float(self.top_diff[-1])
-
-    def _add_mismatches(self, positions: np.ndarray) -> None:
-        self.mismatched += positions.size
-        if not self.shape:
-            return
-        for counts, along in zip(self.axis_counts, np.unravel_index(positions, self.shape)):
-            if counts.size <= _SHORT_AXIS:
-                counts += np.bincount(along, minlength=counts.size)
-            else:  # bin over the span hit: a chunk covers few indices of the leading axes
-                low = int(along.min())
-                binned = np.bincount(along - low)
-                counts[low:low + binned.size] += binned
 
     def result(self, attributes: dict[str, Any]) -> Comparison:
         if self.mismatched:
@@ -612,7 +613,7 @@ class _Scan:
                                                self.top_diff)
             ),
             min_atol=self.min_atol,
-            mismatch_counts_by_axis=tuple(tuple(c.tolist()) for c in self.axis_counts),
+            mismatch_counts_by_axis=self.profile.counts_by_axis(),
         )
 
     def _index(self, flat: int) -> tuple[int, ...] | None:
@@ -621,14 +622,98 @@ class _Scan:
         return tuple(int(i) for i in np.unravel_index(flat, self.shape))
 
 
+class _AxisProfile:
+    """Mismatches at each index along each axis, accumulated chunk by chunk.
+
+    Along an axis of stride `s` (elements between consecutive indices) and length `d`, the
+    flat positions of a chunk fall into runs of `s` positions sharing one index, and the runs
+    take consecutive indices modulo `d`. A chunk's counts per run are folded onto the axis.
+    """
+
+    def __init__(self, shape: tuple[int, ...], chunk_size: int):
+        self.shape = shape
+        self.strides = [math.prod(shape[axis + 1:]) for axis in range(len(shape))]
+        self.counts = [np.zeros(length, dtype=np.int64) for length in shape]
+        # Run sums of a dense mask are matrix-vector products (BLAS), far faster than
+        # NumPy's reductions over short axes; float32 counts exactly up to 2^24.
+        weight = np.float32 if chunk_size <= 1 << 24 else np.float64
+        self._weights = np.empty(chunk_size, dtype=weight)
+        self._ones = np.ones(chunk_size, dtype=weight)
+        self._scatter = np.empty(chunk_size, dtype=bool)
+
+    def add_positions(self, positions: np.ndarray, offset: int, n_chunk: int) -> None:
+        """Add sorted flat positions, all within the chunk `offset .. offset + n_chunk - 1`."""
+        if not self.shape:
+            return
+        if positions.size * _MASKED_PROFILE >= n_chunk:
+            mask = self._scatter[:n_chunk]
+            mask.fill(False)
+            mask[positions - offset] = True
+            self.add_mask(mask, offset)
+            return
+        for counts, along in zip(self.counts, np.unravel_index(positions, self.shape)):
+            if counts.size <= _SHORT_AXIS:
+                counts += np.bincount(along, minlength=counts.size)
+            else:  # bin over the span hit: a chunk covers few indices of the leading axes
+                low = int(along.min())
+                binned = np.bincount(along - low)
+                counts[low:low + binned.size] += binned
+
+    def add_mask(self, mask: np.ndarray, offset: int) -> None:
+        """Add a mask over the flat positions `offset .. offset + mask.size - 1`."""
+        if not self.shape:
+            return
+        n = mask.size
+        weights = self._weights[:n]
+        np.copyto(weights, mask)
+        for counts, stride in zip(self.counts, self.strides):
+            if stride == 1:
+                runs = weights
+            else:
+                head = min(-offset % stride, n)  # the part of a run begun before this chunk
+                whole = (n - head) // stride
+                tail = head + whole * stride
+                parts = []
+                if head:
+                    parts.append(weights[:head].sum(keepdims=True))
+                if whole:
+                    parts.append(weights[head:tail].reshape(whole, stride) @ self._ones[:stride])
+                if tail < n:
+                    parts.append(weights[tail:].sum(keepdims=True))
+                runs = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            self._fold(counts, runs, offset // stride % counts.size)
+
+    def _fold(self, counts: np.ndarray, runs: np.ndarray, first: int) -> None:
+        """counts[(first + i) % len(counts)] += runs[i]."""
+        length = counts.size
+        if first + runs.size <= length:
+            counts[first:first + runs.size] += runs.astype(np.int64)
+            return
+        split = length - first
+        counts[first:] += runs[:split].astype(np.int64)
+        rest = runs[split:]
+        rows = rest.size // length
+        if rows:
+            counts += (self._ones[:rows] @ rest[:rows * length].reshape(rows, length)).astype(
+                np.int64)
+        left = rest.size - rows * length
+        counts[:left] += rest[rows * length:].astype(np.int64)
+
+    def counts_by_axis(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(counts.tolist()) for counts in self.counts)
+
+
 def _position(where: int | np.ndarray, i: int) -> int:
     return where + i if isinstance(where, int) else int(where[i])
 
 
-def _float_kind(dtype: np.dtype) -> str:
-    """'float' where a plain sum detects NaN/Inf quickly, 'other' for small floats, else 'none'."""
+def _nonfinite_screen(dtype: np.dtype):
+    """A reduction of a chunk that is NaN or infinite if any element is; None for integers.
+
+    It may also overflow on finite values, which only costs an exact check.
+    """
     if dtype.kind == "f" and dtype.itemsize >= 4:
-        return "float"
+        return lambda chunk: np.dot(chunk, chunk)  # BLAS, the fastest reduction measured
     if dtype.kind in "fV":
-        return "other"
-    return "none"
+        return lambda chunk: chunk.sum(dtype=np.float64)
+    return None

@@ -442,8 +442,8 @@ def make_kernel(init: InitializerSpec | str, shape: tuple[int, ...], dtype: str,
 
     keras = import_keras()
     try:
-        drawn = keras.ops.convert_to_numpy(spec.keras(int(seed))(shape, dtype=dtype))
+        drawn = spec.keras(int(seed))(shape, dtype=dtype)
     except Exception as err:  # e.g. orthogonal in bfloat16: TensorFlow's QR has no bfloat16 kernel
         reason = " ".join(str(err).strip().split("\n")[0].split(";")[0].split())[:160]
         raise BadInputError(f"Keras cannot draw {spec} as {dtype}: {type(err).__name__}: {reason}") from None
-    return np.asarray(drawn).astype(target, copy=False)
+    return np.asarray(keras.ops.convert_to_numpy(drawn)).astype(target, copy=False)

@@ -233,8 +233,12 @@ def test_keras_initializer_carries_the_arguments(text, cls, attrs):
         assert getattr(init, key) == value
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
-@pytest.mark.parametrize("name", ["he_normal", "random_uniform", "orthogonal"])
+@pytest.mark.parametrize("name, dtype", [
+    (name, dtype)
+    for name in ("he_normal", "random_uniform", "orthogonal")
+    for dtype in ("float16", "bfloat16", "float32", "float64")
+    if (name, dtype) != ("orthogonal", "bfloat16")  # Keras cannot: see test_make_kernel_rejects_bad_input
+])
 def test_every_dtype_is_drawn_as_keras_draws_it(name, dtype):
     # The Keras and tf.nn backends draw through .keras(seed) in the spec's dtype: the NumPy side
     # must hold the very same numbers.
