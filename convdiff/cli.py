@@ -188,10 +188,12 @@ def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | N
 
 
 def execute_compare(reference: str, candidate: str, fields: dict[str, Any], options: Any):  # noqa: ANN201
+    from convdiff.backends import prepare_frameworks
     from convdiff.runner import SideConfig, run_case
     from convdiff.spec import build_spec
 
     spec = build_spec(fields)
+    prepare_frameworks([reference, candidate])
     return run_case("compare", SideConfig(reference, spec), SideConfig(candidate, spec), options)
 
 
@@ -244,7 +246,9 @@ def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
     explicit = bool(targets)
     loaded = [experiments.resolve(t) for t in targets] if explicit else [
         experiments.load_builtin(n) for n in experiments.builtin_names()]
-    outcomes, skipped = [], []
+    from convdiff.backends import prepare_frameworks
+
+    outcomes, skipped, runnable = [], [], []
     for exp in loaded:
         missing = exp.missing_requirements()
         if missing:
@@ -254,6 +258,11 @@ def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
                 raise BackendUnavailableError(f"experiment '{exp.name}': {'; '.join(missing)}")
             skipped.append((exp.name, "; ".join(missing)))
             continue
+        runnable.append(exp)
+    # Decided once, before any backend imports TensorFlow: TF1 backends need legacy mode process-wide.
+    prepare_frameworks(side.backend for exp in runnable for case in exp.cases
+                       for side in (case.reference, case.candidate))
+    for exp in runnable:
         for case in exp.cases:
             result = run_case(case.name, case.reference, case.candidate, case.options)
             outcomes.append(experiments.CaseOutcome(exp.name, case, result))

@@ -119,7 +119,7 @@ def theoretical(init: InitializerSpec | str, shape: tuple[int, ...]) -> Theoreti
         The law; None only where there is none to test: orthogonal on fewer than 2 dimensions
         (Keras refuses to draw) or with 1-element vectors (every entry is ±gain).
     """
-    spec = parse_initializer(init)
+    spec = parse_initializer(init).resolved("kernel")
     kw = spec.kwargs()
     shape = tuple(int(d) for d in shape)
     fan_in, fan_out = fans(shape)
@@ -427,3 +427,41 @@ def resolution_allowance(values: np.ndarray, dtype: np.dtype, law: Theoretical) 
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class KernelDistribution:
+    """Why two kernels that are not bit-identical differ: a different draw, or a different law."""
+
+    verdict: str
+    """"same distribution, different draws" or "different distributions" (see `compare_draws`)."""
+    reference: DistributionCheck
+    """The reference kernel against its own initializer's law."""
+    candidate: DistributionCheck
+    """The candidate kernel against its own initializer's law."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "reference": self.reference.to_json(), "candidate": self.candidate.to_json()}
+
+
+def kernel_distribution(reference: np.ndarray, candidate: np.ndarray, init_reference: InitializerSpec | str,
+                        init_candidate: InitializerSpec | str, alpha: float = DEFAULT_ALPHA) -> KernelDistribution | None:
+    """The distribution diagnosis of two kernels, or None when they are identical or not comparable.
+
+    Args:
+        reference: the reference side's kernel.
+        candidate: the candidate side's kernel.
+        init_reference: the initializer the reference drew with (`default` means the framework's).
+        init_candidate: the candidate's initializer.
+        alpha: significance level of the tests.
+    """
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    if reference.size == 0 or candidate.size == 0:
+        return None
+    ref_init = parse_initializer(init_reference).resolved("kernel")
+    cand_init = parse_initializer(init_candidate).resolved("kernel")
+    verdict = compare_draws(reference, candidate, ref_init, cand_init, alpha)
+    if verdict == IDENTICAL:
+        return None
+    return KernelDistribution(verdict, check_distribution(reference, ref_init, alpha),
+                              check_distribution(candidate, cand_init, alpha))

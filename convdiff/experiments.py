@@ -19,9 +19,10 @@ from convdiff.runner import CaseOptions, CaseResult, SideConfig
 from convdiff.spec import FIELD_PARSERS, build_spec, parse_fields
 
 CASE_KEYS = {"name", "description", "reference", "candidate", "expect", "expect_kernels",
-             "atol", "rtol", "shared_kernel", "top", "equal_nan"}
+             "atol", "rtol", "shared_kernel", "top", "equal_nan", "expect_distribution"}
 TOP_KEYS = {"name", "title", "description", "spec", "case"}
 EXPECT_KERNELS = ("identical", "different")
+EXPECT_DISTRIBUTION = ("same distribution, different draws", "different distributions")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Case:
     expect_kernels: str | None
     options: CaseOptions
     description: str = ""
+    expect_distribution: str | None = None
+    """When the kernels differ: the expected `kernel_distribution` verdict."""
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,24 @@ class CaseOutcome:
         return self.result.kernels_identical == (self.case.expect_kernels == "identical")
 
     @property
+    def distribution_as_expected(self) -> bool:
+        if self.case.expect_distribution is None:
+            return True
+        found = self.result.kernel_distribution
+        return found is not None and found.verdict == self.case.expect_distribution
+
+    @property
     def as_expected(self) -> bool:
-        return self.result.output.verdict is self.case.expect and self.kernels_as_expected
+        return (self.result.output.verdict is self.case.expect and self.kernels_as_expected
+                and self.distribution_as_expected)
 
     @property
     def expected(self) -> str:
         text = self.case.expect.value
         if self.case.expect_kernels:
             text += f", kernels {self.case.expect_kernels}"
+        if self.case.expect_distribution:
+            text += f", {self.case.expect_distribution.split(',')[0]}"
         return text
 
 
@@ -157,6 +170,9 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str) -> Case
     expect_kernels = _get(raw, "expect_kernels", str, where, default=None)
     if expect_kernels is not None and expect_kernels not in EXPECT_KERNELS:
         raise BadInputError(f"{where}: expect_kernels must be one of {', '.join(EXPECT_KERNELS)}")
+    expect_distribution = _get(raw, "expect_distribution", str, where, default=None)
+    if expect_distribution is not None and expect_distribution not in EXPECT_DISTRIBUTION:
+        raise BadInputError(f"{where}: expect_distribution must be one of {', '.join(map(repr, EXPECT_DISTRIBUTION))}")
     atol, rtol = raw.get("atol"), raw.get("rtol")
     if (atol is None) != (rtol is None):
         raise BadInputError(f"{where}: give atol and rtol together, or neither")
@@ -171,7 +187,7 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str) -> Case
                           top_k=_get(raw, "top", int, where, default=10),
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))
     return Case(name, reference, candidate, expect, expect_kernels, options,
-                _get(raw, "description", str, where, default=""))
+                _get(raw, "description", str, where, default=""), expect_distribution)
 
 
 def _parse_side(raw: Any, shared: dict[str, Any], where: str) -> SideConfig:

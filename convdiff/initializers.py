@@ -119,8 +119,15 @@ _KINDS: dict[str, _Kind] = {
                _Param("mode", "fan_in", choices=("fan_in", "fan_out", "fan_avg")),
                _Param("distribution", "truncated_normal",
                       choices=("truncated_normal", "untruncated_normal", "uniform")))),
+        _Kind("default", "GlorotUniform",
+              "the framework's own default: pass no initializer to Keras / TF1 layers / get_variable; "
+              "numpy and nn use glorot_uniform (kernel) and zeros (bias)"),
     )
 }
+
+# What `default` stands for where a backend must draw something itself (numpy, nn, the distribution
+# check): Keras' and the TF1 layers' defaults, which `convdiff defaults` confirms live.
+FRAMEWORK_DEFAULTS = {"kernel": "glorot_uniform", "bias": "zeros"}
 
 # alias -> canonical name. `xavier` also takes uniform=True/False (tf.contrib's xavier_initializer).
 _ALIASES = {"xavier": "glorot_uniform", "xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal"}
@@ -189,6 +196,15 @@ class InitializerSpec:
     def kwargs(self) -> dict[str, ArgValue]:
         return dict(self.args)
 
+    @property
+    def is_default(self) -> bool:
+        """`default`: the backend passes no initializer and the framework picks its own."""
+        return self.name == "default"
+
+    def resolved(self, role: str = "kernel") -> InitializerSpec:
+        """This spec, with `default` replaced by what it stands for in `role` ("kernel" or "bias")."""
+        return InitializerSpec(FRAMEWORK_DEFAULTS[role]) if self.is_default else self
+
     def constant_value(self) -> float | None:
         """The single value a non-random initializer fills with; None for a random one."""
         if self.name == "ones":
@@ -207,6 +223,8 @@ class InitializerSpec:
                 the same instance twice gives the same values); None for a fresh random seed.
                 Ignored by ones, zeros and constant.
         """
+        if self.is_default:
+            return self.resolved("kernel").keras(seed)
         from convdiff.tfsetup import import_keras
 
         keras = import_keras()
@@ -228,6 +246,8 @@ class InitializerSpec:
         """
         from convdiff.tfsetup import import_tensorflow
 
+        if self.is_default:
+            return self.resolved("kernel").tf1(seed)
         v1 = import_tensorflow().compat.v1
         kw = self.kwargs()
         name = self.name

@@ -68,7 +68,8 @@ def verdict_line(case: CaseResult) -> str:
                 f"({100 * out.mismatch_fraction:.3g}%), max abs diff {fmt(out.max_abs_diff)} at "
                 f"{fmt_index(out.max_abs_diff_index)}")
     if not case.kernels_identical:
-        text += f"; weights differ before convolution ({kernel_difference(case.kernels)})"
+        text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
+        text += f": {case.kernel_distribution.verdict})" if case.kernel_distribution is not None else ")"
     return text
 
 
@@ -120,6 +121,8 @@ def case_to_json(case: CaseResult, environment: dict[str, Any]) -> dict[str, Any
             "total": case.kernels.total,
         },
     }
+    doc["kernel_distribution"] = (case.kernel_distribution.to_json()
+                                  if case.kernel_distribution is not None else None)
     doc.update(out)
     doc["spec"] = case.reference_config.spec.to_json()
     doc["environment"] = environment
@@ -175,7 +178,17 @@ def render_kernels(case: CaseResult) -> Table:
         "each side initialized its own kernel")
     style = "green" if case.kernels_identical else "bold yellow"
     table.add_row("kernels", f"[{style}]{kernel_difference(case.kernels)}[/]", source)
+    dist = case.kernel_distribution
+    if dist is not None:
+        table.add_row("KS p-value", _ks_cell(dist.reference), _ks_cell(dist.candidate))
+        table.add_row("distribution", f"[{style}]{dist.verdict}[/]", "")
     return table
+
+
+def _ks_cell(check: Any) -> str:
+    if check.ks_pvalue is None:
+        return "consistent" if check.consistent else "inconsistent"
+    return f"{check.ks_pvalue:.3g} vs {check.initializer} ({'consistent' if check.consistent else 'inconsistent'})"
 
 
 def _theory_line(case: CaseResult) -> str | None:

@@ -7,6 +7,7 @@ before the convolution" is a different finding from "the convolutions differ".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from convdiff.compare import Comparison, Tolerance, compare_arrays, default_tole
 from convdiff.dtypes import lower_precision
 from convdiff.inputs import make_input
 from convdiff.spec import ConvSpec
+
+if TYPE_CHECKING:
+    from convdiff.distribution import KernelDistribution
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class CaseResult:
     output: Comparison
     """Comparison of the outputs under `output.tolerance`."""
     options: CaseOptions = field(default_factory=CaseOptions)
+    kernel_distribution: KernelDistribution | None = None
+    """When the kernels are not bit-identical: same law with different draws, or different laws."""
 
     @property
     def kernels_identical(self) -> bool:
@@ -84,7 +90,13 @@ def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: 
     tolerance = options.tolerance or default_tolerance(ref.compute_dtype, cand.compute_dtype)
     output = compare_arrays(ref.output, cand.output, tolerance=tolerance, top_k=options.top_k,
                             equal_nan=options.equal_nan)
-    return CaseResult(name, reference, candidate, ref, cand, kernels, output, options)
+    distribution = None
+    if kernels.verdict.value != "identical":
+        from convdiff.distribution import kernel_distribution
+
+        distribution = kernel_distribution(ref.kernel, cand.kernel, reference.spec.initializer,
+                                           candidate.spec.initializer)
+    return CaseResult(name, reference, candidate, ref, cand, kernels, output, options, distribution)
 
 
 def run_case(name: str, reference: SideConfig, candidate: SideConfig, options: CaseOptions = CaseOptions()) -> CaseResult:

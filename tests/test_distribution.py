@@ -40,7 +40,8 @@ def test_the_list_covers_every_random_initializer():
     canonical = {parse_initializer(n).name for n in RANDOM}
     assert canonical == {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
                          "lecun_normal", "random_uniform", "random_normal", "truncated_normal", "orthogonal",
-                         "variance_scaling"}
+                         "variance_scaling",
+                         "default"}  # the framework default: checked as the glorot_uniform it stands for
 
 
 # --- fans ----------------------------------------------------------------------------------------

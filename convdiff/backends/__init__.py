@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from convdiff.backends.base import Backend, BackendRefusedError, SideResult, Weights
@@ -19,10 +20,14 @@ class BackendInfo:
     summary: str
     requires: tuple[str, ...] = ()
     install_hint: str = ""
+    needs_legacy: bool = False
+    """Needs TF_USE_LEGACY_KERAS=1 before TensorFlow's first import (the TF1 layers); see prepare_frameworks."""
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
+
+LEGACY_HINT = "pip install 'convdiff[legacy]'"
 
 REGISTRY: dict[str, BackendInfo] = {
     info.name: info
@@ -35,6 +40,12 @@ REGISTRY: dict[str, BackendInfo] = {
                     "keras.layers.Conv2D(kernel_initializer=...) in a keras.Model, run through predict()"),
         BackendInfo("keras-call", "convdiff.backends.keras_layer:KerasCallBackend",
                     "keras.layers.Conv2D called directly on a tensor (no Model.predict)"),
+        BackendInfo("v1-nn", "convdiff.backends.tf1:V1NnBackend",
+                    "TF1 graph mode: tf.compat.v1.get_variable + tf.nn.conv2d + bias_add, graph-level seed",
+                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True),
+        BackendInfo("v1-layers", "convdiff.backends.tf1:V1LayersBackend",
+                    "TF1 graph mode: tf.compat.v1.layers.conv2d, graph-level seed",
+                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True),
     )
 }
 
@@ -50,6 +61,20 @@ def backend_info(name: str) -> BackendInfo:
         raise BadInputError(f"unknown backend '{name}' (choose from {', '.join(REGISTRY)})") from None
 
 
+def prepare_frameworks(names: Iterable[str]) -> None:
+    """Import TensorFlow the way every backend in `names` needs it, before any of them runs.
+
+    TF_USE_LEGACY_KERAS is read once, at TensorFlow's first import: if any requested backend is a
+    TF1 one (and can run here), the whole process imports TensorFlow in legacy mode. The Keras 3
+    backends are unaffected by it (`import keras` stays Keras 3; only `tf.keras` becomes tf-keras).
+    Backends whose requirements are missing are left to `get_backend`, which says what to install.
+    """
+    if any(backend_info(n).needs_legacy and not backend_info(n).missing() for n in names):
+        from convdiff.tfsetup import import_tensorflow
+
+        import_tensorflow(legacy=True)
+
+
 def get_backend(name: str) -> Backend:
     """Instantiate a backend, or raise BackendUnavailableError (exit 3) naming the extra to install."""
     info = backend_info(name)
@@ -57,9 +82,12 @@ def get_backend(name: str) -> Backend:
     if missing:
         raise BackendUnavailableError(
             f"backend '{name}' needs {', '.join(missing)}, which is not installed: {info.install_hint}")
+    if info.needs_legacy:
+        prepare_frameworks([name])  # raises (exit 3) when TF was already imported without legacy
     module_name, cls_name = info.target.split(":")
     return getattr(importlib.import_module(module_name), cls_name)()
 
 
 __all__ = ["REGISTRY", "Backend", "BackendInfo", "BackendRefusedError", "SideResult", "Weights",
-           "backend_info", "backend_names", "get_backend"]
+           "backend_info", "backend_names", "get_backend",
+           "prepare_frameworks"]

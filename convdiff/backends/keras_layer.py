@@ -34,11 +34,17 @@ class KerasPredictBackend:
             # Conv2D only knows same/valid: explicit pads are a ZeroPadding2D in front, as users write it.
             pre = keras.layers.ZeroPadding2D(spec.padding.pads, dtype=spec.dtype)
             padding = "valid"
+        # `default` passes nothing, so the layer's own default initializer (unseeded) is what runs.
+        inits = {key: parse_initializer(text) for key, text in
+                 (("kernel_initializer", spec.initializer), ("bias_initializer", spec.bias_initializer))}
+        if any(init.is_default for init in inits.values()):
+            # The default initializers are unseeded and draw from Keras' global seed generator:
+            # seeding it keeps a run reproducible without changing which initializer runs.
+            keras.utils.set_random_seed(spec.seed)
         layer = keras.layers.Conv2D(
             spec.filters, spec.kernel_size, strides=spec.strides, padding=padding,
             dilation_rate=spec.dilation, use_bias=spec.use_bias,
-            kernel_initializer=parse_initializer(spec.initializer).keras(spec.seed),
-            bias_initializer=parse_initializer(spec.bias_initializer).keras(spec.seed),
+            **{key: init.keras(spec.seed) for key, init in inits.items() if not init.is_default},
             dtype=spec.dtype)
         notes = []
         if self.call_directly:

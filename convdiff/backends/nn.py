@@ -28,9 +28,9 @@ class NnBackend:
         tf = import_tensorflow()
         start = time.perf_counter()
         if weights is None:
-            kernel = tf.Variable(parse_initializer(spec.initializer).keras(spec.seed)(spec.kernel_shape, dtype=spec.dtype),
+            kernel = tf.Variable(parse_initializer(spec.initializer).resolved("kernel").keras(spec.seed)(spec.kernel_shape, dtype=spec.dtype),
                                  name="kernel")
-            bias = (tf.Variable(parse_initializer(spec.bias_initializer).keras(spec.seed)((spec.filters,), dtype=spec.dtype),
+            bias = (tf.Variable(parse_initializer(spec.bias_initializer).resolved("bias").keras(spec.seed)((spec.filters,), dtype=spec.dtype),
                                 name="bias") if spec.use_bias else None)
         else:
             kernel = tf.Variable(tf.constant(weights.kernel, dtype=spec.dtype), name="kernel")

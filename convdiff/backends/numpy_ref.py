@@ -60,14 +60,16 @@ class NumpyBackend:
     install_hint = ""
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.initializers import make_kernel
+        from convdiff.initializers import make_kernel, parse_initializer
 
         start = time.perf_counter()
         if weights is None:
             # Drawn in the spec's variable dtype, as the TF sides draw theirs, so that only the
             # arithmetic of the convolution differs.
-            kernel = make_kernel(spec.initializer, spec.kernel_shape, spec.dtype, spec.seed)
-            bias = make_kernel(spec.bias_initializer, (spec.filters,), spec.dtype, spec.seed) if spec.use_bias else None
+            kernel = make_kernel(parse_initializer(spec.initializer).resolved("kernel"), spec.kernel_shape,
+                                 spec.dtype, spec.seed)
+            bias = (make_kernel(parse_initializer(spec.bias_initializer).resolved("bias"), (spec.filters,),
+                                spec.dtype, spec.seed) if spec.use_bias else None)
         else:
             kernel, bias = weights.kernel, (weights.bias if spec.use_bias else None)
         out = conv2d_nhwc(x, kernel, spec.strides, spec.pads, spec.dilation, bias)

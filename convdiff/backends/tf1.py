@@ -1,0 +1,138 @@
+"""The TF1 ways of building a convolution, in graph mode: `get_variable` + `tf.nn.conv2d`, and
+`tf.compat.v1.layers.conv2d`.
+
+Seeds follow TF1 as users had it: `tf.compat.v1.set_random_seed(spec.seed)` sets the graph-level
+seed and the initializers get `seed=None`, so every random op takes its op seed from the graph.
+In TensorFlow 2 (tensorflow/python/framework/random_seed.py, `get_seed`) that op seed is a per-graph
+counter of seedless random ops (0, 1, 2, ...), not the op's id: two fresh graphs that create the
+kernel as their first seedless random op draw the same numbers, however many other ops (a
+placeholder, name scopes) came before. Both backends create the kernel first, then the bias.
+
+Variables are read through the variable objects (`session.run(variable)`): in TF2 graph mode a
+variable fetched by tensor name is a resource handle, not its value.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from convdiff.backends.base import SideResult, Weights
+from convdiff.backends.tf_common import refuse_strided_dilation, run_framework, tf_padding
+from convdiff.spec import ConvSpec, PaddingMode
+
+
+class _V1Backend:
+    name = ""
+    summary = ""
+    requires: tuple[str, ...] = ("tf_keras",)
+    install_hint = "pip install 'convdiff[legacy]'"
+
+    def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        refuse_strided_dilation(spec, self.name)
+        return run_framework(self.name, lambda: self._run(spec, x, weights))
+
+    def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        from convdiff.tfsetup import import_tensorflow
+
+        tf = import_tensorflow(legacy=True)
+        v1 = tf.compat.v1
+        start = time.perf_counter()
+        graph = tf.Graph()
+        notes: list[str] = []
+        with graph.as_default():
+            v1.set_random_seed(spec.seed)
+            output, kernel, bias, compute_dtype = self._build(tf, spec, x, notes)
+            # Assign ops are built before the session runs: the variable objects, not tensor names.
+            assigns = []
+            if weights is not None:
+                assigns.append(kernel.assign(tf.constant(weights.kernel, dtype=kernel.dtype.base_dtype)))
+                if bias is not None and weights.bias is not None:
+                    assigns.append(bias.assign(tf.constant(weights.bias, dtype=bias.dtype.base_dtype)))
+            init = v1.global_variables_initializer()
+        with v1.Session(graph=graph) as session:
+            session.run(init)
+            if assigns:
+                session.run(assigns)
+            fetches = {"output": output, "kernel": kernel}
+            if bias is not None:
+                fetches["bias"] = bias
+            values = session.run(fetches, feed_dict={self._input: x.astype(self._input_dtype, copy=False)})
+        return SideResult(self.name, np.asarray(values["output"]), np.asarray(values["kernel"]),
+                          np.asarray(values["bias"]) if bias is not None else None,
+                          compute_dtype=compute_dtype, notes=tuple(notes), seconds=time.perf_counter() - start)
+
+    def _build(self, tf: Any, spec: ConvSpec, x: np.ndarray, notes: list[str]) -> tuple[Any, Any, Any, str]:
+        raise NotImplementedError
+
+
+def _tf1_initializer(text: str, role: str) -> Any:
+    """The TF1 initializer for `text`, or None for `default` (let the API pick its own)."""
+    from convdiff.initializers import parse_initializer
+
+    init = parse_initializer(text)
+    if init.is_default:
+        return None
+    return init.tf1(None)  # op seed from the graph-level seed, as TF1 users wrote it
+
+
+class V1NnBackend(_V1Backend):
+    name = "v1-nn"
+    summary = "tf.compat.v1.get_variable + tf.nn.conv2d + bias_add in graph mode"
+
+    def _build(self, tf, spec, x, notes):  # noqa: ANN001, ANN202
+        v1 = tf.compat.v1
+        # tf.nn.conv2d takes its dtype from its input, as in the eager `nn` backend.
+        self._input_dtype = x.dtype
+        self._input = v1.placeholder(tf.as_dtype(x.dtype), shape=x.shape, name="input")
+        with v1.variable_scope("conv2d"):
+            kernel = v1.get_variable("kernel", shape=spec.kernel_shape, dtype=spec.dtype,
+                                     initializer=_tf1_initializer(spec.initializer, "kernel"))
+            bias = (v1.get_variable("bias", shape=(spec.filters,), dtype=spec.dtype,
+                                    initializer=_tf1_initializer(spec.bias_initializer, "bias"))
+                    if spec.use_bias else None)
+        filt, b = kernel, bias
+        if self._input.dtype != kernel.dtype.base_dtype:
+            notes.append(f"input is {x.dtype}: tf.nn.conv2d computes in {x.dtype} (filter converted from {spec.dtype})")
+            filt = tf.cast(kernel, self._input.dtype)
+            b = tf.cast(bias, self._input.dtype) if bias is not None else None
+        y = tf.nn.conv2d(self._input, filt, strides=[1, *spec.strides, 1], padding=tf_padding(spec),
+                         dilations=[1, *spec.dilation, 1])
+        if b is not None:
+            y = tf.nn.bias_add(y, b)
+        return y, kernel, bias, self._input.dtype.name
+
+
+class V1LayersBackend(_V1Backend):
+    name = "v1-layers"
+    summary = "tf.compat.v1.layers.conv2d in graph mode"
+
+    def _build(self, tf, spec, x, notes):  # noqa: ANN001, ANN202
+        v1 = tf.compat.v1
+        # A TF1 layer takes its variables' dtype from its input: feed the input in the spec's dtype.
+        self._input_dtype = np.dtype(x.dtype) if spec.dtype == x.dtype.name else spec.dtype
+        if str(self._input_dtype) != str(x.dtype):
+            notes.append(f"input is {x.dtype}: fed to the layer as {spec.dtype} (a TF1 layer takes its dtype from its input)")
+        self._input = v1.placeholder(tf.as_dtype(spec.dtype), shape=x.shape, name="input")
+        inputs, padding = self._input, spec.padding.mode.value
+        if spec.padding.mode is PaddingMode.EXPLICIT:
+            # conv2d only knows same/valid: explicit pads are a tf.pad in front, as users wrote it.
+            (t, b), (l, r) = spec.padding.pads
+            inputs, padding = tf.pad(inputs, [[0, 0], [t, b], [l, r], [0, 0]]), "valid"
+        kwargs = {}
+        kernel_init = _tf1_initializer(spec.initializer, "kernel")
+        bias_init = _tf1_initializer(spec.bias_initializer, "bias")
+        if kernel_init is not None:
+            kwargs["kernel_initializer"] = kernel_init
+        if bias_init is not None:
+            kwargs["bias_initializer"] = bias_init
+        with warnings.catch_warnings():
+            # Its deprecation notice is the point of this backend, not news to the user.
+            warnings.filterwarnings("ignore", message=r"`tf.layers.conv2d` is deprecated", category=UserWarning)
+            y = v1.layers.conv2d(inputs, spec.filters, spec.kernel_size, strides=spec.strides, padding=padding,
+                                 dilation_rate=spec.dilation, use_bias=spec.use_bias, name="conv2d", **kwargs)
+        by_name = {v.op.name.split("/")[-1]: v for v in v1.global_variables()}
+        return y, by_name["kernel"], by_name.get("bias") if spec.use_bias else None, spec.dtype
