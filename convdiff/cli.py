@@ -269,6 +269,68 @@ def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
     return outcomes, skipped
 
 
+# --- propagate -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--init", "--initializer", "initializer", default="truncated_normal(stddev=0.1)", show_default=True,
+              metavar="INIT", help="Kernel initializer of every layer.")
+@click.option("--depth", type=click.IntRange(1, 5000), default=30, show_default=True, help="Number of conv+ReLU layers.")
+@click.option("--kernel-size", type=click.IntRange(1, 64), default=5, show_default=True, help="Square kernel size K.")
+@click.option("--channels", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="Channels of every layer (fan_in = K*K*channels).")
+@click.option("--shape", default="1,32,32", show_default=True, metavar="N,H,W",
+              help="Input batch and spatial size; its channels are --channels.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=42, show_default=True,
+              help="Seeds the N(0,1) input and the kernels (layer l uses seed + l).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE.png",
+              help="Also write a PNG line plot of log10 activation std per layer.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for people, json for machines.")
+def propagate(initializer: str, depth: int, kernel_size: int, channels: int, shape: str, seed: int,
+              plot_path: str | None, fmt: str) -> None:
+    """Push a seeded input through a deep conv+ReLU stack: does the initializer explode or vanish?
+
+    Glorot uniform and He normal run alongside as references. A report, not a check: exits 0
+    (2 on bad input).
+    """
+    from convdiff import report
+    from convdiff.initializers import parse_initializer
+    from convdiff.spec import parse_ints
+
+    init = parse_initializer(initializer)
+    hw = parse_ints(shape, "input shape")
+    if len(hw) == 4:
+        if hw[3] != channels:
+            raise click.BadParameter(f"the shape's channels ({hw[3]}) must equal --channels ({channels})",
+                                     param_hint="--shape")
+        hw = hw[:3]
+    if len(hw) != 3:
+        raise click.BadParameter(f"expected N,H,W, got {shape!r}", param_hint="--shape")
+    result = execute_propagate(init, depth, kernel_size, channels, hw, seed, plot_path)
+    doc = {"schema": report.SCHEMA_VERSION, **result.to_json(), "plot": plot_path}
+    Output(fmt).show(report.render_propagation(result, plot_path), doc)
+    sys.exit(EXIT_OK)
+
+
+def execute_propagate(init: Any, depth: int, kernel_size: int, channels: int, hw: tuple[int, ...], seed: int,
+                      plot_path: str | None):  # noqa: ANN201
+    from convdiff.propagate import run_propagation
+
+    result = run_propagation(init, depth, kernel_size, channels, tuple(hw), seed)
+    if plot_path:
+        from convdiff.errors import BadInputError
+        from convdiff.plot import encode_png, log_line_plot
+
+        image = log_line_plot([[s.activation_std for s in series.layers] for series in result.series])
+        try:
+            with open(plot_path, "wb") as handle:
+                handle.write(encode_png(image))
+        except OSError as exc:
+            raise BadInputError(f"cannot write plot '{plot_path}': {exc.strerror}") from None
+    return result
+
+
 # --- list ----------------------------------------------------------------------------------------
 
 

@@ -290,3 +290,47 @@ def key_figures(case: CaseResult) -> str:
         return f"shapes {fmt_shape(o.reference_shape)} vs {fmt_shape(o.candidate_shape)}"
     kern = "" if case.kernels_identical else ", kernels differ"
     return f"{dtypes}, max abs {fmt(o.max_abs_diff)}, sum abs {fmt(o.sum_abs_diff)}{kern}"
+
+
+# --- propagate -----------------------------------------------------------------------------------
+
+
+def render_propagation(result: Any, plot_path: str | None = None) -> RenderableType:
+    """Per-layer activation std of the candidate initializer next to the Glorot and He references."""
+    from convdiff.plot import COLOUR_NAMES
+
+    cand, *refs = result.series
+    table = Table(title=f"Activation std through {result.depth} conv+ReLU layers "
+                        f"({result.kernel_size}x{result.kernel_size}, {result.channels} channels, fan_in "
+                        f"{result.fan_in}, float32, input std {fmt(result.input_std)})", title_justify="left")
+    table.add_column("layer", justify="right")
+    table.add_column(f"{cand.initializer}", justify="right")
+    table.add_column("grad std", justify="right")
+    table.add_column("")
+    for ref in refs:
+        table.add_column(ref.initializer, justify="right")
+        table.add_column("")
+    for i, layer in enumerate(cand.layers):
+        row = [str(layer.layer), fmt(layer.activation_std), fmt(layer.gradient_std), _flag_cell(layer.flag)]
+        for ref in refs:
+            row += [fmt(ref.layers[i].activation_std), _flag_cell(ref.layers[i].flag)]
+        table.add_row(*row)
+    parts: list[RenderableType] = [table]
+    for s in result.series:
+        first, nonfinite = s.first_flag, s.first_nonfinite
+        text = (f"{s.initializer}: growth per layer {fmt(s.measured_growth)} measured, "
+                f"{fmt(s.expected_growth)} expected (sqrt(fan_in * E[w^2] / 2))")
+        if first is not None:
+            text += f"; {first.flag} from layer {first.layer}"
+        if nonfinite is not None and nonfinite is not first:
+            text += f"; {nonfinite.flag} from layer {nonfinite.layer}"
+        style = "bold red" if first is not None else "green"
+        parts.append(Text(text, style=style))
+    if plot_path:
+        colours = ", ".join(f"{c} = {s.initializer}" for c, s in zip(COLOUR_NAMES, result.series))
+        parts.append(Text(f"plot written to {plot_path} (log10 activation std per layer; {colours})", style="dim"))
+    return Group(*parts)
+
+
+def _flag_cell(flag: str) -> str:
+    return f"[bold red]{flag}[/]" if flag else ""
