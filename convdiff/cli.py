@@ -331,6 +331,27 @@ def execute_propagate(init: Any, depth: int, kernel_size: int, channels: int, hw
     return result
 
 
+# --- defaults ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=42, show_default=True,
+              help="Seeds the draws (the default initializers themselves are unseeded).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for people, json for machines.")
+def defaults(seed: int, fmt: str) -> None:
+    """Show the default kernel and bias initializers of Keras and the TF1 APIs, asked live and confirmed by a draw.
+
+    Exits 0 when every drawn weight follows the initializer its API declares, 1 otherwise.
+    """
+    from convdiff import report
+    from convdiff.defaults import collect_defaults
+
+    result = collect_defaults(seed)
+    Output(fmt).show(report.render_defaults(result), {"schema": report.SCHEMA_VERSION, **result.to_json()})
+    sys.exit(EXIT_OK if all(r.confirmed for r in result.rows) else EXIT_MISMATCH)
+
+
 # --- list ----------------------------------------------------------------------------------------
 
 

@@ -334,3 +334,22 @@ def render_propagation(result: Any, plot_path: str | None = None) -> RenderableT
 
 def _flag_cell(flag: str) -> str:
     return f"[bold red]{flag}[/]" if flag else ""
+
+
+# --- defaults ------------------------------------------------------------------------------------
+
+
+def render_defaults(result: Any) -> RenderableType:
+    """One row per API and weight: what the framework attaches, and whether a real draw follows it."""
+    table = Table(title="Default initializers (none given; asked live, confirmed by a draw)", title_justify="left")
+    for col in ("api", "weight", "framework attaches", "initializer", "drawn", "std", "max", "KS p", "confirmed"):
+        table.add_column(col, no_wrap=True, min_width=26 if col == "api" else None)
+    for r in result.rows:
+        c = r.check
+        ok = "[green]yes[/]" if r.confirmed else "[bold red]no[/]"
+        table.add_row(r.api, r.weight, r.declared.split("(")[0], r.initializer or "-", fmt_shape(r.shape),
+                      *(fmt(getattr(c, k)) if c is not None else "-" for k in ("std", "max", "ks_pvalue")), ok)
+    parts: list[RenderableType] = [table]
+    for api, why in result.unavailable:
+        parts.append(Text(f"skipped {api}: {why}", style="yellow"))
+    return Group(*parts)
