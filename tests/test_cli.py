@@ -71,7 +71,8 @@ def test_run_file_with_unexpected_result_exits_1(cli_runner, tmp_path):
 def test_list(cli_runner):
     result = invoke(cli_runner, ["list"])
     assert result.exit_code == 0
-    for name in ("numpy", "nn", "keras", "glorot_uniform", "ones-filter", "xavier-kernel"):
+    for name in ("numpy", "nn", "keras", "v1-nn", "v1-layers", "glorot_uniform", "default", "ones-filter",
+                 "xavier-kernel", "xavier-kernel-v1", "default-initializer"):
         assert name in result.output
 
 
