@@ -267,9 +267,12 @@ class SummaryRow:
 
 def render_summary(rows: Sequence[SummaryRow], skipped: Sequence[tuple[str, str]] = ()) -> RenderableType:
     table = Table(title="convdiff run", title_justify="left")
-    for col in ("experiment", "case", "expected", "got", ""):
-        table.add_column(col, no_wrap=True)
-    table.add_column("key figures")
+    table.add_column("experiment", ratio=2)
+    table.add_column("case", ratio=3)
+    table.add_column("expected", ratio=3)
+    table.add_column("got", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("key figures", ratio=4)
     for row in rows:
         mark = "[green]ok[/]" if row.as_expected else "[bold red]UNEXPECTED[/]"
         table.add_row(row.experiment, row.case, row.expected, row.got, mark, row.figures)
