@@ -35,6 +35,11 @@ REGISTRY: dict[str, BackendInfo] = {
                     "keras.layers.Conv2D(kernel_initializer=...) in a keras.Model, run through predict()"),
         BackendInfo("keras-call", "convdiff.backends.keras_layer:KerasCallBackend",
                     "keras.layers.Conv2D called directly on a tensor (no Model.predict)"),
+        BackendInfo("caffe", "convdiff.backends.caffe:CaffeBackend",
+                    "Caffe's Convolution layer in NumPy: NCHW/OIHW, symmetric pad (pad_h, pad_w), floor output size"),
+        BackendInfo("torch", "convdiff.backends.torch_conv:TorchBackend",
+                    "torch.nn.functional.conv2d (NCHW/OIHW), PyTorch's own padding rules",
+                    ("torch",), "pip install 'convdiff[torch]'"),
     )
 }
 
