@@ -52,7 +52,7 @@ class Conversion:
             return f"{self.source} -> {self.target}: none (already {self.target})"
         steps = []
         if self.added:
-            steps.append(f"add {', '.join(self.added)} axis{'es' if len(self.added) > 1 else ''} of size 1")
+            steps.append(f"add {', '.join(self.added)} {'axes' if len(self.added) > 1 else 'axis'} of size 1")
         if self.perm != tuple(range(len(self.perm))):
             steps.append(f"transpose({', '.join(str(p) for p in self.perm)})")
         return f"{self.source} -> {self.target}: {'; '.join(steps)}"
