@@ -21,7 +21,14 @@ class BackendInfo:
     install_hint: str = ""
 
     def missing(self) -> list[str]:
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+        return [m for m in self.requires if not _importable(m)]
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a blocked or broken module counts as missing
+        return False
 
 
 REGISTRY: dict[str, BackendInfo] = {

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from convdiff.backends.base import BackendRefusedError, SideResult, Weights
-from convdiff.errors import BackendFailedError
+from convdiff.errors import BackendFailedError, BackendUnavailableError
 from convdiff.layouts import conversion, from_hwio
 from convdiff.spec import ConvSpec, PaddingMode
 
@@ -26,8 +26,12 @@ class TorchBackend:
     install_hint = "pip install 'convdiff[torch]'"
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        import torch
-        import torch.nn.functional as F  # noqa: N812
+        try:
+            import torch
+            import torch.nn.functional as F  # noqa: N812
+        except ImportError:
+            raise BackendUnavailableError(
+                f"backend 'torch' needs torch, which is not installed: {self.install_hint}") from None
 
         from convdiff.initializers import make_kernel
 
