@@ -217,21 +217,22 @@ def _padding_trials(ctx: _Context, candidate_spec: ConvSpec) -> list[_Trial]:
     (t, b), (l, r) = spec.pads
     (ct, cb), (cl, cr) = candidate_spec.pads
     kh, kw = spec.dilated_kernel
-    options: dict[Pads, str] = {
-        candidate_spec.pads: "the candidate's pads",
-        spec.padding.same().resolve(spec.input_shape[1:3], spec.kernel_size, spec.strides, spec.dilation):
-            "TF SAME (the extra row/column at the bottom/right)",
-        ((b, t), (r, l)): "the reference's pads mirrored (the extra padding on the other side)",
-        ((cb, ct), (cr, cl)): "the candidate's pads mirrored",
-        (((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2): "symmetric pads (k-1)//2",
-        ((kh // 2,) * 2, (kw // 2,) * 2): "symmetric pads k//2",
-        ((0, 0), (0, 0)): "no padding (VALID)",
-    }
-    trials = []
-    for pads, what in options.items():
-        if pads == spec.pads or any(p < 0 for pair in pads for p in pair):
-            continue
+    options: list[tuple[Pads, str]] = [
+        (candidate_spec.pads, "the candidate's pads"),
+        (spec.padding.same().resolve(spec.input_shape[1:3], spec.kernel_size, spec.strides, spec.dilation),
+         "TF SAME (the extra row/column at the bottom/right)"),
+        (((b, t), (r, l)), "the reference's pads mirrored (the extra padding on the other side)"),
+        (((cb, ct), (cr, cl)), "the candidate's pads mirrored"),
+        ((((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2), "symmetric pads (k-1)//2"),
+        (((kh // 2,) * 2, (kw // 2,) * 2), "symmetric pads k//2"),
+        (((0, 0), (0, 0)), "no padding (VALID)"),
+    ]
+    trials, seen = [], {spec.pads}
+    for pads, what in options:
         pads = (tuple(pads[0]), tuple(pads[1]))
+        if pads in seen:
+            continue  # the first (most specific) name of a pad set is kept
+        seen.add(pads)
         trials.append(_Trial(f"recomputed with {_fmt_pads(pads)} ({what})", ctx.diff(ctx.conv(pads=pads))))
     return trials
 
