@@ -1,8 +1,9 @@
 """How fast is `compare_arrays` on two large float32 arrays, against baselines from the same run?
 
-    python benchmarks/bench_compare.py [--mb 256] [--sweep]
+    python benchmarks/bench_compare.py [--mb 256] [--sweep] [--scenarios]
 
-The arrays are NHWC (N, 512, 512, 16) outputs; the candidate is the reference plus small noise on 1% of the elements, so there are mismatches.
+The arrays are NHWC convolution outputs, (N, 512, 512, 16); the candidate is the reference plus
+small noise on 1% of the elements, so there are mismatches.
 Baselines: the memory floor (`a.sum(); b.sum()`, reading both arrays once) and
 `np.testing.assert_allclose` with the same tolerance. Times are medians of 3 runs (one run for
 assert_allclose, which is slow); peak extra memory is measured with tracemalloc, to which NumPy
@@ -12,6 +13,7 @@ reports its allocations.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,14 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from convdiff.compare import DEFAULT_CHUNK_SIZE, compare_arrays, default_tolerance  # noqa: E402
 
 
-def timed(function, repeat: int = 3) -> float:
-    """Median wall time of `repeat` calls, in seconds."""
-    times = []
+def timed(*functions, repeat: int = 3) -> list[float]:
+    """Median wall time of each function over `repeat` rounds, in seconds.
+
+    The functions take turns within a round, so a burst of load on a shared machine weighs on
+    all of them rather than on one.
+    """
+    times: list[list[float]] = [[] for _ in functions]
     for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for function, samples in zip(functions, times):
+            start = time.perf_counter()
+            function()
+            samples.append(time.perf_counter() - start)
+    return [statistics.median(samples) for samples in times]
 
 
 def output_shape(mb: int) -> tuple[int, ...]:
@@ -68,19 +75,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mb", type=int, default=256, help="size of each array in MiB")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
     parser.add_argument("--sweep", action="store_true", help="also time chunk sizes 2^14..2^20")
+    parser.add_argument("--scenarios", action="store_true",
+                        help="also time other pairs: identical, all differing, all failing")
     args = parser.parse_args(argv)
 
     reference, candidate = make_arrays(args.mb)
     tol = default_tolerance("float32")
-    print(f"arrays: 2 x float32 {reference.shape}, {reference.size:,} elements ({args.mb} MiB each), "
-          f"1% noisy; atol={tol.atol:g} rtol={tol.rtol:g}")
+    print(f"arrays: 2 x float32 {reference.shape}, {reference.size:,} elements "
+          f"({args.mb} MiB each), 1% noisy; atol={tol.atol:g} rtol={tol.rtol:g}")
 
     def compare(chunk_size: int = args.chunk_size):
         return compare_arrays(reference, candidate, tolerance=tol, top_k=10,
                               chunk_size=chunk_size)
 
-    floor = timed(lambda: (reference.sum(), candidate.sum()))
-    ours = timed(compare)
+    def floor_pass():
+        return reference.sum(), candidate.sum()
+
+    compare()  # warm up: first-touch of buffers, imports
+    floor, ours = timed(floor_pass, compare)
     start = time.perf_counter()
     try:
         np.testing.assert_allclose(candidate, reference, rtol=tol.rtol, atol=tol.atol)
@@ -99,10 +111,25 @@ def main(argv: list[str] | None = None) -> None:
     print(f"assert_allclose / comparator: {allclose / ours:.1f}x (target >= 20x)")
     print(f"peak extra memory: {peak:.1f} MiB (target <= 64 MiB)")
 
+    print(f"load average (1 min) on {os.cpu_count()} cores: {os.getloadavg()[0]:.2f}")
+
     if args.sweep:
         for power in range(14, 21):
-            seconds = timed(lambda: compare(1 << power))
+            floor, seconds = timed(floor_pass, lambda: compare(1 << power))
             print(f"chunk 2^{power}: {seconds * 1e3:8.1f} ms  ({seconds / floor:.2f}x floor)")
+    if args.scenarios:
+        scenarios = {
+            "identical": reference.copy(),
+            "rounding noise everywhere": reference * (1 + np.float32(1e-7) * np.sign(reference)),
+            "every element off": reference + np.float32(1e-3),
+        }
+        for name, other in scenarios.items():
+            floor, seconds = timed(floor_pass, lambda: compare_arrays(reference, other))
+            print(f"{name}: {seconds * 1e3:8.1f} ms  ({seconds / floor:.2f}x floor)")
+            del other
+        wide = reference.astype(np.float64)
+        floor, seconds = timed(floor_pass, lambda: compare_arrays(wide, reference))
+        print(f"float64 reference vs float32: {seconds * 1e3:8.1f} ms  ({seconds / floor:.2f}x floor)")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,10 @@ def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--padding", default=None, metavar="P",
                      help="same | valid | P (symmetric) | PH,PW | TOP,BOTTOM,LEFT,RIGHT. Default same."),
         click.option("--dilation", default=None, metavar="D|DH,DW", help="Dilation rate. Default 1."),
-        click.option("--bias/--no-bias", "use_bias", default=None, help="Add a bias. Default --bias."),
+        # `--bias` alone keeps its old meaning (add a bias); `--bias PATH` reads the bias from a file.
+        click.option("--bias", "bias_option", is_flag=False, flag_value=_BIAS_FLAG, default=None, metavar="[PATH]",
+                     help="Add a bias (default); with PATH, read it from a .npy/.npz file (needs --weights)."),
+        click.option("--no-bias", "no_bias", is_flag=True, default=None, help="No bias."),
         click.option("--init", "--initializer", "initializer", default=None, metavar="INIT",
                      help="Kernel initializer, e.g. ones, glorot_uniform, xavier, 'truncated_normal(stddev=0.1)'. "
                           "Default glorot_uniform. `convdiff list` shows all."),
@@ -110,6 +113,12 @@ def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="random (seeded uniform [0,1)), ones, image (synthetic 427x640x3), or a .npy/.png/.jpg path. "
                           "Default random."),
         click.option("--seed", default=None, metavar="N", help="Seed for kernels and the random input. Default 42."),
+        click.option("--input-layout", "input_layout", default=None, metavar="LAYOUT",
+                     help="Layout of an --input .npy/.npz: NHWC, NCHW, HWC, CHW, HW. Default NHWC."),
+        click.option("--weights", "weights", default=None, metavar="PATH",
+                     help="Kernel from a .npy, or a .npz with keys kernel and optional bias; every backend uses it."),
+        click.option("--weights-layout", "weights_layout", default=None, metavar="LAYOUT",
+                     help="Layout of --weights: HWIO, OIHW, OHWI, IOHW (or any order of H, W, I, O). Default HWIO."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -117,7 +126,10 @@ def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 SPEC_OPTION_NAMES = ("shape", "filters", "kernel_size", "strides", "padding", "dilation", "use_bias", "initializer",
-                     "bias_initializer", "dtype", "input_dtype", "input", "seed")
+                     "bias_initializer", "dtype", "input_dtype", "input", "seed", "input_layout", "weights",
+                     "weights_layout", "bias")
+_BIAS_FLAG = "\0flag"
+SIDES = ("reference", "candidate")
 
 
 def comparison_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,9 +164,34 @@ def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
     """The spec options a user actually gave, parsed (unset ones keep the spec's defaults)."""
     from convdiff.spec import parse_fields
 
+    params = dict(params)
+    bias_option, no_bias = params.pop("bias_option", None), params.pop("no_bias", None)
+    if bias_option is not None and no_bias:
+        raise click.UsageError("give --bias or --no-bias, not both")
+    if no_bias:
+        params["use_bias"] = False
+    elif bias_option is not None:
+        params["use_bias"] = True
+        if bias_option != _BIAS_FLAG:
+            params["bias"] = bias_option
     raw = {("input_shape" if k == "shape" else k): v for k, v in params.items()
            if k in SPEC_OPTION_NAMES and v is not None}
     return parse_fields(raw)
+
+
+def parse_overrides(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`--set SIDE.FIELD=VALUE` (repeatable) -> {side: parsed fields}; later settings win."""
+    from convdiff.spec import parse_fields
+
+    raw: dict[str, dict[str, Any]] = {side: {} for side in SIDES}
+    for text in values:
+        target, sep, value = text.partition("=")
+        side, dot, name = target.strip().partition(".")
+        if not sep or not dot or side not in SIDES or not name:
+            raise click.BadParameter(f"expected SIDE.FIELD=VALUE with SIDE reference or candidate, got '{text}'",
+                                     param_hint="--set")
+        raw[side][name.strip()] = value.strip()
+    return {side: parse_fields(fields, where=f" in --set {side}.") for side, fields in raw.items()}
 
 
 # --- compare -------------------------------------------------------------------------------------
@@ -168,9 +205,14 @@ def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
 @spec_options
 @click.option("--shared-kernel", is_flag=True,
               help="Give the candidate the reference's kernel and bias, so only the convolution ops are compared.")
+@click.option("--set", "overrides", multiple=True, metavar="SIDE.FIELD=VALUE",
+              help="Override a spec field for one side (repeatable), e.g. --set candidate.padding=1, "
+                   "--set candidate.weights_layout=OHWI.")
+@click.option("--heatmap", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE.png",
+              help="Write a PNG heatmap of the per-position max abs diff (over batch and channels).")
 @comparison_options
-def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | None, rtol: float | None,
-            equal_nan: bool, top_k: int, fmt: str, **spec_params: Any) -> None:
+def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tuple[str, ...], heatmap: str | None,
+            atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str, **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
@@ -179,7 +221,11 @@ def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | N
 
     options = CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel,
                           top_k=top_k, equal_nan=equal_nan)
-    result = execute_compare(reference, candidate, spec_fields(spec_params), options)
+    result = execute_compare(reference, candidate, spec_fields(spec_params), options, parse_overrides(overrides))
+    if heatmap:
+        from convdiff.regions import write_heatmap
+
+        write_heatmap(heatmap, result.reference.output, result.candidate.output)
     from convdiff import environment, report
 
     Output(fmt).show(report.render_case(result),
@@ -187,14 +233,23 @@ def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | N
     sys.exit(EXIT_OK if result else EXIT_MISMATCH)
 
 
-def execute_compare(reference: str, candidate: str, fields: dict[str, Any], options: Any):  # noqa: ANN201
+def execute_compare(reference: str, candidate: str, fields: dict[str, Any], options: Any,  # noqa: ANN201
+                    overrides: dict[str, dict[str, Any]] | None = None):
     from convdiff.backends import prepare_frameworks
+    from convdiff.errors import BadInputError
     from convdiff.runner import SideConfig, run_case
     from convdiff.spec import build_spec
 
-    spec = build_spec(fields)
+    overrides = overrides or {}
+    specs = {}
+    for side in SIDES:
+        try:
+            specs[side] = build_spec({**fields, **overrides.get(side, {})})
+        except BadInputError as exc:
+            raise BadInputError(f"{side}: {exc}" if any(overrides.values()) else str(exc)) from None
     prepare_frameworks([reference, candidate])
-    return run_case("compare", SideConfig(reference, spec), SideConfig(candidate, spec), options)
+    return run_case("compare", SideConfig(reference, specs["reference"]), SideConfig(candidate, specs["candidate"]),
+                    options)
 
 
 # --- run -----------------------------------------------------------------------------------------

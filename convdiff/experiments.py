@@ -19,7 +19,8 @@ from convdiff.runner import CaseOptions, CaseResult, SideConfig
 from convdiff.spec import FIELD_PARSERS, build_spec, parse_fields
 
 CASE_KEYS = {"name", "description", "reference", "candidate", "expect", "expect_kernels",
-             "atol", "rtol", "shared_kernel", "top", "equal_nan", "expect_distribution"}
+             "atol", "rtol", "shared_kernel", "top", "equal_nan", "expect_distribution", "expect_diagnosis",
+             "expect_regions"}
 TOP_KEYS = {"name", "title", "description", "spec", "case"}
 EXPECT_KERNELS = ("identical", "different")
 EXPECT_DISTRIBUTION = ("same distribution, different draws", "different distributions")
@@ -36,6 +37,10 @@ class Case:
     description: str = ""
     expect_distribution: str | None = None
     """When the kernels differ: the expected `kernel_distribution` verdict."""
+    expect_diagnosis: str | None = None
+    """A diagnosis cause that must be confirmed (`none`: no hypothesis may be confirmed)."""
+    expect_regions: str | None = None
+    """Where the mismatches must sit: none, border, interior or everywhere."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,26 @@ class CaseOutcome:
         return found is not None and found.verdict == self.case.expect_distribution
 
     @property
+    def confirmed_causes(self) -> list[str]:
+        return [h.cause for h in self.result.diagnosis if h.confirmed]
+
+    @property
+    def regions_kind(self) -> str:
+        return "none" if self.result.regions is None else self.result.regions.kind
+
+    @property
+    def diagnosis_as_expected(self) -> bool:
+        want = self.case.expect_diagnosis
+        if want is None:
+            return True
+        return not self.confirmed_causes if want == "none" else want in self.confirmed_causes
+
+    @property
     def as_expected(self) -> bool:
         return (self.result.output.verdict is self.case.expect and self.kernels_as_expected
-                and self.distribution_as_expected)
+                and self.distribution_as_expected
+                and self.diagnosis_as_expected
+                and (self.case.expect_regions is None or self.regions_kind == self.case.expect_regions))
 
     @property
     def expected(self) -> str:
@@ -92,6 +114,10 @@ class CaseOutcome:
             text += f", kernels {self.case.expect_kernels}"
         if self.case.expect_distribution:
             text += f", {self.case.expect_distribution.split(',')[0]}"
+        if self.case.expect_diagnosis:
+            text += f", diagnosis {self.case.expect_diagnosis}"
+        if self.case.expect_regions:
+            text += f", regions {self.case.expect_regions}"
         return text
 
 
@@ -106,7 +132,7 @@ def load_builtin(name: str) -> Experiment:
     path = resources.files("convdiff.builtin") / f"{name}.toml"
     if not path.is_file():
         raise BadInputError(f"unknown experiment '{name}' (built-in: {', '.join(builtin_names())}; or give a .toml file)")
-    return parse_experiment(path.read_text(encoding="utf-8"), f"built-in {name}")
+    return parse_experiment(path.read_text(encoding="utf-8"), f"built-in {name}", base=Path(str(path)).parent)
 
 
 def load_file(path: str | Path) -> Experiment:
@@ -117,7 +143,7 @@ def load_file(path: str | Path) -> Experiment:
         raise BadInputError(f"experiment file '{path}' not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(f"experiment file '{path}' could not be read: {exc}") from None
-    return parse_experiment(text, str(path))
+    return parse_experiment(text, str(path), base=path.parent)
 
 
 def resolve(target: str) -> Experiment:
@@ -129,7 +155,8 @@ def resolve(target: str) -> Experiment:
     return load_builtin(target)  # raises with the list of names
 
 
-def parse_experiment(text: str, source: str) -> Experiment:
+def parse_experiment(text: str, source: str, base: Path | None = None) -> Experiment:
+    """Parse an experiment; relative weights/bias/input paths are looked up next to the file (`base`)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -140,7 +167,7 @@ def parse_experiment(text: str, source: str) -> Experiment:
     raw_cases = _get(doc, "case", list, source, default=None)
     if not raw_cases:
         raise BadInputError(f"{source}: no cases: add at least one [[case]] table")
-    cases = tuple(_parse_case(c, i, defaults, source) for i, c in enumerate(raw_cases))
+    cases = tuple(_parse_case(c, i, defaults, source, base) for i, c in enumerate(raw_cases))
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise BadInputError(f"{source}: case names must be unique, got {names}")
@@ -148,7 +175,7 @@ def parse_experiment(text: str, source: str) -> Experiment:
                       _get(doc, "description", str, source, default=""), source, cases)
 
 
-def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str) -> Case:
+def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: Path | None = None) -> Case:
     where = f"{source}: case {i + 1}"
     if not isinstance(raw, dict):
         raise BadInputError(f"{where}: expected a table")
@@ -157,8 +184,8 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str) -> Case
     name = _get(raw, "name", str, where, default=f"case-{i + 1}")
     where = f"{source}: case '{name}'"
     shared = {**defaults, **{k: raw[k] for k in spec_keys}}
-    reference = _parse_side(raw.get("reference", "numpy"), shared, f"{where}, reference")
-    candidate = _parse_side(raw.get("candidate"), shared, f"{where}, candidate")
+    reference = _parse_side(raw.get("reference", "numpy"), shared, f"{where}, reference", base)
+    candidate = _parse_side(raw.get("candidate"), shared, f"{where}, candidate", base)
     expect_text = _get(raw, "expect", str, where, default=None)
     if expect_text is None:
         raise BadInputError(f"{where}: missing required key 'expect' ({', '.join(v.value for v in Verdict)})")
@@ -186,11 +213,26 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str) -> Case
                           shared_kernel=_get(raw, "shared_kernel", bool, where, default=False),
                           top_k=_get(raw, "top", int, where, default=10),
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))
+    expect_diagnosis = _get(raw, "expect_diagnosis", str, where, default=None)
+    if expect_diagnosis is not None:
+        from convdiff.diagnose import CAUSES
+
+        if expect_diagnosis not in (*CAUSES, "none"):
+            raise BadInputError(f"{where}: unknown expect_diagnosis '{expect_diagnosis}' "
+                                f"(choose from {', '.join(CAUSES)}, none)")
+    expect_regions = _get(raw, "expect_regions", str, where, default=None)
+    if expect_regions is not None:
+        from convdiff.regions import REGION_KINDS
+
+        if expect_regions not in REGION_KINDS:
+            raise BadInputError(f"{where}: unknown expect_regions '{expect_regions}' "
+                                f"(choose from {', '.join(REGION_KINDS)})")
     return Case(name, reference, candidate, expect, expect_kernels, options,
-                _get(raw, "description", str, where, default=""), expect_distribution)
+                _get(raw, "description", str, where, default=""), expect_distribution, expect_diagnosis,
+                expect_regions)
 
 
-def _parse_side(raw: Any, shared: dict[str, Any], where: str) -> SideConfig:
+def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None = None) -> SideConfig:
     if raw is None:
         raise BadInputError(f"{where}: missing required key (a backend name or a table with 'backend')")
     if isinstance(raw, str):
@@ -204,6 +246,13 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str) -> SideConfig:
         raise BadInputError(f"{where}: expected a backend name or a table, got {type(raw).__name__}")
     backend_info(backend)  # unknown names fail here, with the list
     fields = parse_fields({**shared, **overrides}, where=f" in {where}")
+    if base is not None:
+        from convdiff.spec import BUILTIN_INPUTS
+        from convdiff.weights import resolve_relative
+
+        for key in ("weights", "bias", "input"):
+            if fields.get(key) and fields[key] not in BUILTIN_INPUTS:
+                fields[key] = resolve_relative(fields[key], base)
     try:
         return SideConfig(backend, build_spec(fields))
     except BadInputError as exc:

@@ -23,7 +23,7 @@ def make_input(spec: ConvSpec) -> np.ndarray:
         return np.ones(shape, dtype)
     if spec.input == "image":
         return (synthetic_image(shape).astype(np.float64) / 255.0).astype(dtype)
-    data = load_input_file(spec.input)
+    data = load_input_file(spec.input, spec.input_layout)
     if data.shape != shape:
         raise BadInputError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
     return data.astype(dtype)
@@ -71,22 +71,50 @@ def load_npy(path: str | Path, what: str = "input") -> np.ndarray:
     return data
 
 
-def load_input_file(source: str) -> np.ndarray:
+def load_input_file(source: str, layout: str = "NHWC") -> np.ndarray:
+    """An input file as NHWC: .npy, .npz (key `input` or its single array) in `layout`, or PNG/JPEG."""
     path = Path(source)
     suffix = path.suffix.lower()
-    if suffix == ".npy":
+    if suffix in (".npy", ".npz"):
         data = load_npy(path)
-        if data.ndim == 3:
-            data = data[None]
-        if data.ndim != 4:
-            raise BadInputError(f"input file '{path}' has rank {data.ndim}; expected NHWC (rank 4) or HWC (rank 3)")
+        if isinstance(data, np.lib.npyio.NpzFile):
+            data = _npz_input(path, data)
+        if layout == "NHWC" and data.ndim == 3:
+            layout = "HWC"  # a single NHWC image without its batch axis, as before layouts existed
+        if data.ndim != len(layout):
+            raise BadInputError(f"input file '{path}' has rank {data.ndim}; layout {layout} expects rank {len(layout)}"
+                                + (" (NHWC or HWC)" if layout == "HWC" else ""))
+        if layout != "NHWC":
+            from convdiff.layouts import to_nhwc
+
+            data = to_nhwc(data, layout)[0]
         if data.size == 0:
             raise BadInputError(f"input file '{path}' is empty (shape {_fmt(data.shape)})")
         return data
     if suffix in IMAGE_SUFFIXES:
         return decode_image(path)[None].astype(np.float64) / 255.0
     raise BadInputError(
-        f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.png/.jpg file")
+        f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
+
+
+def _npz_input(path: Path, data: np.lib.npyio.NpzFile) -> np.ndarray:
+    try:
+        with data:
+            keys = list(data.files)
+            if "input" in keys:
+                array = data["input"]
+            elif len(keys) == 1:
+                array = data[keys[0]]
+            else:
+                raise BadInputError(f"input file '{path}' has no 'input' array and more than one array "
+                                    f"(keys found: {', '.join(keys) or 'none'})")
+    except ValueError as exc:
+        if isinstance(exc, BadInputError):
+            raise
+        raise BadInputError(f"input file '{path}' holds pickled objects, which convdiff refuses to load") from None
+    if array.dtype.kind not in "fiub":
+        raise BadInputError(f"input file '{path}' has dtype {array.dtype}; expected a numeric array")
+    return array
 
 
 def decode_image(path: Path) -> np.ndarray:
@@ -102,12 +130,12 @@ def decode_image(path: Path) -> np.ndarray:
     return image.numpy()
 
 
-def file_input_shape(source: str) -> tuple[int, int, int, int]:
+def file_input_shape(source: str, layout: str = "NHWC") -> tuple[int, int, int, int]:
     path = Path(source)
-    if path.suffix.lower() not in (".npy", *IMAGE_SUFFIXES):
+    if path.suffix.lower() not in (".npy", ".npz", *IMAGE_SUFFIXES):
         raise BadInputError(
-            f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.png/.jpg file")
-    return tuple(load_input_file(source).shape)  # type: ignore[return-value]
+            f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
+    return tuple(load_input_file(source, layout).shape)  # type: ignore[return-value]
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

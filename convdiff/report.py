@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -124,6 +125,8 @@ def case_to_json(case: CaseResult, environment: dict[str, Any]) -> dict[str, Any
     doc["kernel_distribution"] = (case.kernel_distribution.to_json()
                                   if case.kernel_distribution is not None else None)
     doc.update(out)
+    doc["mismatch_regions"] = case.regions.to_json() if case.regions is not None else None
+    doc["diagnosis"] = [h.to_json() for h in case.diagnosis]
     doc["spec"] = case.reference_config.spec.to_json()
     doc["environment"] = environment
     return doc
@@ -171,11 +174,13 @@ def render_kernels(case: CaseResult) -> Table:
                   f"{fmt_shape(case.candidate.kernel.shape)} {case.candidate.kernel.dtype}")
     for key in ("mean", "std", "min", "max"):
         table.add_row(key, fmt(r[key]), fmt(c[key]))
-    bound = _theory_line(case)
+    bound = None if case.reference_config.spec.weights else _theory_line(case)
     if bound:
         table.add_row("theory", bound, "")
     source = "shared (--shared-kernel): candidate uses the reference's kernel" if case.options.shared_kernel else (
         "each side initialized its own kernel")
+    if case.reference_config.spec.weights or case.candidate_config.spec.weights:
+        source = "weights from files (see the notes for each side's layout conversion)"
     style = "green" if case.kernels_identical else "bold yellow"
     table.add_row("kernels", f"[{style}]{kernel_difference(case.kernels)}[/]", source)
     dist = case.kernel_distribution
@@ -248,11 +253,62 @@ def render_case(case: CaseResult) -> RenderableType:
     worst = render_worst(case.output)
     if worst is not None:
         parts.append(worst)
+    if case.regions is not None:
+        parts.append(render_regions(case.regions))
+    if case.diagnosis:
+        parts.append(render_diagnosis(case.diagnosis))
     for which in ("reference", "candidate"):
         for note in getattr(case, which).notes:
             parts.append(Text(f"note ({which}): {note}", style="dim"))
     parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.output.verdict]))
     return Group(*parts)
+
+
+def render_regions(regions: Any) -> RenderableType:
+    """Where the mismatches sit: the one-line summary, the profiles, and the downsampled map."""
+    from convdiff.regions import shade
+
+    table = Table(title="Where the mismatches sit", title_justify="left", show_edge=False)
+    table.add_column("")
+    table.add_column("")
+    top, bottom, left, right = regions.border
+    table.add_row("regions", f"[bold]{regions.kind}[/]: {escape(regions.summary)}")
+    table.add_row("border depth", f"top {top}, bottom {bottom}, left {left}, right {right} "
+                  f"({regions.border_mismatches:,} in the border, {regions.interior_mismatches:,} inside)")
+    for name, counts in (("per row", regions.rows), ("per column", regions.columns),
+                         ("per channel", regions.channels), ("per batch item", regions.batch)):
+        table.add_row(name, _profile(counts))
+    lines = ["".join(shade(v) for v in row) for row in regions.grid]
+    caption = Text(f"mismatch map ({len(regions.grid)}x{len(regions.grid[0]) if regions.grid else 0} cells over the "
+                   f"output's rows x columns; · none, ░ ▒ ▓ █ up to all batch/channel elements)", style="dim")
+    return Group(table, caption, Text("\n".join(lines)))
+
+
+def _profile(counts: Sequence[int], limit: int = 8) -> str:
+    nonzero = [(i, c) for i, c in enumerate(counts) if c]
+    if not nonzero:
+        return "none"
+    shown = ", ".join(f"{i}: {c:,}" for i, c in nonzero[:limit])
+    more = f", ... ({len(nonzero) - limit} more)" if len(nonzero) > limit else ""
+    return f"{len(nonzero)} of {len(counts)} with mismatches ({shown}{more})"
+
+
+def render_diagnosis(hypotheses: Sequence[Any]) -> RenderableType:
+    """The hypotheses table: every recomputation tried, its residual, and whether it explains the mismatch."""
+    table = Table(title="Diagnosis (the reference recomputed in float64 with each suspected mistake)",
+                  title_justify="left", show_edge=False)
+    for col in ("cause", "confirmed", "residual", "detail"):
+        table.add_column(col)
+    for h in hypotheses:
+        mark = "[bold green]yes[/]" if h.confirmed else "no"
+        table.add_row(h.cause, mark, "-" if h.residual is None else fmt(h.residual), escape(h.detail))
+    confirmed = [h.cause for h in hypotheses if h.confirmed]
+    if confirmed:
+        line = Text(f"explained by: {', '.join(confirmed)}", style="bold")
+    else:
+        line = Text(f"nothing explains the mismatch: none of the {len(hypotheses)} hypotheses brings the "
+                    "difference down to rounding level", style="bold yellow")
+    return Group(table, line)
 
 
 @dataclass(frozen=True)

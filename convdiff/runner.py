@@ -6,8 +6,10 @@ before the convolution" is a different finding from "the convolutions differ".
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +59,10 @@ class CaseResult:
     options: CaseOptions = field(default_factory=CaseOptions)
     kernel_distribution: KernelDistribution | None = None
     """When the kernels are not bit-identical: same law with different draws, or different laws."""
+    diagnosis: tuple[Any, ...] = ()
+    """`convdiff.diagnose.Hypothesis` per hypothesis tried; empty when the outputs pass."""
+    regions: Any = None
+    """`convdiff.regions.MismatchRegions` where the outputs mismatch; None when they pass."""
 
     @property
     def kernels_identical(self) -> bool:
@@ -77,10 +83,40 @@ def run_sides(reference: SideConfig, candidate: SideConfig, options: CaseOptions
     cand_backend = get_backend(candidate.backend)
     x_ref = make_input(reference.spec)
     x_cand = x_ref if _same_input(reference.spec, candidate.spec) else make_input(candidate.spec)
-    ref = ref_backend.run(reference.spec, x_ref, None)
-    weights = Weights(ref.kernel, ref.bias) if options.shared_kernel else None
-    cand = cand_backend.run(candidate.spec, x_cand, weights)
+    ref_file, cand_file = file_weights(reference.spec), file_weights(candidate.spec)
+    # Weights from a file replace every initializer: a side without its own file uses the other's.
+    ref_file = ref_file or cand_file
+    cand_file = cand_file or ref_file
+    ref = _with_note(ref_backend.run(reference.spec, x_ref, ref_file and _as_weights(ref_file, reference.spec)),
+                     ref_file)
+    if options.shared_kernel:
+        cand = cand_backend.run(candidate.spec, x_cand, Weights(ref.kernel, ref.bias))
+    else:
+        cand = _with_note(cand_backend.run(candidate.spec, x_cand, cand_file and _as_weights(cand_file, candidate.spec)),
+                          cand_file)
     return ref, cand
+
+
+def file_weights(spec: ConvSpec):  # noqa: ANN201 - LoadedWeights | None
+    """The weights a spec reads from files, converted to HWIO, or None."""
+    if not spec.weights:
+        return None
+    from convdiff.weights import load_weights
+
+    return load_weights(spec.weights, spec.weights_layout, spec.bias)
+
+
+def _as_weights(loaded: Any, spec: ConvSpec) -> Weights:
+    bias = loaded.bias
+    if bias is None and spec.use_bias:
+        bias = np.zeros(loaded.kernel.shape[3], dtype=loaded.kernel.dtype)  # no bias in the files: zero, not drawn
+    return Weights(loaded.kernel, bias)
+
+
+def _with_note(result: SideResult, loaded: Any) -> SideResult:
+    if loaded is None:
+        return result
+    return dataclasses.replace(result, notes=(loaded.note, *result.notes))
 
 
 def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: SideResult, cand: SideResult,
@@ -101,7 +137,24 @@ def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: 
 
 def run_case(name: str, reference: SideConfig, candidate: SideConfig, options: CaseOptions = CaseOptions()) -> CaseResult:
     ref, cand = run_sides(reference, candidate, options)
-    return compare_sides(name, reference, candidate, ref, cand, options)
+    result = compare_sides(name, reference, candidate, ref, cand, options)
+    if not result:
+        result = explain(result)
+    return result
+
+
+def explain(result: CaseResult) -> CaseResult:
+    """Where the outputs mismatch and why: run only on a failing comparison (it costs recomputations)."""
+    from convdiff.diagnose import diagnose
+    from convdiff.regions import analyze_regions
+
+    regions = analyze_regions(result.reference.output, result.candidate.output, result.output)
+    diagnosis = diagnose(
+        result.reference_config.spec, result.candidate_config.spec, make_input(result.reference_config.spec),
+        result.reference.kernel, result.reference.bias, result.candidate.output,
+        reference_dtype=result.reference.compute_dtype, candidate_dtype=result.candidate.compute_dtype,
+        candidate_kernel=result.candidate.kernel, candidate_bias=result.candidate.bias)
+    return dataclasses.replace(result, diagnosis=diagnosis, regions=regions)
 
 
 def _same_input(a: ConvSpec, b: ConvSpec) -> bool:

@@ -109,7 +109,15 @@ class ConvSpec:
     initializer: str = "glorot_uniform"
     bias_initializer: str = "zeros"
     input: str = "random"
-    """`random` (seeded uniform [0, 1)), `ones`, `image` (synthetic), or a path to .npy/.png/.jpg."""
+    """`random` (seeded uniform [0, 1)), `ones`, `image` (synthetic), or a path to .npy/.npz/.png/.jpg."""
+    input_layout: str = "NHWC"
+    """Layout of an input file (NHWC, NCHW, HWC, CHW, HW); converted to NHWC when read."""
+    weights: str | None = None
+    """A .npy/.npz kernel file: every backend uses it instead of an initializer."""
+    weights_layout: str = "HWIO"
+    """Layout of the kernel in `weights` (HWIO, OIHW, OHWI, IOHW, or any order of H, W, I, O)."""
+    bias: str | None = None
+    """A .npy/.npz bias file (needs `weights`); overrides the bias held in a weights .npz."""
 
     def __post_init__(self) -> None:
         validate(self)
@@ -163,6 +171,10 @@ class ConvSpec:
             "initializer": self.initializer,
             "bias_initializer": self.bias_initializer,
             "input": self.input,
+            "input_layout": self.input_layout,
+            "weights": self.weights,
+            "weights_layout": self.weights_layout,
+            "bias": self.bias,
             "output_shape": list(self.output_shape),
         }
 
@@ -181,6 +193,10 @@ def validate(spec: ConvSpec) -> None:
         value = getattr(spec, name)
         if value is not None and value not in FLOAT_DTYPES:
             raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(FLOAT_DTYPES)})")
+    from convdiff.layouts import parse_input_layout, parse_weights_layout
+
+    parse_input_layout(spec.input_layout)
+    parse_weights_layout(spec.weights_layout)
     _, h, w, _ = spec.input_shape
     (t, b), (l, r) = spec.pads
     kh, kw = spec.dilated_kernel
@@ -293,8 +309,24 @@ FIELD_PARSERS = {
     "initializer": lambda v: _parse_initializer(v),
     "bias_initializer": lambda v: _parse_initializer(v),
     "input": str,
+    "input_layout": lambda v: _layouts().parse_input_layout(v),
+    "weights": lambda v: _path(v, "weights"),
+    "weights_layout": lambda v: _layouts().parse_weights_layout(v),
+    "bias": lambda v: _path(v, "bias"),
 }
 FIELD_ALIASES = {"shape": "input_shape"}
+
+
+def _layouts():  # noqa: ANN202 - a module, imported late to keep spec.py's imports minimal
+    from convdiff import layouts
+
+    return layouts
+
+
+def _path(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInputError(f"{what} must be a file path, got {value!r}")
+    return value.strip()
 
 
 def _parse_initializer(value: Any) -> str:
@@ -336,8 +368,33 @@ def build_spec(fields: dict[str, Any]) -> ConvSpec:
         else:
             from convdiff.inputs import file_input_shape
 
-            fields["input_shape"] = file_input_shape(source)
+            fields["input_shape"] = file_input_shape(source, fields.get("input_layout", "NHWC"))
+    if fields.get("bias") and not fields.get("weights"):
+        raise BadInputError("a bias file needs a weights file (--weights / weights = ...)")
+    if fields.get("weights"):
+        _fields_from_weights(fields)
     try:
         return ConvSpec(**fields)
     except TypeError as exc:  # a wrong type that slipped past parsing
         raise BadInputError(f"invalid spec: {exc}") from None
+
+
+def _fields_from_weights(fields: dict[str, Any]) -> None:
+    """Take kernel size and filters from a weights file, and check it fits the input's channels."""
+    from convdiff.layouts import fitting_layouts
+    from convdiff.weights import load_weights
+
+    layout = fields.get("weights_layout", "HWIO")
+    loaded = load_weights(fields["weights"], layout, fields.get("bias"))
+    kh, kw, c_in, c_out = loaded.kernel.shape
+    channels = fields["input_shape"][3]
+    where = f"weights file '{fields['weights']}' ({_fmt(loaded.file_shape)} read as {layout})"
+    if c_in != channels:
+        fits = fitting_layouts(loaded.file_shape, channels, fields.get("kernel_size"), fields.get("filters"))
+        hint = (f"; layouts that fit: {', '.join(fits)}" if fits else "; it fits no layout "
+                f"(HWIO, OIHW, OHWI, IOHW) for {channels} input channel(s)")
+        raise BadInputError(f"{where} has {c_in} input channel(s), the input has {channels}{hint}")
+    for name, value in (("kernel_size", (kh, kw)), ("filters", c_out)):
+        if name in fields and fields[name] != value:
+            raise BadInputError(f"{where} gives {name} {value}, but {name} is set to {fields[name]}")
+    fields["kernel_size"], fields["filters"] = (kh, kw), c_out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -56,8 +57,8 @@ VERDICT_CASES = [
     # ... with equal_nan: identical bits, so identical
     (a32(1, NAN), a32(1, NAN), {"equal_nan": True}, Verdict.IDENTICAL),
     # ... with equal_nan and a different NaN payload: equivalent, not identical
-    (a32(1, NAN), np.array([0x3F800000, 0x7FC00001], dtype=np.uint32).view(F32), {"equal_nan": True},
-     Verdict.EQUIVALENT),
+    (a32(1, NAN), np.array([0x3F800000, 0x7FC00001], dtype=np.uint32).view(F32),
+     {"equal_nan": True}, Verdict.EQUIVALENT),
     # an all-NaN output never passes by default
     (np.full(5, NAN, F32), np.full(5, NAN, F32), {}, Verdict.MISMATCH),
     # NaN against a finite value fails even with equal_nan
@@ -72,6 +73,10 @@ VERDICT_CASES = [
     (a32(INF, 1), a32(1e30, 1), {"atol": 1e38, "rtol": 1.0}, Verdict.MISMATCH),
     # a scalar
     (np.float32(1.0), np.float32(1.0), {}, Verdict.IDENTICAL),
+    # booleans compare exactly
+    (np.array([True, False]), np.array([True, True]), {}, Verdict.MISMATCH),
+    # the same values in another byte order: equal dtype names, different bytes
+    (a32(1, 2), a32(1, 2).astype(">f4"), {}, Verdict.EQUIVALENT),
 ]
 
 
@@ -352,6 +357,14 @@ def test_mismatch_counts_by_axis_dense_and_long_axes():
     assert result.mismatch_counts_by_axis == (tuple(failing.ravel().astype(int).tolist()),)
 
 
+def test_scalar_positions_are_empty_tuples():
+    result = compare_arrays(np.float32(1.0), np.float32(3.0), top_k=2)
+    assert result.verdict is Verdict.MISMATCH
+    assert result.max_abs_diff_index == ()
+    assert result.worst == (WorstPosition(index=(), reference=1.0, candidate=3.0, abs_diff=2.0),)
+    assert result.mismatch_counts_by_axis == ()
+
+
 def test_worst_ties_break_by_lowest_index():
     reference = np.zeros(10, F32)
     candidate = a32(0, 1, 2, 1, 2, 0, 2, 1, 0, 3)
@@ -425,14 +438,18 @@ def array_pairs(draw):
     else:
         elements = st.integers(-5, 5)
     reference = draw(hnp.arrays(dtype, shape, elements=elements))
-    # Equal bits in most places (shared NaNs and infinities included), noise in some.
+    # Equal bits in some places (shared NaNs and infinities included), noise in the others:
+    # sparse noise takes the comparator's gather path, dense noise its whole-chunk path.
     noise = draw(hnp.arrays(dtype, shape, elements=elements))
-    changed = draw(hnp.arrays(np.bool_, shape, elements=st.booleans()))
+    density = draw(st.sampled_from([0.02, 0.2, 0.6]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    changed = np.random.default_rng(seed).random(shape) < density
     candidate = np.where(changed, noise, reference).astype(dtype)
     return reference, candidate
 
 
-def _oracle(reference, candidate, atol, rtol, equal_nan):
+def assert_matches_oracle(result, reference, candidate, atol, rtol, equal_nan, top_k):
+    """Check a Comparison against whole-array NumPy, the naive way."""
     r = reference.astype(np.float64)
     c = candidate.astype(np.float64)
     failing = ~np.isclose(c, r, rtol=rtol, atol=atol, equal_nan=equal_nan)
@@ -440,7 +457,38 @@ def _oracle(reference, candidate, atol, rtol, equal_nan):
     with np.errstate(all="ignore"):
         diff = np.where(finite, np.abs(c - r), 0.0)
         excess = np.where(finite, diff - rtol * np.abs(r), 0.0)
-    return failing, finite, diff, excess
+        rel = np.where(finite & (diff > 0), diff / np.abs(r), 0.0)
+
+    assert result.total == reference.size
+    assert result.mismatched == int(failing.sum())
+    assert result.mismatch_counts_by_axis == _profile(failing)
+    identical = reference.dtype == candidate.dtype and reference.tobytes() == candidate.tobytes()
+    assert result.verdict is (Verdict.MISMATCH if failing.any() else
+                              Verdict.IDENTICAL if identical else Verdict.EQUIVALENT)
+    assert (result.reference_nan, result.candidate_nan) == (int(np.isnan(r).sum()),
+                                                            int(np.isnan(c).sum()))
+    assert (result.reference_inf, result.candidate_inf) == (int(np.isinf(r).sum()),
+                                                            int(np.isinf(c).sum()))
+    assert result.nan_positions_agree == bool((np.isnan(r) == np.isnan(c)).all())
+    assert result.max_abs_diff == diff.max()
+    assert result.max_abs_diff_index == (
+        np.unravel_index(diff.argmax(), diff.shape) if diff.max() > 0 else None)
+    assert result.max_rel_diff == rel.max()
+    assert result.max_rel_diff_index == (
+        np.unravel_index(rel.argmax(), rel.shape) if rel.max() > 0 else None)
+    assert result.sum_abs_diff == pytest.approx(diff.sum(), rel=1e-9)
+    n_finite = int(finite.sum())
+    if n_finite:
+        assert result.rmse == pytest.approx(math.sqrt((diff**2).sum() / n_finite), rel=1e-9)
+    else:
+        assert math.isnan(result.rmse)
+    nonfinite_failure = (failing & ~finite).any()
+    assert result.min_atol == (INF if nonfinite_failure else max(0.0, excess.max()))
+    flat = diff.ravel()
+    order = sorted(np.flatnonzero(flat > 0), key=lambda i: (-flat[i], i))[:top_k]
+    assert [w.index for w in result.worst] == [np.unravel_index(i, diff.shape) for i in order]
+    assert [w.abs_diff for w in result.worst] == [flat[i] for i in order]
+    assert [w.candidate for w in result.worst] == [c.ravel()[i] for i in order]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -460,27 +508,69 @@ def test_chunking_does_not_change_the_result(pair, atol, rtol, equal_nan, chunk_
                                                          nan_ok=True)
         else:
             assert getattr(small, name) == getattr(whole, name), name
-
-    failing, finite, diff, excess = _oracle(reference, candidate, atol, rtol, equal_nan)
-    assert small.mismatched == int(failing.sum())
-    assert small.mismatch_counts_by_axis == _profile(failing)
-    assert small.verdict is (Verdict.MISMATCH if failing.any() else
-                             Verdict.IDENTICAL if reference.tobytes() == candidate.tobytes()
-                             else Verdict.EQUIVALENT)
-    assert small.reference_nan == int(np.isnan(reference.astype(np.float64)).sum())
-    assert small.candidate_inf == int(np.isinf(candidate.astype(np.float64)).sum())
-    assert small.max_abs_diff == diff.max()
-    if diff.max() > 0:
-        assert small.max_abs_diff_index == np.unravel_index(diff.argmax(), diff.shape)
-    else:
-        assert small.max_abs_diff_index is None
-    assert small.sum_abs_diff == pytest.approx(diff.sum(), rel=1e-12)
-    nonfinite_failure = (failing & ~finite).any()
-    assert small.min_atol == (INF if nonfinite_failure else max(0.0, excess.max()))
-    flat = diff.ravel()
-    order = sorted(np.flatnonzero(flat > 0), key=lambda i: (-flat[i], i))[:top_k]
-    assert [w.index for w in small.worst] == [np.unravel_index(i, diff.shape) for i in order]
+    assert small.mismatched == int((~np.isclose(candidate.astype(np.float64),
+                                                reference.astype(np.float64), rtol=rtol,
+                                                atol=atol, equal_nan=equal_nan)).sum())
+    assert_matches_oracle(small, reference, candidate, atol, rtol, equal_nan, top_k)
     assert json.dumps(small.to_json(), allow_nan=False)
+
+
+def large_pair() -> tuple[np.ndarray, np.ndarray]:
+    """NHWC outputs whose images differ in every way a chunk can: the comparator's paths."""
+    rng = np.random.default_rng(7)
+    reference = rng.standard_normal((6, 48, 40, 24)).astype(F32)
+    candidate = reference.copy()
+    # image 0 identical; image 1: sparse noise, some of it beyond tolerance
+    sparse = rng.random(reference[1].shape) < 0.01
+    candidate[1][sparse] += rng.standard_normal(int(sparse.sum())).astype(F32) * F32(1e-4)
+    # image 2: rounding noise everywhere, within tolerance
+    rounding = rng.standard_normal(reference[2].shape).astype(F32) * F32(1e-7)
+    candidate[2] = reference[2] * (1 + rounding)
+    # image 3: everything off
+    candidate[3] += F32(0.01)
+    # image 4: NaN and infinities, some shared, plus ties at the largest difference
+    reference[4, 0, :5, 0] = NAN
+    candidate[4, 0, :5, 0] = NAN
+    candidate[4, 1, 3, :] = NAN
+    reference[4, 2, 2, :4] = [INF, -INF, INF, 1.0]
+    candidate[4, 2, 2, :4] = [INF, -INF, -INF, INF]
+    candidate[4, 5, 5, :3] = reference[4, 5, 5, :3] + F32(3.0)
+    # image 5: zeros on both sides (ReLU), a few where only one side is zero
+    reference[5] = np.maximum(reference[5], 0)
+    candidate[5] = reference[5]
+    candidate[5, 7, 7, 7] = F32(0.5) if reference[5, 7, 7, 7] == 0 else F32(0)
+    return reference, candidate
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1 << 16, 100_003, 40_000])
+@pytest.mark.parametrize("equal_nan", [False, True])
+def test_large_arrays_match_oracle(chunk_size, equal_nan):
+    reference, candidate = large_pair()
+    kwargs = {} if chunk_size is None else {"chunk_size": chunk_size}
+    tolerance = default_tolerance("float32")
+    result = compare_arrays(reference, candidate, equal_nan=equal_nan, top_k=5, **kwargs)
+    assert_matches_oracle(result, reference, candidate, tolerance.atol, tolerance.rtol,
+                          equal_nan, 5)
+    # the same values as float64 on one side: no bitwise shortcut anywhere
+    result = compare_arrays(reference.astype(np.float64), candidate, equal_nan=equal_nan,
+                            top_k=5, **kwargs)
+    assert_matches_oracle(result, reference.astype(np.float64), candidate, tolerance.atol,
+                          tolerance.rtol, equal_nan, 5)
+
+
+def test_extra_memory_stays_bounded():
+    # NHWC: the per-axis counts are small. (For a 1-D array they hold one count per element.)
+    shape = (4, 256, 256, 16)  # 16 MiB
+    reference = np.random.default_rng(3).standard_normal(shape).astype(F32)
+    candidate = reference + F32(0.5)  # every element fails: the most work per element
+    tracemalloc.start()
+    try:
+        result = compare_arrays(reference, candidate, chunk_size=1 << 16)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.mismatched == reference.size
+    assert peak < 4 << 20
 
 
 @settings(max_examples=100, deadline=None)

@@ -24,7 +24,14 @@ class BackendInfo:
     """Needs TF_USE_LEGACY_KERAS=1 before TensorFlow's first import (the TF1 layers); see prepare_frameworks."""
 
     def missing(self) -> list[str]:
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+        return [m for m in self.requires if not _importable(m)]
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a blocked or broken module counts as missing
+        return False
 
 
 LEGACY_HINT = "pip install 'convdiff[legacy]'"
@@ -46,6 +53,11 @@ REGISTRY: dict[str, BackendInfo] = {
         BackendInfo("v1-layers", "convdiff.backends.tf1:V1LayersBackend",
                     "TF1 graph mode: tf.compat.v1.layers.conv2d, graph-level seed",
                     requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True),
+        BackendInfo("caffe", "convdiff.backends.caffe:CaffeBackend",
+                    "Caffe's Convolution layer in NumPy: NCHW/OIHW, symmetric pad (pad_h, pad_w), floor output size"),
+        BackendInfo("torch", "convdiff.backends.torch_conv:TorchBackend",
+                    "torch.nn.functional.conv2d (NCHW/OIHW), PyTorch's own padding rules",
+                    ("torch",), "pip install 'convdiff[torch]'"),
     )
 }
 

@@ -1,0 +1,115 @@
+"""Weights from files: a kernel (.npy, or .npz key `kernel`) in a named layout, and an optional bias.
+
+Every file goes through `convdiff.inputs.load_npy` (no pickles). The kernel is converted to HWIO, the
+layout every backend receives, and the conversion travels with it so the report can show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convdiff.errors import BadInputError
+from convdiff.layouts import Conversion, to_hwio
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """A kernel and bias read from files, the kernel converted to HWIO."""
+
+    kernel: np.ndarray
+    """HWIO."""
+    bias: np.ndarray | None
+    """1-D, one value per output channel, or None when no file holds a bias."""
+    conversion: Conversion
+    """How the file's layout became HWIO."""
+    source: str
+    """The file(s) the weights came from."""
+    file_shape: tuple[int, ...]
+    """The kernel's shape as stored in the file."""
+
+    @property
+    def note(self) -> str:
+        bias = "" if self.bias is None else ", with bias"
+        return (f"weights from {self.source} ({'x'.join(map(str, self.file_shape))}{bias}): "
+                f"{self.conversion}")
+
+
+def _npz_arrays(path: str, what: str) -> dict[str, np.ndarray]:
+    from convdiff.inputs import load_npy
+
+    data = load_npy(path, what)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        return {"": data}
+    try:
+        with data:
+            arrays = {key: data[key] for key in data.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise BadInputError(f"{what} file '{path}' holds pickled objects, which convdiff refuses to load") from None
+        raise BadInputError(f"{what} file '{path}' is not a valid .npz file: {exc}") from None
+    for key, array in arrays.items():
+        if array.dtype.kind not in "fiub":
+            raise BadInputError(f"{what} file '{path}': array '{key}' has dtype {array.dtype}; expected numbers")
+    return arrays
+
+
+def load_weights(path: str, layout: str, bias_path: str | None = None) -> LoadedWeights:
+    """Read a kernel in `layout` and its optional bias, return them with the kernel as HWIO.
+
+    Args:
+        path: a .npy (the kernel) or .npz (keys `kernel` and optional `bias`).
+        layout: the kernel's layout in the file, e.g. "OIHW".
+        bias_path: a .npy/.npz bias file (npz key `bias` or its single array); overrides the npz's bias.
+
+    Raises:
+        BadInputError: missing file or keys, pickles, wrong rank, non-numeric data.
+    """
+    arrays = _npz_arrays(path, "weights")
+    bias = None
+    if "" in arrays:
+        kernel = arrays[""]
+    else:
+        if "kernel" not in arrays:
+            raise BadInputError(f"weights file '{path}' has no 'kernel' array (keys found: "
+                                f"{', '.join(sorted(arrays)) or 'none'}; expected 'kernel' and optional 'bias')")
+        unknown = sorted(set(arrays) - {"kernel", "bias"})
+        if unknown:
+            raise BadInputError(f"weights file '{path}' has unexpected arrays {', '.join(unknown)} "
+                                f"(keys found: {', '.join(sorted(arrays))}; expected 'kernel' and optional 'bias')")
+        kernel, bias = arrays["kernel"], arrays.get("bias")
+    if kernel.ndim != 4:
+        raise BadInputError(f"weights file '{path}' holds a kernel of rank {kernel.ndim} "
+                            f"(shape {'x'.join(map(str, kernel.shape))}); expected a 4-D kernel ({layout})")
+    if 0 in kernel.shape:
+        raise BadInputError(f"weights file '{path}' holds an empty kernel")
+    source = str(path)
+    if bias_path is not None:
+        bias_arrays = _npz_arrays(bias_path, "bias")
+        if "" in bias_arrays:
+            bias = bias_arrays[""]
+        elif "bias" in bias_arrays:
+            bias = bias_arrays["bias"]
+        elif len(bias_arrays) == 1:
+            (bias,) = bias_arrays.values()
+        else:
+            raise BadInputError(f"bias file '{bias_path}' has no 'bias' array (keys found: "
+                                f"{', '.join(sorted(bias_arrays))})")
+        source += f" + {bias_path}"
+    hwio, conv = to_hwio(kernel, layout)
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.ndim != 1 or bias.shape[0] != hwio.shape[3]:
+            raise BadInputError(f"bias from {bias_path or path} has shape {'x'.join(map(str, bias.shape))}; "
+                                f"the kernel ({layout}) has {hwio.shape[3]} output channels")
+    return LoadedWeights(np.ascontiguousarray(hwio), bias, conv, source, tuple(kernel.shape))
+
+
+def resolve_relative(path: str, base: Path) -> str:
+    """A relative path resolved against `base` (an experiment file's folder) when it exists there."""
+    candidate = Path(path)
+    if not candidate.is_absolute() and (base / candidate).exists():
+        return str(base / candidate)
+    return path
