@@ -136,6 +136,32 @@ def comparison_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+TOLERANCE_MODES = ("bound", "elementwise")
+BOUND_FORMS = ("probabilistic", "worst-case")
+
+
+def precision_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The rule that decides the verdict (README: "Precision-aware verdicts")."""
+    options = [
+        click.option("--tolerance", "tolerance_mode", type=click.Choice(TOLERANCE_MODES), default=None,
+                     help="Verdict rule: bound (each element within the rounding-error bound of its dot product in "
+                          "the lower compute precision) or elementwise (atol/rtol). Default bound; elementwise when "
+                          "--atol/--rtol are given."),
+        click.option("--bound-form", type=click.Choice(BOUND_FORMS), default="probabilistic", show_default=True,
+                     help="gamma of the bound: probabilistic c*sqrt(K)*u or worst-case K*u/(1-K*u)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def parse_precision(tolerance_mode: str | None, bound_form: str):  # noqa: ANN201
+    from convdiff.precision import parse_bound_form, parse_tolerance_mode
+
+    return (parse_tolerance_mode(tolerance_mode) if tolerance_mode is not None else None,
+            parse_bound_form(bound_form))
+
+
 def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201
     from convdiff.compare import Tolerance
 
@@ -169,16 +195,19 @@ def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
 @click.option("--shared-kernel", is_flag=True,
               help="Give the candidate the reference's kernel and bias, so only the convolution ops are compared.")
 @comparison_options
+@precision_options
 def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | None, rtol: float | None,
-            equal_nan: bool, top_k: int, fmt: str, **spec_params: Any) -> None:
+            equal_nan: bool, top_k: int, fmt: str, tolerance_mode: str | None, bound_form: str,
+            **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
     """
     from convdiff.runner import CaseOptions
 
+    mode, form = parse_precision(tolerance_mode, bound_form)
     options = CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel,
-                          top_k=top_k, equal_nan=equal_nan)
+                          top_k=top_k, equal_nan=equal_nan, mode=mode, bound_form=form)
     result = execute_compare(reference, candidate, spec_fields(spec_params), options)
     from convdiff import environment, report
 

@@ -15,11 +15,12 @@ from typing import Any
 from convdiff.backends import backend_info
 from convdiff.compare import Tolerance, Verdict
 from convdiff.errors import BadInputError
+from convdiff.precision import BoundForm, parse_bound_form, parse_tolerance_mode
 from convdiff.runner import CaseOptions, CaseResult, SideConfig
 from convdiff.spec import FIELD_PARSERS, build_spec, parse_fields
 
 CASE_KEYS = {"name", "description", "reference", "candidate", "expect", "expect_kernels",
-             "atol", "rtol", "shared_kernel", "top", "equal_nan"}
+             "atol", "rtol", "shared_kernel", "top", "equal_nan", "tolerance", "bound_form"}
 TOP_KEYS = {"name", "title", "description", "spec", "case"}
 EXPECT_KERNELS = ("identical", "different")
 
@@ -62,7 +63,7 @@ class CaseOutcome:
 
     @property
     def got(self) -> str:
-        return self.result.output.verdict.value
+        return self.result.verdict.value
 
     @property
     def kernels_as_expected(self) -> bool:
@@ -72,7 +73,7 @@ class CaseOutcome:
 
     @property
     def as_expected(self) -> bool:
-        return self.result.output.verdict is self.case.expect and self.kernels_as_expected
+        return self.result.verdict is self.case.expect and self.kernels_as_expected
 
     @property
     def expected(self) -> str:
@@ -166,7 +167,14 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str) -> Case
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise BadInputError(f"{where}: {key} must be a non-negative number, got {value!r}")
         tolerance = Tolerance(float(atol), float(rtol))
-    options = CaseOptions(tolerance=tolerance,
+    mode_text = _get(raw, "tolerance", str, where, default=None)
+    form_text = _get(raw, "bound_form", str, where, default=None)
+    try:
+        mode = parse_tolerance_mode(mode_text) if mode_text is not None else None
+        form = parse_bound_form(form_text) if form_text is not None else BoundForm.PROBABILISTIC
+    except BadInputError as exc:
+        raise BadInputError(f"{where}: {exc}") from None
+    options = CaseOptions(tolerance=tolerance, mode=mode, bound_form=form,
                           shared_kernel=_get(raw, "shared_kernel", bool, where, default=False),
                           top_k=_get(raw, "top", int, where, default=10),
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))
