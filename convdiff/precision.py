@@ -44,7 +44,10 @@ __all__ = [
     "gamma",
     "parse_bound_form",
     "parse_tolerance_mode",
+    "Tf32Consistency",
     "round_to_tf32",
+    "tf32_consistency",
+    "tf32_reference",
     "rounding_bound",
     "side_error",
     "three_way",
@@ -425,3 +428,55 @@ def _json_float(value: float) -> float | str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return float(value)
+
+
+@dataclass(frozen=True)
+class Tf32Consistency:
+    """Is a float32 result explained by TF32 inputs (GPU tensor cores) rather than a bug?"""
+
+    against_tf32: BoundCheck
+    """The result against the TF32-emulated float64 reference, under the float32 rounding bound."""
+    against_float32: BoundCheck
+    """The result against the plain float64 reference, under the float32 rounding bound."""
+
+    @property
+    def consistent(self) -> bool:
+        """Within float32 rounding of the TF32 reference while failing the plain float32 bound."""
+        return bool(self.against_tf32) and not self.against_float32
+
+    def __bool__(self) -> bool:
+        return self.consistent
+
+    @property
+    def summary(self) -> str:
+        if self.consistent:
+            return (f"consistent with TF32: within float32 rounding of the TF32-emulated reference "
+                    f"(max {self.against_tf32.max_ratio:.3g} of bound), outside the plain float32 bound "
+                    f"(up to {self.against_float32.max_ratio:.3g} times)")
+        if self.against_float32:
+            return "within the plain float32 bound: no need for TF32 to explain it"
+        return (f"not TF32: exceeds float32 rounding of the TF32-emulated reference "
+                f"up to {self.against_tf32.max_ratio:.3g} times")
+
+
+def tf32_reference(x: np.ndarray, kernel: np.ndarray, spec: Any, bias: np.ndarray | None = None) -> np.ndarray:
+    """The float64 convolution of TF32-rounded input and kernel (the bias is added unrounded, in float64)."""
+    from convdiff.backends.numpy_ref import conv2d_nhwc
+
+    return conv2d_nhwc(round_to_tf32(x), round_to_tf32(kernel), spec.strides, spec.pads, spec.dilation, bias)
+
+
+def tf32_consistency(candidate: np.ndarray, x: np.ndarray, kernel: np.ndarray, spec: Any,
+                     bias: np.ndarray | None = None, form: BoundForm = BoundForm.PROBABILISTIC) -> Tf32Consistency:
+    """Check whether `candidate` is what a float32 convolution with TF32 inputs computes.
+
+    TF32 rounds the multiplicands (input and kernel) to 10 mantissa bits and accumulates in float32,
+    so a TF32 result is within float32 accumulation rounding of the float64 convolution of the
+    TF32-rounded operands, and usually well outside the float32 bound of the exact one.
+    """
+    from convdiff.backends.numpy_ref import conv2d_nhwc
+
+    bound, g = rounding_bound(x, kernel, spec, "float32", form, bias)
+    emulated = tf32_reference(x, kernel, spec, bias)
+    exact = conv2d_nhwc(x, kernel, spec.strides, spec.pads, spec.dilation, bias)
+    return Tf32Consistency(check_bound(emulated, candidate, bound, g), check_bound(exact, candidate, bound, g))
