@@ -265,7 +265,7 @@ def render_precision(case: CaseResult) -> Table | None:
     b = case.bound
     decides = case.tolerance_mode is ToleranceMode.BOUND
     table = Table(title="Precision (rounding bound |candidate - reference| <= gamma * (|x| (*) |w|) + bias term)"
-                  + ("" if decides else " [not deciding: --tolerance elementwise]"),
+                  + ("" if decides else " (not deciding: --tolerance elementwise)"),
                   title_justify="left", show_edge=False)
     table.add_column("metric")
     table.add_column("value")
