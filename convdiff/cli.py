@@ -148,6 +148,32 @@ def comparison_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+TOLERANCE_MODES = ("bound", "elementwise")
+BOUND_FORMS = ("probabilistic", "worst-case")
+
+
+def precision_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The rule that decides the verdict (README: "Precision-aware verdicts")."""
+    options = [
+        click.option("--tolerance", "tolerance_mode", type=click.Choice(TOLERANCE_MODES), default=None,
+                     help="Verdict rule: bound (each element within the rounding-error bound of its dot product in "
+                          "the lower compute precision) or elementwise (atol/rtol). Default bound; elementwise when "
+                          "--atol/--rtol are given."),
+        click.option("--bound-form", type=click.Choice(BOUND_FORMS), default="probabilistic", show_default=True,
+                     help="gamma of the bound: probabilistic c*sqrt(K)*u or worst-case K*u/(1-K*u)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def parse_precision(tolerance_mode: str | None, bound_form: str):  # noqa: ANN201
+    from convdiff.precision import parse_bound_form, parse_tolerance_mode
+
+    return (parse_tolerance_mode(tolerance_mode) if tolerance_mode is not None else None,
+            parse_bound_form(bound_form))
+
+
 def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201
     from convdiff.compare import Tolerance
 
@@ -211,16 +237,19 @@ def parse_overrides(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--heatmap", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE.png",
               help="Write a PNG heatmap of the per-position max abs diff (over batch and channels).")
 @comparison_options
+@precision_options
 def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tuple[str, ...], heatmap: str | None,
-            atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str, **spec_params: Any) -> None:
+            atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str,
+            tolerance_mode: str | None, bound_form: str, **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
     """
     from convdiff.runner import CaseOptions
 
+    mode, form = parse_precision(tolerance_mode, bound_form)
     options = CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel,
-                          top_k=top_k, equal_nan=equal_nan)
+                          top_k=top_k, equal_nan=equal_nan, mode=mode, bound_form=form)
     result = execute_compare(reference, candidate, spec_fields(spec_params), options, parse_overrides(overrides))
     if heatmap:
         from convdiff.regions import write_heatmap

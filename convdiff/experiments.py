@@ -15,12 +15,13 @@ from typing import Any
 from convdiff.backends import backend_info
 from convdiff.compare import Tolerance, Verdict
 from convdiff.errors import BadInputError
+from convdiff.precision import BoundForm, parse_bound_form, parse_tolerance_mode
 from convdiff.runner import CaseOptions, CaseResult, SideConfig
 from convdiff.spec import FIELD_PARSERS, build_spec, parse_fields
 
 CASE_KEYS = {"name", "description", "reference", "candidate", "expect", "expect_kernels",
              "atol", "rtol", "shared_kernel", "top", "equal_nan", "expect_distribution", "expect_diagnosis",
-             "expect_regions"}
+             "expect_regions", "tolerance", "bound_form"}
 TOP_KEYS = {"name", "title", "description", "spec", "case"}
 EXPECT_KERNELS = ("identical", "different")
 EXPECT_DISTRIBUTION = ("same distribution, different draws", "different distributions")
@@ -70,7 +71,7 @@ class CaseOutcome:
 
     @property
     def got(self) -> str:
-        return self.result.output.verdict.value
+        return self.result.verdict.value
 
     @property
     def kernels_as_expected(self) -> bool:
@@ -102,7 +103,7 @@ class CaseOutcome:
 
     @property
     def as_expected(self) -> bool:
-        return (self.result.output.verdict is self.case.expect and self.kernels_as_expected
+        return (self.result.verdict is self.case.expect and self.kernels_as_expected
                 and self.distribution_as_expected
                 and self.diagnosis_as_expected
                 and (self.case.expect_regions is None or self.regions_kind == self.case.expect_regions))
@@ -209,7 +210,14 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise BadInputError(f"{where}: {key} must be a non-negative number, got {value!r}")
         tolerance = Tolerance(float(atol), float(rtol))
-    options = CaseOptions(tolerance=tolerance,
+    mode_text = _get(raw, "tolerance", str, where, default=None)
+    form_text = _get(raw, "bound_form", str, where, default=None)
+    try:
+        mode = parse_tolerance_mode(mode_text) if mode_text is not None else None
+        form = parse_bound_form(form_text) if form_text is not None else BoundForm.PROBABILISTIC
+    except BadInputError as exc:
+        raise BadInputError(f"{where}: {exc}") from None
+    options = CaseOptions(tolerance=tolerance, mode=mode, bound_form=form,
                           shared_kernel=_get(raw, "shared_kernel", bool, where, default=False),
                           top_k=_get(raw, "top", int, where, default=10),
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))

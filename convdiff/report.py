@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from convdiff.compare import Comparison, Verdict
+from convdiff.precision import BoundCheck, ToleranceMode
 from convdiff.runner import CaseResult, kernel_summary
 
 SCHEMA_VERSION = 1
@@ -50,12 +51,26 @@ def tolerance_rule(c: Comparison) -> str:
     return f"|candidate - reference| <= atol + rtol * |reference|, atol={c.tolerance.atol:g}, rtol={c.tolerance.rtol:g}"
 
 
+def bound_rule(b: BoundCheck) -> str:
+    g = b.gamma
+    return f"{g.dtype} rounding bound ({g.form.value}, gamma = {g.description})"
+
+
 def verdict_line(case: CaseResult) -> str:
     """One line saying what was found and by which rule: the line CI logs and assertion messages show."""
     out = case.output
     tol = out.tolerance
     rule = f"atol={tol.atol:g}, rtol={tol.rtol:g}"
-    if out.verdict is Verdict.SHAPE_MISMATCH:
+    b = case.bound
+    if case.tolerance_mode is ToleranceMode.BOUND and b is not None and case.verdict is Verdict.EQUIVALENT:
+        text = (f"equivalent: all {b.total:,} elements within the {b.gamma.dtype} rounding bound "
+                f"(max {fmt_percent(b.max_ratio)} of bound at {fmt_index(b.max_ratio_index)}, {b.gamma.form.value}; "
+                f"max abs diff {fmt(out.max_abs_diff)})")
+    elif case.tolerance_mode is ToleranceMode.BOUND and b is not None and case.verdict is Verdict.MISMATCH:
+        text = (f"mismatch: {b.exceeded:,} / {b.total:,} elements exceed the {b.gamma.dtype} rounding bound "
+                f"({b.gamma.form.value}), up to {fmt_times(b.max_ratio)} at {fmt_index(b.max_ratio_index)}; "
+                f"max abs diff {fmt(out.max_abs_diff)}")
+    elif out.verdict is Verdict.SHAPE_MISMATCH:
         text = (f"shape_mismatch: reference {fmt_shape(out.reference_shape)} vs "
                 f"candidate {fmt_shape(out.candidate_shape)}")
     elif out.verdict is Verdict.EMPTY:
@@ -63,7 +78,8 @@ def verdict_line(case: CaseResult) -> str:
     elif out.verdict is Verdict.IDENTICAL:
         text = "identical: outputs are bitwise equal"
     elif out.verdict is Verdict.EQUIVALENT:
-        text = f"equivalent: all {out.total:,} elements within {rule} (max abs diff {fmt(out.max_abs_diff)})"
+        text = (f"equivalent: all {out.total:,} elements within elementwise {rule} "
+                f"(max abs diff {fmt(out.max_abs_diff)})")
     else:
         text = (f"mismatch: elementwise {rule}: {out.mismatched:,} / {out.total:,} mismatched "
                 f"({100 * out.mismatch_fraction:.3g}%), max abs diff {fmt(out.max_abs_diff)} at "
@@ -72,6 +88,18 @@ def verdict_line(case: CaseResult) -> str:
         text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
         text += f": {case.kernel_distribution.verdict})" if case.kernel_distribution is not None else ")"
     return text
+
+
+def fmt_percent(ratio: float) -> str:
+    if math.isinf(ratio) or math.isnan(ratio):
+        return str(ratio)
+    return f"{100 * ratio:.2g}%"
+
+
+def fmt_times(ratio: float) -> str:
+    if math.isinf(ratio):
+        return "a zero bound"
+    return f"{ratio:.3g} times the bound"
 
 
 def kernel_difference(k: Comparison) -> str:
@@ -107,9 +135,17 @@ def case_to_json(case: CaseResult, environment: dict[str, Any]) -> dict[str, Any
     out = case.output.to_json()
     doc: dict[str, Any] = {
         "name": case.name,
-        "verdict": out.pop("verdict"),
+        "verdict": case.verdict.value,
+        "elementwise_verdict": out.pop("verdict"),
         "verdict_line": verdict_line(case),
-        "passed": bool(case.output),
+        "passed": bool(case),
+        "tolerance_mode": case.tolerance_mode.value,
+        "bound": case.bound.to_json() if case.bound is not None else None,
+        "ulp": case.ulp.to_json() if case.ulp is not None else None,
+        "reference_error": case.three_way.reference.to_json() if case.three_way is not None else None,
+        "candidate_error": case.three_way.candidate.to_json() if case.three_way is not None else None,
+        "three_way": ({"wrong": case.three_way.wrong.value, "summary": case.three_way.summary}
+                      if case.three_way is not None else None),
         "reference": _side_json(case, "reference"),
         "candidate": _side_json(case, "candidate"),
         "shared_kernel": case.options.shared_kernel,
@@ -225,10 +261,47 @@ def render_output(c: Comparison) -> Table:
         table.add_row("mismatched", f"{c.mismatched:,} / {c.total:,} ({100 * c.mismatch_fraction:.3g}%)")
         table.add_row("tolerance rule", tolerance_rule(c))
         table.add_row("min atol to pass", f"{fmt(c.min_atol)} (at rtol={c.tolerance.rtol:g})")
+        table.add_row("default table", default_table())
         if c.reference_nan or c.candidate_nan or c.reference_inf or c.candidate_inf:
             table.add_row("NaN / Inf", f"reference {c.reference_nan} / {c.reference_inf}, "
                           f"candidate {c.candidate_nan} / {c.candidate_inf}; NaN positions "
                           f"{'agree' if c.nan_positions_agree else 'differ'}")
+    return table
+
+
+def default_table() -> str:
+    """The per-dtype elementwise defaults, as one cell."""
+    from convdiff.compare import DEFAULT_TOLERANCES
+
+    return "; ".join(f"{name} atol={t.atol:g} rtol={t.rtol:g}" for name, t in DEFAULT_TOLERANCES.items())
+
+
+def render_precision(case: CaseResult) -> Table | None:
+    """The bound check, ULP distance and the three-way check against float64."""
+    if case.bound is None:
+        return None
+    b = case.bound
+    decides = case.tolerance_mode is ToleranceMode.BOUND
+    table = Table(title="Precision (rounding bound |candidate - reference| <= gamma * (|x| (*) |w|) + bias term)"
+                  + ("" if decides else " (not deciding: --tolerance elementwise)"),
+                  title_justify="left", show_edge=False)
+    table.add_column("metric")
+    table.add_column("value")
+    table.add_row("tolerance rule", f"{case.tolerance_mode.value}" + (" (decides the verdict)" if decides else ""))
+    table.add_row("bound", bound_rule(b))
+    table.add_row("gamma", f"{b.gamma.value:.3e}")
+    table.add_row("exceeded", f"{b.exceeded:,} / {b.total:,}")
+    table.add_row("max diff / bound", f"{fmt(b.max_ratio)} ({fmt_percent(b.max_ratio)}) at {fmt_index(b.max_ratio_index)}")
+    table.add_row("median diff / bound", fmt(b.median_ratio))
+    if case.ulp is not None:
+        table.add_row("ULP distance", f"max {case.ulp.max:,}, median {case.ulp.median:g} ({case.ulp.dtype})")
+    t = case.three_way
+    if t is not None:
+        for which, e in (("reference", t.reference), ("candidate", t.candidate)):
+            table.add_row(f"{which} vs float64", f"max abs {fmt(e.max_abs)}, rmse {fmt(e.rmse)}, max bound ratio "
+                          f"{fmt(e.bound.max_ratio)} ({e.bound.gamma.dtype})"
+                          + ("" if e.within else "  [bold red]outside its bound[/]"))
+        table.add_row("which side", t.summary)
     return table
 
 
@@ -250,6 +323,9 @@ def render_case(case: CaseResult) -> RenderableType:
         render_kernels(case),
         render_output(case.output),
     ]
+    precision = render_precision(case)
+    if precision is not None:
+        parts.append(precision)
     worst = render_worst(case.output)
     if worst is not None:
         parts.append(worst)
@@ -260,7 +336,7 @@ def render_case(case: CaseResult) -> RenderableType:
     for which in ("reference", "candidate"):
         for note in getattr(case, which).notes:
             parts.append(Text(f"note ({which}): {note}", style="dim"))
-    parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.output.verdict]))
+    parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.verdict]))
     return Group(*parts)
 
 
@@ -348,7 +424,12 @@ def key_figures(case: CaseResult) -> str:
     if not o.shape_match:
         return f"shapes {fmt_shape(o.reference_shape)} vs {fmt_shape(o.candidate_shape)}"
     kern = "" if case.kernels_identical else ", kernels differ"
-    return f"{dtypes}, max abs {fmt(o.max_abs_diff)}, sum abs {fmt(o.sum_abs_diff)}{kern}"
+    bound = ""
+    if case.bound is not None:
+        r = case.bound.max_ratio
+        share = fmt_percent(r) + " of" if r <= 1 or math.isnan(r) else f"{r:.3g}x"
+        bound = f", {share} {case.bound.gamma.dtype} bound"
+    return f"{dtypes}, max abs {fmt(o.max_abs_diff)}, sum abs {fmt(o.sum_abs_diff)}{bound}{kern}"
 
 
 # --- propagate -----------------------------------------------------------------------------------

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convdiff.backends import SideResult, Weights, get_backend
-from convdiff.compare import Comparison, Tolerance, compare_arrays, default_tolerance
+from convdiff.compare import Comparison, Tolerance, Verdict, compare_arrays, default_tolerance
 from convdiff.dtypes import lower_precision
 from convdiff.inputs import make_input
+from convdiff.precision import (BoundCheck, BoundForm, ThreeWay, ToleranceMode, UlpDistance, check_bound,
+                                rounding_bound, side_error, ulp_distance)
 from convdiff.spec import ConvSpec
 
 if TYPE_CHECKING:
@@ -41,6 +42,15 @@ class CaseOptions:
     """Give the candidate the reference's kernel, so only the convolution ops are compared."""
     top_k: int = 10
     equal_nan: bool = False
+    mode: ToleranceMode | None = None
+    """Which rule decides; None: `bound`, unless an explicit atol/rtol asks for `elementwise`."""
+    bound_form: BoundForm = BoundForm.PROBABILISTIC
+
+    @property
+    def tolerance_mode(self) -> ToleranceMode:
+        if self.mode is not None:
+            return self.mode
+        return ToleranceMode.ELEMENTWISE if self.tolerance is not None else ToleranceMode.BOUND
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,29 @@ class CaseResult:
     """`convdiff.diagnose.Hypothesis` per hypothesis tried; empty when the outputs pass."""
     regions: Any = None
     """`convdiff.regions.MismatchRegions` where the outputs mismatch; None when they pass."""
+    bound: BoundCheck | None = None
+    """The outputs under the rounding bound of the lower compute precision (None: not computed)."""
+    three_way: ThreeWay | None = None
+    """Each side against float64 recomputed from its own kernel, when the sides differ."""
+    ulp: UlpDistance | None = None
+    """ULP distance between the sides in the lower compute dtype."""
+
+    @property
+    def tolerance_mode(self) -> ToleranceMode:
+        """The rule that decided `verdict` (elementwise when no bound could be computed)."""
+        if self.bound is None:
+            return ToleranceMode.ELEMENTWISE
+        return self.options.tolerance_mode
+
+    @property
+    def verdict(self) -> Verdict:
+        """The case verdict: shape/empty/identical from the comparison, otherwise the deciding rule's."""
+        out = self.output.verdict
+        if out in (Verdict.SHAPE_MISMATCH, Verdict.EMPTY, Verdict.IDENTICAL):
+            return out
+        if self.tolerance_mode is ToleranceMode.BOUND:
+            return Verdict.EQUIVALENT if self.bound else Verdict.MISMATCH
+        return out
 
     @property
     def kernels_identical(self) -> bool:
@@ -74,11 +107,17 @@ class CaseResult:
         return lower_precision(self.reference.compute_dtype, self.candidate.compute_dtype)
 
     def __bool__(self) -> bool:
-        return bool(self.output)
+        return self.verdict in (Verdict.IDENTICAL, Verdict.EQUIVALENT)
 
 
 def run_sides(reference: SideConfig, candidate: SideConfig, options: CaseOptions) -> tuple[SideResult, SideResult]:
     """Phase one: run both backends (the candidate on the reference's kernel with `shared_kernel`)."""
+    ref, cand, _, _ = run_sides_with_inputs(reference, candidate, options)
+    return ref, cand
+
+
+def run_sides_with_inputs(reference: SideConfig, candidate: SideConfig, options: CaseOptions):  # noqa: ANN201
+    """`run_sides`, also returning the inputs each side was given (for the precision checks)."""
     ref_backend = get_backend(reference.backend)
     cand_backend = get_backend(candidate.backend)
     x_ref = make_input(reference.spec)
@@ -94,7 +133,7 @@ def run_sides(reference: SideConfig, candidate: SideConfig, options: CaseOptions
     else:
         cand = _with_note(cand_backend.run(candidate.spec, x_cand, cand_file and _as_weights(cand_file, candidate.spec)),
                           cand_file)
-    return ref, cand
+    return ref, cand, x_ref, x_cand
 
 
 def file_weights(spec: ConvSpec):  # noqa: ANN201 - LoadedWeights | None
@@ -120,8 +159,9 @@ def _with_note(result: SideResult, loaded: Any) -> SideResult:
 
 
 def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: SideResult, cand: SideResult,
-                  options: CaseOptions) -> CaseResult:
-    """Phase two: kernels first (exactly), then outputs (under the tolerance)."""
+                  options: CaseOptions, inputs: tuple[np.ndarray, np.ndarray] | None = None) -> CaseResult:
+    """Phase two: kernels first (exactly), then outputs (under the tolerance and, given the
+    inputs, under the rounding bound, with the three-way check against float64 and ULPs)."""
     kernels = compare_arrays(ref.kernel, cand.kernel, atol=0.0, rtol=0.0, top_k=options.top_k)
     tolerance = options.tolerance or default_tolerance(ref.compute_dtype, cand.compute_dtype)
     output = compare_arrays(ref.output, cand.output, tolerance=tolerance, top_k=options.top_k,
@@ -132,25 +172,50 @@ def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: 
 
         distribution = kernel_distribution(ref.kernel, cand.kernel, reference.spec.initializer,
                                            candidate.spec.initializer)
-    return CaseResult(name, reference, candidate, ref, cand, kernels, output, options, distribution)
+    result = CaseResult(name, reference, candidate, ref, cand, kernels, output, options, distribution)
+    if inputs is None or not output.shape_match or output.total == 0:
+        return result
+    return precision_checks(result, *inputs)
+
+
+def precision_checks(case: CaseResult, x_ref: np.ndarray, x_cand: np.ndarray) -> CaseResult:
+    """Add the bound check, the ULP distance and (when the outputs differ) the three-way check."""
+
+    ref, cand, form = case.reference, case.candidate, case.options.bound_form
+    dtype = case.compute_dtype
+    bound, g = rounding_bound(x_ref, ref.kernel, case.reference_config.spec, dtype, form, ref.bias)
+    checked = check_bound(ref.output, cand.output, bound, g, equal_nan=case.options.equal_nan)
+    del bound
+    ulp = ulp_distance(ref.output, cand.output, dtype)
+    three = None
+    if case.output.verdict is not Verdict.IDENTICAL and "numpy" not in (ref.backend, cand.backend):
+        # Each side against float64 from ITS OWN kernel: a side is wrong when it is outside the
+        # rounding bound of its own compute dtype, whatever the other side did.
+        three = ThreeWay(
+            side_error(ref.output, x_ref, ref.kernel, ref.bias, case.reference_config.spec, ref.compute_dtype, form),
+            side_error(cand.output, x_cand, cand.kernel, cand.bias, case.candidate_config.spec,
+                       cand.compute_dtype, form))
+    return dataclasses.replace(case, bound=checked, ulp=ulp, three_way=three)
 
 
 def run_case(name: str, reference: SideConfig, candidate: SideConfig, options: CaseOptions = CaseOptions()) -> CaseResult:
-    ref, cand = run_sides(reference, candidate, options)
-    result = compare_sides(name, reference, candidate, ref, cand, options)
+    ref, cand, x_ref, x_cand = run_sides_with_inputs(reference, candidate, options)
+    result = compare_sides(name, reference, candidate, ref, cand, options, inputs=(x_ref, x_cand))
     if not result:
-        result = explain(result)
+        result = explain(result, x_ref)
     return result
 
 
-def explain(result: CaseResult) -> CaseResult:
+def explain(result: CaseResult, x_ref: np.ndarray | None = None) -> CaseResult:
     """Where the outputs mismatch and why: run only on a failing comparison (it costs recomputations)."""
     from convdiff.diagnose import diagnose
     from convdiff.regions import analyze_regions
 
+    if x_ref is None:
+        x_ref = make_input(result.reference_config.spec)
     regions = analyze_regions(result.reference.output, result.candidate.output, result.output)
     diagnosis = diagnose(
-        result.reference_config.spec, result.candidate_config.spec, make_input(result.reference_config.spec),
+        result.reference_config.spec, result.candidate_config.spec, x_ref,
         result.reference.kernel, result.reference.bias, result.candidate.output,
         reference_dtype=result.reference.compute_dtype, candidate_dtype=result.candidate.compute_dtype,
         candidate_kernel=result.candidate.kernel, candidate_bias=result.candidate.bias)

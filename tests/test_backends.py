@@ -85,3 +85,14 @@ def test_strided_dilation_is_refused_with_a_clear_message():
     spec = ConvSpec(input_shape=(1, 9, 9, 1), strides=(2, 2), dilation=(2, 2))
     with pytest.raises(BadInputError, match="cannot combine strides"):
         run_case("x", SideConfig("numpy", spec), SideConfig("nn", spec))
+
+
+def test_keras_predict_reports_the_float32_rounding_of_its_inputs():
+    """Model.predict casts float inputs to floatx: a float64 model computes on float32-rounded inputs."""
+    spec = ConvSpec(input_shape=(1, 8, 8, 3), filters=2, dtype="float64")
+    result = run_case("f64", SideConfig("numpy", spec), SideConfig("keras", spec))
+    assert result.candidate.compute_dtype == "float32"
+    assert any("floatx" in note for note in result.candidate.notes)
+    assert result, result.verdict
+    direct = run_case("f64", SideConfig("numpy", spec), SideConfig("keras-call", spec))
+    assert direct.candidate.compute_dtype == "float64"

@@ -159,3 +159,47 @@ def test_missing_backend_dependency_exits_3(cli_runner, monkeypatch):
     result = cli_runner.invoke(cli, ["compare", *SMALL])
     assert result.exit_code == 3, result.output
     assert "pip install 'convdiff[xyz]'" in result.output
+
+
+# --- precision-aware verdicts (issue #5) ----------------------------------------------------------
+
+IMAGE64 = ["--init", "ones", "--input", "image", "--input-dtype", "float64", "--shape", "1,24,24,3", "--filters", "1",
+           "--kernel-size", "7", "--no-bias"]
+
+
+def test_compare_default_is_the_bound_with_three_way_and_ulp(cli_runner):
+    # nn computes in float64 (float64 input), keras in float32: they differ, neither is the numpy reference.
+    result = invoke(cli_runner, ["compare", *IMAGE64, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)["comparisons"][0]
+    assert doc["tolerance_mode"] == "bound" and doc["verdict"] == "equivalent"
+    assert doc["verdict_line"].startswith("equivalent: all 576 elements within the float32 rounding bound")
+    assert set(doc["bound"]) >= {"form", "dtype", "unit_roundoff", "gamma_description", "K", "exceeded", "max_ratio",
+                                 "max_ratio_index", "median_ratio"}
+    assert doc["bound"]["K"] == 147 and doc["bound"]["dtype"] == "float32" and doc["bound"]["exceeded"] == 0
+    assert doc["ulp"]["dtype"] == "float32" and doc["ulp"]["max"] >= 1
+    for side in ("reference_error", "candidate_error"):
+        assert set(doc[side]) >= {"max_abs", "rmse", "max_bound_ratio"}
+    assert doc["reference_error"]["dtype"] == "float64" and doc["candidate_error"]["dtype"] == "float32"
+    assert doc["three_way"]["wrong"] == "neither"
+
+
+def test_compare_elementwise_mode_names_its_rule(cli_runner):
+    result = invoke(cli_runner, ["compare", *IMAGE64, "--tolerance", "elementwise", "--atol", "0", "--rtol", "0"])
+    assert result.exit_code == 1, result.output
+    assert "mismatch: elementwise atol=0, rtol=0:" in result.output
+    assert "not deciding" in result.output  # the bound is still shown
+
+
+def test_compare_bound_beats_a_zero_atol_when_asked(cli_runner):
+    # Explicit atol/rtol alone switch to elementwise; --tolerance bound keeps the bound deciding.
+    result = invoke(cli_runner, ["compare", *IMAGE64, "--atol", "0", "--rtol", "0", "--tolerance", "bound",
+                                 "--bound-form", "worst-case"])
+    assert result.exit_code == 0, result.output
+    assert "worst-case" in result.output
+
+
+def test_compare_unknown_tolerance_mode_is_a_usage_error(cli_runner):
+    result = cli_runner.invoke(cli, ["compare", "--tolerance", "fuzzy"])
+    assert result.exit_code == 2
+    assert "fuzzy" in result.output

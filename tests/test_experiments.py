@@ -69,3 +69,22 @@ def test_malformed_experiment_files(text, message):
     with pytest.raises(BadInputError, match=message) as info:
         parse_experiment(text, "bad.toml")
     assert "\n" not in str(info.value)
+
+
+def test_tolerance_keys_in_experiment_files():
+    exp = parse_experiment("[[case]]\ncandidate='nn'\nexpect='equivalent'\ntolerance='bound'\n"
+                           "bound_form='worst-case'\natol=0\nrtol=0\n", "ok.toml")
+    options = exp.cases[0].options
+    assert options.tolerance_mode.value == "bound" and options.bound_form.value == "worst-case"
+    # atol/rtol without a tolerance key keep their old meaning: the elementwise rule decides.
+    legacy = parse_experiment("[[case]]\ncandidate='nn'\nexpect='equivalent'\natol=0\nrtol=0\n", "ok.toml")
+    assert legacy.cases[0].options.tolerance_mode.value == "elementwise"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[[case]]\ncandidate='nn'\nexpect='identical'\ntolerance='fuzzy'\n", "unknown tolerance mode 'fuzzy'"),
+    ("[[case]]\ncandidate='nn'\nexpect='identical'\nbound_form='tight'\n", "unknown bound form 'tight'"),
+])
+def test_malformed_tolerance_keys(text, message):
+    with pytest.raises(BadInputError, match=message):
+        parse_experiment(text, "bad.toml")

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
+from convdiff.dtypes import lower_precision
 from convdiff.backends.tf_common import refuse_strided_dilation, run_framework
 from convdiff.spec import ConvSpec, PaddingMode
 
@@ -47,6 +48,7 @@ class KerasPredictBackend:
             **{key: init.keras(spec.seed) for key, init in inits.items() if not init.is_default},
             dtype=spec.dtype)
         notes = []
+        compute_dtype = layer.compute_dtype
         if self.call_directly:
             layer.build((None, *x.shape[1:]))
             self._assign(layer, weights, spec)
@@ -60,11 +62,16 @@ class KerasPredictBackend:
             model = keras.Model(inp, layer(pre(inp) if pre else inp))
             self._assign(layer, weights, spec)
             out = model.predict(x, batch_size=x.shape[0], verbose=0)
-            if x.dtype != np.dtype(spec.dtype):
-                notes.append(f"input is {x.dtype}: Model.predict casts it to the model's input dtype {spec.dtype}")
+            floatx = keras.config.floatx()
+            if x.dtype.kind == "f" and x.dtype != np.dtype(floatx):
+                # predict's data adapter casts float arrays to floatx before the model sees them, so a
+                # float64 model still only ever gets float32-rounded inputs: that is its real precision.
+                notes.append(f"input is {x.dtype}: Model.predict casts float inputs to keras floatx ({floatx}) "
+                             f"before the model's {spec.dtype} layer")
+                compute_dtype = lower_precision(compute_dtype, floatx)
         bias = keras.ops.convert_to_numpy(layer.bias) if spec.use_bias else None
         return SideResult(self.name, np.asarray(out), keras.ops.convert_to_numpy(layer.kernel), bias,
-                          compute_dtype=layer.compute_dtype, notes=tuple(notes),
+                          compute_dtype=compute_dtype, notes=tuple(notes),
                           seconds=time.perf_counter() - start)
 
     @staticmethod
