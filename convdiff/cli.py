@@ -169,8 +169,10 @@ def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
 @click.option("--shared-kernel", is_flag=True,
               help="Give the candidate the reference's kernel and bias, so only the convolution ops are compared.")
 @comparison_options
+@click.option("--save-bundle", "bundle_dir", default=None, metavar="DIR",
+              help="Write a reproduction bundle (specs, input, kernels, outputs, report); `convdiff run DIR` replays it.")
 def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | None, rtol: float | None,
-            equal_nan: bool, top_k: int, fmt: str, **spec_params: Any) -> None:
+            equal_nan: bool, top_k: int, fmt: str, bundle_dir: str | None = None, **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
@@ -182,8 +184,13 @@ def compare(reference: str, candidate: str, shared_kernel: bool, atol: float | N
     result = execute_compare(reference, candidate, spec_fields(spec_params), options)
     from convdiff import environment, report
 
-    Output(fmt).show(report.render_case(result),
-                     {"schema": report.SCHEMA_VERSION, "comparisons": [report.case_to_json(result, environment.collect())]})
+    env = environment.collect()
+    doc = {"schema": report.SCHEMA_VERSION, "comparisons": [report.case_to_json(result, env)], "environment": env}
+    if bundle_dir:
+        from convdiff import bundle
+
+        bundle.save(bundle_dir, [(result, {"experiment": "compare"})], doc)
+    Output(fmt).show(report.render_case(result), doc)
     sys.exit(EXIT_OK if result else EXIT_MISMATCH)
 
 
@@ -204,10 +211,13 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
               help="table for people, json for machines.")
 @click.option("--details/--no-details", default=None,
               help="Print the full report of every case (default: only for unexpected results).")
-def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
-    """Run built-in experiments (by NAME) and experiment files (TOML); no argument runs every built-in one.
+@click.option("--save-bundle", "bundle_dir", default=None, metavar="DIR",
+              help="Write a reproduction bundle of every case; `convdiff run DIR` replays it.")
+def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: str | None = None) -> None:
+    """Run built-in experiments (by NAME), experiment files (TOML) and bundles (DIR, replayed); no argument
+    runs every built-in experiment.
 
-    Exits 0 when every case came out as expected, 1 otherwise.
+    Exits 0 when every case came out as expected (a bundle: the verdict it recorded), 1 otherwise.
     """
     outcomes, skipped = execute_run(targets)
     from convdiff import environment, report
@@ -215,17 +225,10 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
     rows = [report.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected, report.key_figures(o.result))
             for o in outcomes]
     ok = all(o.as_expected for o in outcomes)
+    if bundle_dir:
+        _save_run_bundle(bundle_dir, outcomes, skipped)
     if fmt == "json":
-        env = environment.collect()
-        doc = {
-            "schema": report.SCHEMA_VERSION,
-            "ok": ok,
-            "cases": [{"experiment": o.experiment, "case": o.case.name, "expected": o.case.expect.value,
-                       "expect_kernels": o.case.expect_kernels, "as_expected": o.as_expected,
-                       **report.case_to_json(o.result, env)} for o in outcomes],
-            "skipped": [{"experiment": name, "reason": reason} for name, reason in skipped],
-            "environment": env,
-        }
+        doc = _run_json(outcomes, skipped, environment.collect())
         Output(fmt).show(document=doc)
     else:
         out = Output(fmt)
@@ -237,14 +240,37 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
     sys.exit(EXIT_OK if ok else EXIT_MISMATCH)
 
 
+def _run_json(outcomes: Any, skipped: Any, env: dict[str, Any]) -> dict[str, Any]:
+    from convdiff import report
+
+    return {
+        "schema": report.SCHEMA_VERSION,
+        "ok": all(o.as_expected for o in outcomes),
+        "cases": [{"experiment": o.experiment, "case": o.case.name, "expected": o.case.expect.value,
+                   "expect_kernels": o.case.expect_kernels, "as_expected": o.as_expected,
+                   **report.case_to_json(o.result, env)} for o in outcomes],
+        "skipped": [{"experiment": name, "reason": reason} for name, reason in skipped],
+        "environment": env,
+    }
+
+
+def _save_run_bundle(directory: str, outcomes: Any, skipped: Any) -> None:
+    from convdiff import bundle, environment
+
+    bundle.save(directory, [(o.result, {"experiment": o.experiment}) for o in outcomes],
+                _run_json(outcomes, skipped, environment.collect()))
+
+
 def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
-    from convdiff import experiments
+    from convdiff import bundle, experiments
     from convdiff.runner import run_case
 
     explicit = bool(targets)
+    replayed = [o for t in targets if bundle.is_bundle(t) for o in bundle.replay_outcomes(t)]
+    targets = tuple(t for t in targets if not bundle.is_bundle(t))
     loaded = [experiments.resolve(t) for t in targets] if explicit else [
         experiments.load_builtin(n) for n in experiments.builtin_names()]
-    outcomes, skipped = [], []
+    outcomes, skipped = replayed, []
     for exp in loaded:
         missing = exp.missing_requirements()
         if missing:
