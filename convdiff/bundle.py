@@ -184,7 +184,11 @@ def replay(directory: str | Path) -> list[Replayed]:
                               bool(opts.get("equal_nan")))
         arrays = load_npy(arrays_file, what="bundle arrays")
         try:
-            saved = {k: arrays[k] for k in arrays.files}
+            saved = {k: arrays[k] for k in arrays.files}  # an npz reads its members lazily, here
+        except ValueError as exc:
+            kind = "holds pickled objects, which convdiff refuses to load" if "pickle" in str(exc).lower() else (
+                f"is not a valid .npz file: {exc}")
+            raise BadInputError(f"{where}: {arrays_file.name} {kind}") from None
         finally:
             arrays.close()
         missing = {"input", "reference_kernel", "candidate_kernel", "reference_output", "candidate_output"} - set(saved)
