@@ -14,10 +14,10 @@ def test_port_check_experiment_passes(cli_runner):
 
 
 def test_sweep_grid_example_shard_passes(cli_runner):
-    result = cli_runner.invoke(cli, ["sweep", "--grid", str(EXAMPLES / "sweep-grid.toml"), "--shard", "3/16"],
+    result = cli_runner.invoke(cli, ["sweep", "--grid", str(EXAMPLES / "sweep-grid.toml"), "--shard", "3/32"],
                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "shard 3/16 of 192" in result.output
+    assert "shard 3/32 of 192" in result.output
 
 
 def test_ci_workflow_gates_on_sweep_and_run():

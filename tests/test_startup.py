@@ -6,7 +6,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], ["run", "--help"], ["list"], ["--version"]])
+@pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], ["run", "--help"], ["sweep", "--help"], ["list"], ["--version"]])
 def test_no_tensorflow_import(argv):
     code = (
         "import sys\n"
