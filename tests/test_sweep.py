@@ -161,3 +161,21 @@ def test_sweep_bad_input_exits_2(cli_runner, args, message):
     result = cli_runner.invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from convdiff.cli import _progress
+    from convdiff.sweep import make_grid
+
+    configs = list(make_grid({"kernel_size": ["1", "3"]}).configs())
+    for terminal in (True, False):
+        stream = io.StringIO()
+        console = Console(file=stream, force_terminal=terminal, width=100)
+        with _progress(console, len(configs)) as advance:
+            for config in configs:
+                advance(config)
+        assert bool(stream.getvalue()) is terminal
