@@ -40,16 +40,23 @@ print(np.abs(a - b).max())
 """
 
 
-def timed(argv: list[str], repeat: int) -> float:
+def once(argv: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    times = []
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return elapsed
+
+
+def timed(*argvs: list[str], repeat: int) -> list[float]:
+    """Median time of each command; the commands alternate, so a load spike hits both alike."""
+    times: list[list[float]] = [[] for _ in argvs]
     for _ in range(repeat):
-        start = time.perf_counter()
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-500:]}")
-    return statistics.median(times)
+        for i, argv in enumerate(argvs):
+            times[i].append(once(argv))
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -57,13 +64,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     py = sys.executable
-    bare = timed([py, "-c", "pass"], args.repeat)
-    helptime = timed([py, "-m", "convdiff", "--help"], args.repeat)
+    bare, helptime = timed([py, "-c", "pass"], [py, "-m", "convdiff", "--help"], repeat=args.repeat)
     print(f"python -c pass          {bare:7.3f} s")
     print(f"convdiff --help         {helptime:7.3f} s   (target < 0.3 s; {helptime - bare:.3f} s over bare Python)")
-    compare = timed([py, "-m", "convdiff", "compare", "--reference", "nn", "--candidate", "keras",
-                     "--shape", "1,64,64,16", "--filters", "16", "--format", "json"], args.repeat)
-    hand = timed([py, "-c", HAND], args.repeat)
+    compare, hand = timed([py, "-m", "convdiff", "compare", "--reference", "nn", "--candidate", "keras",
+                           "--shape", "1,64,64,16", "--filters", "16", "--format", "json"],
+                          [py, "-c", HAND], repeat=args.repeat)
     print(f"hand-written script     {hand:7.3f} s")
     print(f"convdiff compare        {compare:7.3f} s   ratio {compare / hand:.2f}x (target <= 1.15x)")
 

@@ -97,8 +97,12 @@ def main() -> None:
         hand_loop(reference, candidate, configs[:2])
         outcomes = run_sweep(plan)
         assert all(o.status == "passed" for o in outcomes), [o.verdict_line for o in outcomes if o.status != "passed"]
-        t_sweep = timed(lambda: run_sweep(plan), args.repeat)
-        t_hand = timed(lambda: hand_loop(reference, candidate, configs), args.repeat)
+        # Alternate the two, so a load spike from elsewhere hits both alike.
+        sweeps, hands = [], []
+        for _ in range(args.repeat):
+            sweeps.append(timed(lambda: run_sweep(plan), 1))
+            hands.append(timed(lambda: hand_loop(reference, candidate, configs), 1))
+        t_sweep, t_hand = statistics.median(sweeps), statistics.median(hands)
         print(f"{pair:<18} {t_sweep:>14.3f} s {t_hand:>10.3f} s {len(configs) / t_sweep:>10.1f} "
               f"{t_sweep / t_hand:>6.2f}x")
 
