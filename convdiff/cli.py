@@ -206,7 +206,7 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
 
 
 @cli.command()
-@click.argument("targets", nargs=-1, metavar="[NAME|FILE]...")
+@click.argument("targets", nargs=-1, metavar="[NAME|FILE|DIR]...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people, json for machines.")
 @click.option("--details/--no-details", default=None,
