@@ -238,9 +238,11 @@ def parse_overrides(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
               help="Write a PNG heatmap of the per-position max abs diff (over batch and channels).")
 @comparison_options
 @precision_options
+@click.option("--save-bundle", "bundle_dir", default=None, metavar="DIR",
+              help="Write a reproduction bundle (specs, input, kernels, outputs, report); `convdiff run DIR` replays it.")
 def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tuple[str, ...], heatmap: str | None,
             atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str,
-            tolerance_mode: str | None, bound_form: str, **spec_params: Any) -> None:
+            tolerance_mode: str | None, bound_form: str, bundle_dir: str | None = None, **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
@@ -257,8 +259,13 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
         write_heatmap(heatmap, result.reference.output, result.candidate.output)
     from convdiff import environment, report
 
-    Output(fmt).show(report.render_case(result),
-                     {"schema": report.SCHEMA_VERSION, "comparisons": [report.case_to_json(result, environment.collect())]})
+    env = environment.collect()
+    doc = {"schema": report.SCHEMA_VERSION, "comparisons": [report.case_to_json(result, env)], "environment": env}
+    if bundle_dir:
+        from convdiff import bundle
+
+        bundle.save(bundle_dir, [(result, {"experiment": "compare"})], doc)
+    Output(fmt).show(report.render_case(result), doc)
     sys.exit(EXIT_OK if result else EXIT_MISMATCH)
 
 
@@ -285,15 +292,18 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
 
 
 @cli.command()
-@click.argument("targets", nargs=-1, metavar="[NAME|FILE]...")
+@click.argument("targets", nargs=-1, metavar="[NAME|FILE|DIR]...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people, json for machines.")
 @click.option("--details/--no-details", default=None,
               help="Print the full report of every case (default: only for unexpected results).")
-def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
-    """Run built-in experiments (by NAME) and experiment files (TOML); no argument runs every built-in one.
+@click.option("--save-bundle", "bundle_dir", default=None, metavar="DIR",
+              help="Write a reproduction bundle of every case; `convdiff run DIR` replays it.")
+def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: str | None = None) -> None:
+    """Run built-in experiments (by NAME), experiment files (TOML) and bundles (DIR, replayed); no argument
+    runs every built-in experiment.
 
-    Exits 0 when every case came out as expected, 1 otherwise.
+    Exits 0 when every case came out as expected (a bundle: the verdict it recorded), 1 otherwise.
     """
     outcomes, skipped = execute_run(targets)
     from convdiff import environment, report
@@ -301,18 +311,10 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
     rows = [report.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected, report.key_figures(o.result))
             for o in outcomes]
     ok = all(o.as_expected for o in outcomes)
+    if bundle_dir:
+        _save_run_bundle(bundle_dir, outcomes, skipped)
     if fmt == "json":
-        env = environment.collect()
-        doc = {
-            "schema": report.SCHEMA_VERSION,
-            "ok": ok,
-            "cases": [{"experiment": o.experiment, "case": o.case.name, "expected": o.case.expect.value,
-                       "expect_kernels": o.case.expect_kernels,
-                       "expect_distribution": o.case.expect_distribution, "as_expected": o.as_expected,
-                       **report.case_to_json(o.result, env)} for o in outcomes],
-            "skipped": [{"experiment": name, "reason": reason} for name, reason in skipped],
-            "environment": env,
-        }
+        doc = _run_json(outcomes, skipped, environment.collect())
         Output(fmt).show(document=doc)
     else:
         out = Output(fmt)
@@ -324,16 +326,40 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
     sys.exit(EXIT_OK if ok else EXIT_MISMATCH)
 
 
+def _run_json(outcomes: Any, skipped: Any, env: dict[str, Any]) -> dict[str, Any]:
+    from convdiff import report
+
+    return {
+        "schema": report.SCHEMA_VERSION,
+        "ok": all(o.as_expected for o in outcomes),
+        "cases": [{"experiment": o.experiment, "case": o.case.name, "expected": o.case.expect.value,
+                   "expect_kernels": o.case.expect_kernels, "expect_distribution": o.case.expect_distribution,
+                   "as_expected": o.as_expected,
+                   **report.case_to_json(o.result, env)} for o in outcomes],
+        "skipped": [{"experiment": name, "reason": reason} for name, reason in skipped],
+        "environment": env,
+    }
+
+
+def _save_run_bundle(directory: str, outcomes: Any, skipped: Any) -> None:
+    from convdiff import bundle, environment
+
+    bundle.save(directory, [(o.result, {"experiment": o.experiment}) for o in outcomes],
+                _run_json(outcomes, skipped, environment.collect()))
+
+
 def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
-    from convdiff import experiments
+    from convdiff import bundle, experiments
     from convdiff.runner import run_case
 
     explicit = bool(targets)
+    replayed = [o for t in targets if bundle.is_bundle(t) for o in bundle.replay_outcomes(t)]
+    targets = tuple(t for t in targets if not bundle.is_bundle(t))
     loaded = [experiments.resolve(t) for t in targets] if explicit else [
         experiments.load_builtin(n) for n in experiments.builtin_names()]
     from convdiff.backends import prepare_frameworks
 
-    outcomes, skipped, runnable = [], [], []
+    outcomes, skipped, runnable = replayed, [], []
     for exp in loaded:
         missing = exp.missing_requirements()
         if missing:
@@ -435,6 +461,158 @@ def defaults(seed: int, fmt: str) -> None:
     result = collect_defaults(seed)
     Output(fmt).show(report.render_defaults(result), {"schema": report.SCHEMA_VERSION, **result.to_json()})
     sys.exit(EXIT_OK if all(r.confirmed for r in result.rows) else EXIT_MISMATCH)
+
+
+# --- sweep ---------------------------------------------------------------------------------------
+
+# (option, axis) for every sweepable option; values are comma lists (see `convdiff.sweep`).
+SWEEP_OPTIONS = (
+    ("--shape", "input_shape", "N,H,W,C shapes, written 1x16x16x4 (or separated by ';')"),
+    ("--batch", "batch", "Batch sizes N"),
+    ("--input-size", "input_size", "Input sizes: H = W"),
+    ("--channels", "channels", "Input channels C"),
+    ("--filters", "filters", "Output channels"),
+    ("--kernel-size", "kernel_size", "Kernel sizes, e.g. 1,3,5 (a pair: 1x3)"),
+    ("--strides", "strides", "Strides, e.g. 1,2 (a pair: 1x2)"),
+    ("--padding", "padding", "Paddings, e.g. same,valid,1 (explicit pairs: 1x2 or 0x1x0x1)"),
+    ("--dilation", "dilation", "Dilation rates, e.g. 1,2"),
+    ("--use-bias", "use_bias", "true,false"),
+    ("--dtype", "dtype", "Compute dtypes, e.g. float32,float64"),
+    ("--input-dtype", "input_dtype", "Input storage dtypes"),
+    ("--init", "initializer", "Kernel initializers (separate with ';' when one has arguments)"),
+    ("--bias-init", "bias_initializer", "Bias initializers"),
+    ("--input", "input", "Input sources: random, ones, image, or files"),
+    ("--seed", "seed", "Seeds"),
+)
+
+
+def sweep_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for flag, axis, text in reversed(SWEEP_OPTIONS):
+        fn = click.option(flag, axis, default=None, metavar="V1,V2,...", help=text + ".")(fn)
+    return fn
+
+
+@cli.command()
+@click.option("--reference", type=click.Choice(backend_names()), default=None,
+              help="Reference backend. Default: the grid file's, else nn.")
+@click.option("--candidate", type=click.Choice(backend_names()), default=None,
+              help="Candidate backend. Default: the grid file's, else keras.")
+@sweep_options
+@click.option("--grid", "grid_file", default=None, metavar="FILE.toml",
+              help="Grid file: a [sweep] table of lists (and optional [spec], reference, candidate, expect). "
+                   "Options given on the command line add axes or replace the file's.")
+@click.option("--expect", default=None, metavar="VERDICTS",
+              help="Verdicts that pass, comma-separated. Default: identical,equivalent.")
+@click.option("--shard", default=None, metavar="K/N", help="Run only configs with index % N == K-1 (for CI matrices).")
+@click.option("--shared-kernel", is_flag=True, help="Give the candidate the reference's kernel and bias.")
+@click.option("--atol", type=float, default=None, help="Absolute tolerance (with --rtol). Default: per dtype.")
+@click.option("--rtol", type=float, default=None, help="Relative tolerance (with --atol).")
+@click.option("--equal-nan", is_flag=True, help="Treat NaN in the same position on both sides as equal.")
+@click.option("--junit", "junit_path", default=None, metavar="FILE.xml",
+              help="Also write JUnit XML: one testcase per config.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for people, json for machines.")
+def sweep(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
+          shard: str | None, shared_kernel: bool, atol: float | None, rtol: float | None, equal_nan: bool,
+          junit_path: str | None, fmt: str, **axes: str | None) -> None:
+    """Compare reference and candidate over a Cartesian grid of specs (every combination of the values).
+
+    Values are comma-separated (--kernel-size 1,3,5); a pair is written 1x3; with a ';' in an option,
+    values are split on ';' instead. Configs a backend cannot run (or a kernel larger than the input)
+    are skipped with the reason. Exits 0 when every config gave an expected verdict, 1 otherwise.
+    """
+    plan = execute_sweep_plan(reference, candidate, grid_file, expect, shard, shared_kernel,
+                              parse_tolerance(atol, rtol), equal_nan, axes)
+    import time
+
+    from convdiff import environment, sweep_report
+    from convdiff.sweep import run_sweep, summarize
+
+    out = Output(fmt)
+    start = time.perf_counter()
+    with _progress(out.err, len(plan.selected())) as advance:
+        outcomes = run_sweep(plan, progress=advance)
+    summary = summarize(plan, outcomes, time.perf_counter() - start)
+    if junit_path:
+        _write_atomically(junit_path, sweep_report.sweep_to_junit(plan, summary, outcomes))
+    out.show(sweep_report.render_summary(plan, summary),
+             sweep_report.sweep_to_json(plan, summary, outcomes, environment.collect()))
+    sys.exit(EXIT_OK if summary.ok else EXIT_MISMATCH)
+
+
+def execute_sweep_plan(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
+                       shard: str | None, shared_kernel: bool, tolerance: Any, equal_nan: bool,
+                       axes: dict[str, str | None]):  # noqa: ANN201
+    """Options (and the grid file) -> a SweepPlan; bad values raise BadInputError (exit 2)."""
+    from convdiff.spec import parse_fields
+    from convdiff.sweep import DEFAULT_EXPECT, SweepPlan, load_grid_file, make_grid, parse_expect, parse_shard, split_values
+
+    given = {axis: split_values(text) for axis, text in axes.items() if text is not None}
+    file = load_grid_file(grid_file) if grid_file else None
+    raw_axes = dict(file.axes) if file else {}
+    from convdiff.sweep import axis_name
+
+    raw_axes = {axis_name(k): v for k, v in raw_axes.items()}
+    raw_axes.update(given)
+    if not raw_axes:
+        raise click.UsageError("nothing to sweep: give at least one axis (e.g. --kernel-size 1,3,5) or --grid FILE")
+    base = parse_fields(file.base, where=f" in {grid_file}") if file else {}
+    grid = make_grid(raw_axes, base)
+    verdicts = (parse_expect(expect.split(",")) if expect else
+                parse_expect(file.expect) if file and file.expect else DEFAULT_EXPECT)
+    from convdiff.backends import backend_info
+
+    ref = reference or (file.reference if file and file.reference else "nn")
+    cand = candidate or (file.candidate if file and file.candidate else "keras")
+    backend_info(ref), backend_info(cand)
+    return SweepPlan(grid, ref, cand, verdicts, tolerance or (file.tolerance if file else None),
+                     shared_kernel or bool(file and file.shared_kernel), equal_nan or bool(file and file.equal_nan),
+                     parse_shard(shard))
+
+
+class _progress:
+    """A rich progress bar on stderr, hidden when stderr is not a terminal; yields an advance callback."""
+
+    def __init__(self, console: Any, total: int):
+        self.console, self.total = console, total
+        self.bar = None
+
+    def __enter__(self) -> Callable[[Any], None]:
+        if not self.console.is_terminal:
+            return lambda config: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.description}"), console=self.console, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("", total=self.total)
+        bar = self.bar
+        return lambda config: bar.update(task, advance=1, description=config.label)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Write a file via a temporary file beside it, so a reader never sees half a file."""
+    import tempfile
+
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        from convdiff.errors import BadInputError
+
+        raise BadInputError(f"cannot write '{path}': directory '{directory}' does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".convdiff-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 # --- list ----------------------------------------------------------------------------------------

@@ -47,11 +47,21 @@ def collect() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "device": "CPU",
         "gpus": [],
+        # CPUs this process may run on (containers and taskset restrict it below cpu_count).
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "intra_op_threads": None,
         "inter_op_threads": None,
+        "tf32": None,
     }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        env["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            env["torch_device"] = torch.cuda.get_device_name(0)
+            env["torch_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
     tf = sys.modules.get("tensorflow")
     if tf is not None:
+        # 0 means TensorFlow picks the count itself (one per available CPU).
         env["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
         env["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
         gpus = tf.config.list_physical_devices("GPU")

@@ -15,6 +15,7 @@ argument explicitly.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -291,7 +292,7 @@ _VARIANCE_SCALING = {
 # --- parsing -------------------------------------------------------------------------------------
 
 
-def parse_initializer(text: str | InitializerSpec) -> InitializerSpec:
+def _parse_initializer(text: str | InitializerSpec) -> InitializerSpec:
     """Parse what a user typed into an `InitializerSpec`, without evaluating anything.
 
     Accepts a name (`he_normal`), a call with positional or keyword literal arguments
@@ -359,6 +360,22 @@ def parse_initializer(text: str | InitializerSpec) -> InitializerSpec:
     except _ArgError as err:
         raise BadInputError(f"bad initializer {shown}: {err}; {_valid_names()}") from None
     return InitializerSpec(kind.name, args)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_text(text: str) -> InitializerSpec:
+    return _parse_initializer(text)
+
+
+def parse_initializer(text: str | InitializerSpec) -> InitializerSpec:
+    """Parse an initializer; see `_parse_initializer` for the accepted syntax.
+
+    Text is parsed once and cached (the result is frozen): a sweep parses the same names per config.
+    Errors are not cached, so each bad text raises every time.
+    """
+    if isinstance(text, str):
+        return _parse_text(text)
+    return _parse_initializer(text)
 
 
 def _canonical_name(raw: str) -> str:

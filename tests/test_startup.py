@@ -6,8 +6,8 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], ["run", "--help"], ["list"], ["--version"],
-                                  ["propagate", "--help"], ["defaults", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], ["run", "--help"], ["sweep", "--help"], ["list"],
+                                  ["--version"], ["propagate", "--help"], ["defaults", "--help"]])
 def test_no_tensorflow_import(argv):
     code = (
         "import sys\n"

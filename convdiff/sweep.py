@@ -1,0 +1,453 @@
+"""Sweeps: a Cartesian grid of specs, each compared reference vs candidate, summarized for CI.
+
+The grid is pure data (`Grid` -> `SweepConfig`s in a fixed order), running it yields one
+`ConfigOutcome` per config, and `summarize` groups the failures by cause. Rendering (table, JSON,
+JUnit) lives in `report`/`junit`; only the CLI prints.
+
+Value syntax (CLI): values of one axis are separated by `,`; a value that is itself a pair or a
+shape is written with `x` (`--kernel-size 3,1x3`, `--padding same,valid,1,0x1x0x1`). When an option
+holds a `;`, values are split on `;` instead, so `--padding "same;1,2"` also works.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from convdiff.compare import Tolerance, Verdict
+from convdiff.errors import BackendFailedError, BadInputError
+from convdiff.spec import DEFAULT_SHAPE, FIELD_PARSERS, ConvSpec, build_spec, parse_positive_int
+
+# Axes that are not spec fields but set one dimension of the input shape.
+SHAPE_AXES = {"batch": 0, "input_size": (1, 2), "channels": 3}
+# The order axes vary in (the last varies fastest), whatever order they were given in: the grid
+# and its indices, hence the shards, depend only on the axes and their values.
+AXIS_ORDER = ("input_shape", "batch", "input_size", "channels", "filters", "kernel_size", "strides", "padding",
+              "dilation", "use_bias", "dtype", "input_dtype", "initializer", "bias_initializer", "input", "seed")
+AXIS_ALIASES = {"shape": "input_shape", "init": "initializer", "bias_init": "bias_initializer", "bias": "use_bias"}
+DEFAULT_EXPECT = (Verdict.IDENTICAL, Verdict.EQUIVALENT)
+
+
+def _parse_axis_value(axis: str, value: Any) -> Any:
+    if axis in SHAPE_AXES:
+        return parse_positive_int(value, axis.replace("_", " "))
+    return FIELD_PARSERS[axis](value)
+
+
+def axis_name(name: str) -> str:
+    """Canonical axis name for an option or TOML key (`kernel-size` -> `kernel_size`)."""
+    key = name.strip().replace("-", "_")
+    key = AXIS_ALIASES.get(key, key)
+    if key not in AXIS_ORDER:
+        raise BadInputError(f"unknown sweep axis '{name}' (known: {', '.join(AXIS_ORDER)})")
+    return key
+
+
+def split_values(text: str) -> list[str]:
+    """`'1,2,3'` -> ['1', '2', '3']; with a `;` anywhere, split on `;` (`'same;1,2'`)."""
+    sep = ";" if ";" in text else ","
+    values = [v.strip() for v in text.split(sep)]
+    if not values or any(not v for v in values):
+        raise BadInputError(f"malformed sweep values '{text}': empty value (separate values with ',' or ';')")
+    return values
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    """Canonical axis name: a spec field, or batch / input_size / channels."""
+    raw: tuple[Any, ...]
+    """Values as the user wrote them (for labels and JSON)."""
+    values: tuple[Any, ...]
+    """Parsed values."""
+
+
+def make_axis(name: str, raw_values: Iterable[Any]) -> Axis:
+    axis = axis_name(name)
+    raw = tuple(raw_values)
+    if not raw:
+        raise BadInputError(f"sweep axis '{axis}' has no values")
+    values = tuple(_parse_axis_value(axis, v) for v in raw)
+    if len(set(map(repr, values))) != len(values):
+        raise BadInputError(f"sweep axis '{axis}' repeats a value: {', '.join(map(str, raw))}")
+    return Axis(axis, tuple(_label_value(v) for v in raw), values)
+
+
+def _label_value(raw: Any) -> Any:
+    if isinstance(raw, (list, tuple)):
+        return "x".join(str(v) for v in raw) if all(isinstance(v, int) for v in raw) else str(list(raw))
+    return raw
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One point of the grid."""
+
+    index: int
+    """Position in the whole grid (0-based), the same in every shard."""
+    params: tuple[tuple[str, Any], ...]
+    """(axis, value as written) for every swept axis, in axis order."""
+    fields: dict[str, Any] = field(hash=False, compare=False)
+    """Parsed spec fields (base fields plus this point's values)."""
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.params) or "base spec"
+
+    @property
+    def name(self) -> str:
+        return f"{self.index:04d} {self.label}"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Axes to sweep over a base spec; `configs()` enumerates them in a fixed order."""
+
+    axes: tuple[Axis, ...]
+    base: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """Parsed spec fields shared by every config (the non-swept options)."""
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for axis in self.axes:
+            n *= len(axis.values)
+        return n
+
+    def configs(self) -> Iterator[SweepConfig]:
+        for index, point in enumerate(itertools.product(*(range(len(a.values)) for a in self.axes))):
+            params = tuple((a.name, a.raw[i]) for a, i in zip(self.axes, point))
+            values = {a.name: a.values[i] for a, i in zip(self.axes, point)}
+            yield SweepConfig(index, params, _fields(self.base, values))
+
+
+def make_grid(axes: dict[str, Sequence[Any]], base: dict[str, Any] | None = None) -> Grid:
+    """Build a grid from {axis: [values]} (values as typed, parsed here) and parsed base fields."""
+    parsed = [make_axis(name, values) for name, values in axes.items()]
+    names = [a.name for a in parsed]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise BadInputError(f"sweep axis '{sorted(dupes)[0]}' given twice")
+    if "input_shape" in names and any(n in SHAPE_AXES for n in names):
+        raise BadInputError("sweep either the whole input shape or batch/input_size/channels, not both")
+    parsed.sort(key=lambda a: AXIS_ORDER.index(a.name))
+    return Grid(tuple(parsed), dict(base or {}))
+
+
+def _fields(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    fields = {**base, **{k: v for k, v in values.items() if k not in SHAPE_AXES}}
+    if any(k in SHAPE_AXES for k in values):
+        shape = list(fields.get("input_shape", DEFAULT_SHAPE))
+        for axis, value in values.items():
+            if axis in SHAPE_AXES:
+                dims = SHAPE_AXES[axis]
+                for d in dims if isinstance(dims, tuple) else (dims,):
+                    shape[d] = value
+        fields["input_shape"] = tuple(shape)
+    return fields
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'K/N' -> (K, N) with 1 <= K <= N; None when not given."""
+    if text is None:
+        return None
+    parts = text.strip().split("/")
+    try:
+        k, n = (int(p) for p in parts)
+    except ValueError:
+        raise BadInputError(f"malformed shard '{text}': expected K/N, e.g. 2/4") from None
+    if n < 1 or not 1 <= k <= n:
+        raise BadInputError(f"invalid shard '{text}': need 1 <= K <= N")
+    return k, n
+
+
+def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
+    # Round-robin rather than contiguous blocks: neighbouring configs (often similarly slow, or
+    # failing for the same reason) spread over the shards.
+    return shard is None or index % shard[1] == shard[0] - 1
+
+
+def parse_expect(values: Iterable[str]) -> tuple[Verdict, ...]:
+    out = []
+    for text in values:
+        try:
+            out.append(Verdict(text.strip().lower()))
+        except ValueError:
+            raise BadInputError(
+                f"unknown expected verdict '{text}' (choose from {', '.join(v.value for v in Verdict)})") from None
+    return tuple(dict.fromkeys(out))
+
+
+# --- grid files ----------------------------------------------------------------------------------
+
+GRID_KEYS = {"name", "title", "description", "reference", "candidate", "expect", "spec", "sweep", "atol", "rtol",
+             "shared_kernel", "equal_nan"}
+
+
+@dataclass(frozen=True)
+class GridFile:
+    axes: dict[str, list[Any]]
+    base: dict[str, Any]
+    """Raw (unparsed) fixed spec fields."""
+    reference: str | None = None
+    candidate: str | None = None
+    expect: tuple[str, ...] | None = None
+    tolerance: Tolerance | None = None
+    shared_kernel: bool = False
+    equal_nan: bool = False
+
+
+def load_grid_file(path: str | Path) -> GridFile:
+    """A TOML file with a `[sweep]` table of lists (and optionally `[spec]`, reference, candidate, expect)."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"grid file '{path}' not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"grid file '{path}' could not be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInputError(f"{path}: invalid TOML: {exc}") from None
+    unknown = sorted(set(doc) - GRID_KEYS)
+    if unknown:
+        raise BadInputError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(GRID_KEYS))})")
+    sweep = doc.get("sweep")
+    if not isinstance(sweep, dict) or not sweep:
+        raise BadInputError(f"{path}: needs a [sweep] table of lists, e.g. kernel_size = [1, 3, 5]")
+    axes = {}
+    for key, values in sweep.items():
+        if not isinstance(values, list):
+            raise BadInputError(f"{path}: sweep.{key} must be a list, got {type(values).__name__}")
+        axes[key] = values
+    spec = doc.get("spec", {})
+    if not isinstance(spec, dict):
+        raise BadInputError(f"{path}: [spec] must be a table")
+    expect = doc.get("expect")
+    if isinstance(expect, str):
+        expect = [expect]
+    if expect is not None and not (isinstance(expect, list) and all(isinstance(e, str) for e in expect)):
+        raise BadInputError(f"{path}: expect must be a verdict or a list of verdicts")
+    atol, rtol = doc.get("atol"), doc.get("rtol")
+    if (atol is None) != (rtol is None):
+        raise BadInputError(f"{path}: give atol and rtol together, or neither")
+    for key in ("reference", "candidate"):
+        if key in doc and not isinstance(doc[key], str):
+            raise BadInputError(f"{path}: {key} must be a backend name")
+    return GridFile(axes, spec, doc.get("reference"), doc.get("candidate"),
+                    tuple(expect) if expect is not None else None,
+                    Tolerance(float(atol), float(rtol)) if atol is not None else None,
+                    bool(doc.get("shared_kernel", False)), bool(doc.get("equal_nan", False)))
+
+
+# --- running -------------------------------------------------------------------------------------
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a config failed: a key to group by, and facts about the config to describe the group."""
+
+    key: str
+    """Group key, e.g. `mismatch` or `mismatch; weights differ before convolution`."""
+    facts: tuple[str, ...] = ()
+    """Simple facts about the config, e.g. `asymmetric SAME padding`; a group shows those all share."""
+
+
+@dataclass(frozen=True)
+class ConfigOutcome:
+    config: SweepConfig
+    status: str
+    """passed | failed | skipped."""
+    result: Any = None
+    """The CaseResult (None when skipped or the backend failed)."""
+    reason: str = ""
+    """Why it was skipped, or the backend error."""
+    cause: Cause | None = None
+    """Set on failures."""
+    verdict_line: str = ""
+    seconds: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        if self.result is None:
+            return "error" if self.status == FAILED else SKIPPED
+        return case_verdict(self.result).value
+
+
+def case_verdict(result: Any) -> Verdict:
+    # The bound-based tolerance work adds `CaseResult.verdict`; use it where it exists.
+    verdict = getattr(result, "verdict", None)
+    return verdict if isinstance(verdict, Verdict) else result.output.verdict
+
+
+def config_facts(spec: ConvSpec, result: Any = None) -> tuple[str, ...]:
+    """Facts about a config that often explain a failure, computed from the spec (and the result)."""
+    facts = []
+    _, h, w, _ = spec.input_shape
+    parity = {h % 2, w % 2}
+    if parity == {0}:
+        facts.append("even inputs")
+    elif parity == {1}:
+        facts.append("odd inputs")
+    if spec.strides != (1, 1):
+        facts.append(f"stride {_pair(spec.strides)}")
+    if spec.dilation != (1, 1):
+        facts.append(f"dilation {_pair(spec.dilation)}")
+    facts.append(f"kernel {_pair(spec.kernel_size)}")
+    facts.append(f"padding {spec.padding}")
+    (t, b), (l, r) = spec.pads
+    if t != b or l != r:
+        facts.append("asymmetric padding (TF SAME puts the extra row/column at the bottom/right)")
+    facts.append(f"dtype {spec.dtype}")
+    if spec.effective_input_dtype != spec.dtype:
+        facts.append(f"input stored as {spec.effective_input_dtype}")
+    if result is not None and not result.kernels_identical:
+        facts.append("weights differ before convolution")
+    return tuple(facts)
+
+
+def _pair(values: tuple[int, int]) -> str:
+    return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+
+
+def default_cause(result: Any) -> Cause:
+    """The cause of a failed comparison: today the verdict (plus the kernel finding) and the facts.
+
+    This is the one place to plug the diagnosis in: when `convdiff.diagnose` confirms a hypothesis
+    for `result`, its name becomes the key (e.g. `padding`), so that groups read
+    "padding: 48 configs, all with stride 2 on even inputs".
+    """
+    key = case_verdict(result).value
+    if not result.kernels_identical:
+        key += "; weights differ before convolution"
+    return Cause(key, config_facts(result.reference_config.spec, result))
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Everything a sweep needs, parsed at the edge."""
+
+    grid: Grid
+    reference: str
+    candidate: str
+    expect: tuple[Verdict, ...] = DEFAULT_EXPECT
+    tolerance: Tolerance | None = None
+    shared_kernel: bool = False
+    equal_nan: bool = False
+    shard: tuple[int, int] | None = None
+
+    def selected(self) -> list[SweepConfig]:
+        return [c for c in self.grid.configs() if in_shard(c.index, self.shard)]
+
+
+def run_sweep(plan: SweepPlan, progress: Callable[[SweepConfig], None] | None = None,
+              cause_of: Callable[[Any], Cause] = default_cause) -> list[ConfigOutcome]:
+    """Run every selected config. Invalid configs are skipped with the reason, never raised.
+
+    BackendUnavailableError (a missing dependency) still raises: no config could run.
+    """
+    from convdiff.backends import BackendRefusedError, get_backend
+    from convdiff.report import verdict_line
+    from convdiff.runner import CaseOptions, SideConfig, run_case
+
+    get_backend(plan.reference), get_backend(plan.candidate)  # fail fast, exit 3, before any work
+    options = CaseOptions(tolerance=plan.tolerance, shared_kernel=plan.shared_kernel, top_k=1,
+                          equal_nan=plan.equal_nan)
+    outcomes = []
+    for config in plan.selected():
+        start = time.perf_counter()
+        try:
+            spec = build_spec(config.fields)
+            result = run_case(config.name, SideConfig(plan.reference, spec), SideConfig(plan.candidate, spec), options)
+        except BackendRefusedError as exc:
+            outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
+        except BackendFailedError as exc:
+            outcome = ConfigOutcome(config, FAILED, reason=str(exc), cause=Cause("backend error", ()),
+                                    verdict_line=str(exc))
+        except BadInputError as exc:  # spec validation: e.g. a kernel larger than the input
+            outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
+        else:
+            ok = case_verdict(result) in plan.expect
+            outcome = ConfigOutcome(config, PASSED if ok else FAILED, result,
+                                    cause=None if ok else cause_of(result), verdict_line=verdict_line(result))
+        outcomes.append(ConfigOutcome(**{**outcome.__dict__, "seconds": time.perf_counter() - start}))
+        if progress is not None:
+            progress(config)
+    return outcomes
+
+
+# --- summary -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    cause: str
+    count: int
+    shared: tuple[str, ...]
+    """Facts every config of the group shares."""
+    worst: ConfigOutcome
+    """The config with the largest max abs diff."""
+
+    @property
+    def description(self) -> str:
+        noun = "config" if self.count == 1 else "configs"
+        if not self.shared:
+            return f"{self.count} {noun}, no common fact beyond the sweep's fixed settings"
+        if self.count == 1:
+            return f"1 config: {', '.join(self.shared)}"
+        return f"{self.count} {noun}, all with {', '.join(self.shared)}"
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    total: int
+    passed: int
+    failed: int
+    skipped: int
+    groups: tuple[FailureGroup, ...]
+    skip_reasons: tuple[tuple[str, int], ...]
+    """Distinct skip reasons with their counts."""
+    grid_size: int
+    shard: tuple[int, int] | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def summarize(plan: SweepPlan, outcomes: Sequence[ConfigOutcome], seconds: float = 0.0) -> SweepSummary:
+    failures = [o for o in outcomes if o.status == FAILED]
+    by_cause: dict[str, list[ConfigOutcome]] = {}
+    for o in failures:
+        by_cause.setdefault(o.cause.key if o.cause else "unknown", []).append(o)
+    # Facts true of every config that ran say nothing about why some failed: leave them out.
+    ran = [config_facts(o.result.reference_config.spec, o.result) for o in outcomes if o.result is not None]
+    universal = set.intersection(*map(set, ran)) if ran else set()
+    groups = []
+    for key, members in by_cause.items():
+        shared = [f for f in (members[0].cause.facts if members[0].cause else ())
+                  if f not in universal and all(m.cause and f in m.cause.facts for m in members)]
+        worst = max(members, key=_badness)
+        groups.append(FailureGroup(key, len(members), tuple(shared), worst))
+    groups.sort(key=lambda g: (-g.count, g.cause))
+    reasons: dict[str, int] = {}
+    for o in outcomes:
+        if o.status == SKIPPED:
+            reasons[o.reason] = reasons.get(o.reason, 0) + 1
+    return SweepSummary(len(outcomes), sum(o.status == PASSED for o in outcomes), len(failures),
+                        sum(o.status == SKIPPED for o in outcomes), tuple(groups), tuple(reasons.items()),
+                        plan.grid.size, plan.shard, seconds)
+
+
+def _badness(o: ConfigOutcome) -> tuple[float, float]:
+    if o.result is None:
+        return (float("inf"), 0.0)
+    out = o.result.output
+    return (out.max_abs_diff if out.shape_match else float("inf"), out.mismatch_fraction)

@@ -1,0 +1,108 @@
+"""Assertions for test suites: `assert_conv_close` fails with the same report the CLI prints.
+
+    from convdiff.testing import assert_conv_close
+
+    assert_conv_close(expected_output, my_output)                      # two arrays
+    assert_conv_close("nn", "keras", spec=ConvSpec(strides=(2, 2)))     # a spec and two backends
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from convdiff.compare import Comparison, Tolerance, Verdict, compare_arrays
+
+__all__ = ["assert_conv_close", "plain_text"]
+
+# The width the CLI uses when its output is not a terminal, so the two texts are the same.
+REPORT_WIDTH = 120
+
+
+def plain_text(renderable: Any, width: int = REPORT_WIDTH) -> str:
+    """A rich renderable as plain text: no colour, no terminal control codes."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=width, no_color=True, color_system=None, force_terminal=False,
+                      record=False, highlight=False)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def comparison_line(c: Comparison) -> str:
+    """The verdict line of a bare array comparison (the CLI's line without the kernel part)."""
+    from convdiff.report import fmt, fmt_index, fmt_shape
+
+    rule = f"atol={c.tolerance.atol:g}, rtol={c.tolerance.rtol:g}"
+    if c.verdict is Verdict.SHAPE_MISMATCH:
+        return f"shape_mismatch: reference {fmt_shape(c.reference_shape)} vs candidate {fmt_shape(c.candidate_shape)}"
+    if c.verdict is Verdict.EMPTY:
+        return "empty: the arrays have no elements, nothing was compared"
+    if c.verdict is Verdict.IDENTICAL:
+        return "identical: arrays are bitwise equal"
+    if c.verdict is Verdict.EQUIVALENT:
+        return f"equivalent: all {c.total:,} elements within {rule} (max abs diff {fmt(c.max_abs_diff)})"
+    return (f"mismatch: elementwise {rule}: {c.mismatched:,} / {c.total:,} mismatched "
+            f"({100 * c.mismatch_fraction:.3g}%), max abs diff {fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}")
+
+
+def render_comparison(c: Comparison) -> Any:
+    from rich.console import Group
+    from rich.text import Text
+
+    from convdiff.report import render_output, render_worst
+
+    parts = [render_output(c)]
+    worst = render_worst(c)
+    if worst is not None:
+        parts.append(worst)
+    parts.append(Text(comparison_line(c)))
+    return Group(*parts)
+
+
+def assert_conv_close(reference: Any, candidate: Any, *, spec: Any = None, atol: float | None = None,
+                      rtol: float | None = None, equal_nan: bool = False, top_k: int = 10,
+                      shared_kernel: bool = False, expect: tuple[str, ...] = ("identical", "equivalent")) -> Any:
+    """Assert that `candidate` matches `reference` under `|candidate - reference| <= atol + rtol * |reference|`.
+
+    Args:
+        reference: The reference array, or with `spec` a backend name (`"numpy"`, `"nn"`, ...).
+        candidate: The candidate array, or with `spec` a backend name.
+        spec: A `ConvSpec` (or a dict of spec fields as in experiment files) both backends run.
+        atol: Absolute tolerance, with `rtol`; neither picks the default of the lower dtype.
+        rtol: Relative tolerance (a multiple of |reference|), with `atol`.
+        equal_nan: NaN at the same position on both sides counts as equal.
+        top_k: How many worst positions the report lists.
+        shared_kernel: With `spec`, give the candidate the reference's kernel.
+        expect: Verdicts that pass.
+
+    Returns:
+        The `Comparison` (arrays) or `CaseResult` (spec and backends), when it passes.
+
+    Raises:
+        AssertionError: whose message is the report the CLI prints (plain text).
+    """
+    expected = {Verdict(v) for v in expect}
+    if spec is None:
+        result = compare_arrays(reference, candidate, atol=atol, rtol=rtol, equal_nan=equal_nan, top_k=top_k)
+        if result.verdict not in expected:
+            raise AssertionError("\n" + plain_text(render_comparison(result)))
+        return result
+    from convdiff.report import render_case
+    from convdiff.runner import CaseOptions, SideConfig, run_case
+    from convdiff.spec import ConvSpec, build_spec, parse_fields
+
+    if not isinstance(spec, ConvSpec):
+        spec = build_spec(parse_fields(dict(spec)))
+    if (atol is None) != (rtol is None):
+        from convdiff.errors import BadInputError
+
+        raise BadInputError("give atol and rtol together, or neither")
+    tolerance = Tolerance(atol, rtol, equal_nan) if atol is not None else None  # type: ignore[arg-type]
+    options = CaseOptions(tolerance=tolerance, shared_kernel=shared_kernel, top_k=top_k, equal_nan=equal_nan)
+    case = run_case("compare", SideConfig(reference, spec), SideConfig(candidate, spec), options)
+    from convdiff.sweep import case_verdict
+
+    if case_verdict(case) not in expected:
+        raise AssertionError("\n" + plain_text(render_case(case)))
+    return case
