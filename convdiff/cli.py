@@ -508,12 +508,16 @@ def sweep_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--atol", type=float, default=None, help="Absolute tolerance (with --rtol). Default: per dtype.")
 @click.option("--rtol", type=float, default=None, help="Relative tolerance (with --atol).")
 @click.option("--equal-nan", is_flag=True, help="Treat NaN in the same position on both sides as equal.")
+@click.option("--set", "overrides", multiple=True, metavar="SIDE.FIELD=VALUE",
+              help="Override a spec field for one side in every config (repeatable), e.g. --set reference.padding=1.")
+@precision_options
 @click.option("--junit", "junit_path", default=None, metavar="FILE.xml",
               help="Also write JUnit XML: one testcase per config.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people, json for machines.")
 def sweep(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
           shard: str | None, shared_kernel: bool, atol: float | None, rtol: float | None, equal_nan: bool,
+          overrides: tuple[str, ...], tolerance_mode: str | None, bound_form: str,
           junit_path: str | None, fmt: str, **axes: str | None) -> None:
     """Compare reference and candidate over a Cartesian grid of specs (every combination of the values).
 
@@ -521,8 +525,13 @@ def sweep(reference: str | None, candidate: str | None, grid_file: str | None, e
     values are split on ';' instead. Configs a backend cannot run (or a kernel larger than the input)
     are skipped with the reason. Exits 0 when every config gave an expected verdict, 1 otherwise.
     """
-    plan = execute_sweep_plan(reference, candidate, grid_file, expect, shard, shared_kernel,
-                              parse_tolerance(atol, rtol), equal_nan, axes)
+    import dataclasses
+
+    mode, form = parse_precision(tolerance_mode, bound_form)
+    plan = dataclasses.replace(
+        execute_sweep_plan(reference, candidate, grid_file, expect, shard, shared_kernel,
+                           parse_tolerance(atol, rtol), equal_nan, axes),
+        overrides=parse_overrides(overrides), mode=mode, bound_form=form)
     import time
 
     from convdiff import environment, sweep_report

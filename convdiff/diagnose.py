@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,16 +131,17 @@ def diagnose(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray, 
     rows = [
         _dtype(ctx, reference_dtype, candidate_dtype, str(np.asarray(candidate_output).dtype)),
         _best(ctx, "padding", _padding_trials(ctx, candidate_spec), _pads_text(ctx, candidate_spec)),
-        _best(ctx, "kernel_transposed_hw", [_Trial("kernel H and W swapped (transpose(1, 0, 2, 3), as a bare "
-                                                   "np.transpose of the spatial axes does)",
-                                                   ctx.diff(ctx.conv(kernel=ctx.kernel.transpose(1, 0, 2, 3))))]),
-        _best(ctx, "kernel_rotated_180", [_Trial("kernel rotated 180 degrees (true convolution instead of "
-                                                 "cross-correlation)",
-                                                 ctx.diff(ctx.conv(kernel=ctx.kernel[::-1, ::-1])))]),
-        _best(ctx, "weights_permuted", list(_permutation_trials(ctx)),
-              empty="no other permutation or reinterpretation of the 4-D weights keeps their shape"),
+        _best(ctx, "kernel_transposed_hw", _kernel_trials(ctx, [(
+            "kernel H and W swapped (transpose(1, 0, 2, 3), as a bare np.transpose of the spatial axes does)",
+            ctx.kernel.transpose(1, 0, 2, 3))]), empty=UNCHANGED_KERNEL),
+        _best(ctx, "kernel_rotated_180", _kernel_trials(ctx, [(
+            "kernel rotated 180 degrees (true convolution instead of cross-correlation)",
+            ctx.kernel[::-1, ::-1])]), empty=UNCHANGED_KERNEL),
+        _best(ctx, "weights_permuted", _kernel_trials(ctx, _permutations(ctx)),
+              empty="no other permutation or reinterpretation of the 4-D weights keeps their shape and changes "
+                    "their values"),
         _best(ctx, "input_layout", list(_input_layout_trials(ctx)),
-              empty="the input has one channel: NCHW and NHWC hold the same memory"),
+              empty="the input has one channel or is unchanged by a layout mix-up: NCHW and NHWC read the same"),
         *_bias_rows(ctx),
         _best(ctx, "output_shifted", list(_shift_trials(ctx, base)),
               empty="outputs have different shapes or are too small to shift"),
@@ -237,30 +238,41 @@ def _padding_trials(ctx: _Context, candidate_spec: ConvSpec) -> list[_Trial]:
     return trials
 
 
-def _permutation_trials(ctx: _Context) -> Iterator[_Trial]:
+UNCHANGED_KERNEL = "this mistake leaves the kernel's values unchanged (e.g. a 1x1 or symmetric kernel), so it cannot be told apart"
+
+
+def _kernel_trials(ctx: _Context, variants: Iterable[tuple[str, np.ndarray]]) -> list[_Trial]:
+    """One trial per mistaken kernel; a mistake that leaves the kernel as it was explains nothing."""
+    return [_Trial(detail, ctx.diff(ctx.conv(kernel=kernel))) for detail, kernel in variants
+            if not np.array_equal(kernel, ctx.kernel)]
+
+
+def _permutations(ctx: _Context) -> Iterator[tuple[str, np.ndarray]]:
     from convdiff.layouts import WEIGHTS_LAYOUTS, from_hwio, to_hwio
 
     k = ctx.kernel
     for perm in itertools.permutations(range(4)):
         if perm in ((0, 1, 2, 3), (1, 0, 2, 3)) or tuple(k.shape[p] for p in perm) != k.shape:
             continue
-        yield _Trial(f"kernel transpose{perm}", ctx.diff(ctx.conv(kernel=k.transpose(perm))))
+        yield f"kernel transpose{perm}", k.transpose(perm)
     for layout in WEIGHTS_LAYOUTS[1:]:
         stored = from_hwio(k, layout)[0]
-        yield _Trial(f"{layout} weights reshaped (not transposed) to HWIO",
-                     ctx.diff(ctx.conv(kernel=np.ascontiguousarray(stored).reshape(k.shape))))
+        yield f"{layout} weights reshaped (not transposed) to HWIO", np.ascontiguousarray(stored).reshape(k.shape)
         as_layout = np.ascontiguousarray(k).reshape(stored.shape)
-        yield _Trial(f"HWIO weights read as {layout} and converted", ctx.diff(ctx.conv(kernel=to_hwio(as_layout, layout)[0])))
+        yield f"HWIO weights read as {layout} and converted", to_hwio(as_layout, layout)[0]
 
 
 def _input_layout_trials(ctx: _Context) -> Iterator[_Trial]:
     n, h, w, c = ctx.x.shape
     if c == 1:
         return
-    nchw_memory = np.ascontiguousarray(ctx.x.transpose(0, 3, 1, 2)).reshape(ctx.x.shape)
-    yield _Trial("NCHW input read as NHWC (reshaped, not transposed)", ctx.diff(ctx.conv(x=nchw_memory)))
-    yield _Trial("NHWC input read as NCHW and converted",
-                 ctx.diff(ctx.conv(x=np.ascontiguousarray(ctx.x).reshape(n, c, h, w).transpose(0, 2, 3, 1))))
+    variants = [("NCHW input read as NHWC (reshaped, not transposed)",
+                 np.ascontiguousarray(ctx.x.transpose(0, 3, 1, 2)).reshape(ctx.x.shape)),
+                ("NHWC input read as NCHW and converted",
+                 np.ascontiguousarray(ctx.x).reshape(n, c, h, w).transpose(0, 2, 3, 1))]
+    for detail, x in variants:
+        if not np.array_equal(x, ctx.x):  # a constant input reads the same in any layout
+            yield _Trial(detail, ctx.diff(ctx.conv(x=x)))
 
 
 def _bias_rows(ctx: _Context) -> list[Hypothesis]:

@@ -281,9 +281,7 @@ class ConfigOutcome:
 
 
 def case_verdict(result: Any) -> Verdict:
-    # The bound-based tolerance work adds `CaseResult.verdict`; use it where it exists.
-    verdict = getattr(result, "verdict", None)
-    return verdict if isinstance(verdict, Verdict) else result.output.verdict
+    return result.verdict
 
 
 def config_facts(spec: ConvSpec, result: Any = None) -> tuple[str, ...]:
@@ -317,13 +315,18 @@ def _pair(values: tuple[int, int]) -> str:
 
 
 def default_cause(result: Any) -> Cause:
-    """The cause of a failed comparison: today the verdict (plus the kernel finding) and the facts.
+    """The cause of a failed comparison: the diagnosis' confirmed causes, else the verdict, plus the facts.
 
-    This is the one place to plug the diagnosis in: when `convdiff.diagnose` confirms a hypothesis
-    for `result`, its name becomes the key (e.g. `padding`), so that groups read
-    "padding: 48 configs, all with stride 2 on even inputs".
+    A confirmed hypothesis of `convdiff.diagnose` names the group (e.g. `padding`), so that groups
+    read "padding: 48 configs, all with stride 2 on even inputs".
     """
-    key = case_verdict(result).value
+    confirmed = [h.cause for h in result.diagnosis if h.confirmed]
+    if confirmed:
+        key = " + ".join(confirmed)
+    elif result.diagnosis:
+        key = f"{case_verdict(result).value}, unexplained"
+    else:
+        key = case_verdict(result).value
     if not result.kernels_identical:
         key += "; weights differ before convolution"
     return Cause(key, config_facts(result.reference_config.spec, result))
@@ -341,6 +344,16 @@ class SweepPlan:
     shared_kernel: bool = False
     equal_nan: bool = False
     shard: tuple[int, int] | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-side spec fields (`--set SIDE.FIELD=VALUE`) applied on top of every config."""
+    mode: Any = None
+    """ToleranceMode, or None for the default rule."""
+    bound_form: Any = None
+    """BoundForm, or None for the default form."""
+
+    def side_specs(self, fields: dict[str, Any]) -> tuple[ConvSpec, ConvSpec]:
+        return (build_spec({**fields, **self.overrides.get("reference", {})}),
+                build_spec({**fields, **self.overrides.get("candidate", {})}))
 
     def selected(self) -> list[SweepConfig]:
         return [c for c in self.grid.configs() if in_shard(c.index, self.shard)]
@@ -357,14 +370,16 @@ def run_sweep(plan: SweepPlan, progress: Callable[[SweepConfig], None] | None = 
     from convdiff.runner import CaseOptions, SideConfig, run_case
 
     get_backend(plan.reference), get_backend(plan.candidate)  # fail fast, exit 3, before any work
+    extra = {} if plan.bound_form is None else {"bound_form": plan.bound_form}
     options = CaseOptions(tolerance=plan.tolerance, shared_kernel=plan.shared_kernel, top_k=1,
-                          equal_nan=plan.equal_nan)
+                          equal_nan=plan.equal_nan, mode=plan.mode, **extra)
     outcomes = []
     for config in plan.selected():
         start = time.perf_counter()
         try:
-            spec = build_spec(config.fields)
-            result = run_case(config.name, SideConfig(plan.reference, spec), SideConfig(plan.candidate, spec), options)
+            ref_spec, cand_spec = plan.side_specs(config.fields)
+            result = run_case(config.name, SideConfig(plan.reference, ref_spec), SideConfig(plan.candidate, cand_spec),
+                              options)
         except BackendRefusedError as exc:
             outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
         except BackendFailedError as exc:

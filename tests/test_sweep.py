@@ -105,7 +105,8 @@ def test_sweep_groups_failures_and_writes_junit(cli_runner, tmp_path):
                                  "--junit", str(junit), "--format", "json"])
     assert result.exit_code == 1, result.output
     (group,) = json.loads(result.output)["groups"]
-    assert group["cause"] == "mismatch" and group["count"] == 2
+    # The diagnosis names the cause: float64 vs float32 arithmetic, confirmed by recomputation.
+    assert group["cause"] == "dtype" and group["count"] == 2
     assert group["description"] == "2 configs, all with input stored as float64"
     root = ET.parse(junit).getroot()
     cases = root.findall("./testsuite/testcase")
@@ -115,7 +116,7 @@ def test_sweep_groups_failures_and_writes_junit(cli_runner, tmp_path):
     assert all("input_dtype=float64" in c.get("name") for c in failures)
     message = failures[0].find("failure").get("message")
     assert message.startswith("mismatch: elementwise atol=0, rtol=0")
-    assert "cause: mismatch" in failures[0].find("failure").text
+    assert "cause: dtype" in failures[0].find("failure").text
 
 
 def test_sweep_expect_changes_the_exit_code(cli_runner):
@@ -179,3 +180,20 @@ def test_progress_bar_only_on_a_terminal():
             for config in configs:
                 advance(config)
         assert bool(stream.getvalue()) is terminal
+
+
+def test_sweep_groups_failures_by_diagnosis_with_per_side_settings(tmp_path):
+    """Caffe's symmetric pad 1 against TF SAME: only stride 2 on even inputs differs, diagnosed as padding."""
+    from click.testing import CliRunner
+
+    from convdiff.cli import cli
+
+    result = CliRunner().invoke(cli, ["sweep", "--reference", "caffe", "--candidate", "nn", "--kernel-size", "3",
+                                      "--strides", "1,2", "--input-size", "7,8", "--padding", "same",
+                                      "--set", "reference.padding=1", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.output)
+    failed = [c for c in doc["configs"] if c["status"] == "failed"]
+    assert len(failed) == 1
+    assert failed[0]["cause"] == "padding"
+    assert doc["groups"][0]["description"] == "1 config: even inputs, stride 2"
