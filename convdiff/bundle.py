@@ -146,6 +146,17 @@ def load_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def backends(directory: str | Path) -> list[str]:
+    """The backend names a bundle replays (so that frameworks can be prepared before any runs)."""
+    names = []
+    for entry in load_manifest(directory).get("cases", []):
+        for side in ("reference", "candidate"):
+            backend = entry.get(side, {}).get("backend") if isinstance(entry, dict) else None
+            if isinstance(backend, str):
+                names.append(backend)
+    return names
+
+
 def spec_from_json(doc: dict[str, Any], where: str) -> Any:
     from convdiff.spec import build_spec, parse_fields
 

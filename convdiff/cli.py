@@ -353,13 +353,13 @@ def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
     from convdiff.runner import run_case
 
     explicit = bool(targets)
-    replayed = [o for t in targets if bundle.is_bundle(t) for o in bundle.replay_outcomes(t)]
+    bundles = [t for t in targets if bundle.is_bundle(t)]
     targets = tuple(t for t in targets if not bundle.is_bundle(t))
     loaded = [experiments.resolve(t) for t in targets] if explicit else [
         experiments.load_builtin(n) for n in experiments.builtin_names()]
     from convdiff.backends import prepare_frameworks
 
-    outcomes, skipped, runnable = replayed, [], []
+    outcomes, skipped, runnable = [], [], []
     for exp in loaded:
         missing = exp.missing_requirements()
         if missing:
@@ -371,8 +371,10 @@ def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
             continue
         runnable.append(exp)
     # Decided once, before any backend imports TensorFlow: TF1 backends need legacy mode process-wide.
-    prepare_frameworks(side.backend for exp in runnable for case in exp.cases
-                       for side in (case.reference, case.candidate))
+    prepare_frameworks([side.backend for exp in runnable for case in exp.cases
+                        for side in (case.reference, case.candidate)]
+                       + [name for b in bundles for name in bundle.backends(b)])
+    outcomes.extend(o for b in bundles for o in bundle.replay_outcomes(b))
     for exp in runnable:
         for case in exp.cases:
             result = run_case(case.name, case.reference, case.candidate, case.options)
