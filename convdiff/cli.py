@@ -44,6 +44,12 @@ class ConvdiffGroup(click.Group):
             raise CliError(str(exc), exc.exit_code) from exc
         except KeyboardInterrupt:
             raise CliError("interrupted", EXIT_INTERRUPTED) from None
+        except click.UsageError as exc:
+            # A subcommand's usage error is one line too, like every other error, with where to look.
+            if ctx.params.get("traceback"):
+                raise
+            where = f"convdiff {exc.ctx.info_name} --help" if exc.ctx is not None and exc.ctx.parent else "convdiff --help"
+            raise CliError(f"{exc.format_message()} (see '{where}')", exc.exit_code) from None
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,25 @@ def comparison_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def max_memory_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--max-memory SIZE`: refuse (exit 2) a comparison whose estimated memory is above SIZE."""
+    return click.option("--max-memory", "max_memory", default=None, metavar="SIZE", callback=_parse_max_memory,
+                        help="Refuse comparisons estimated to need more memory than SIZE (e.g. 4GiB, 500MB). "
+                             "Default: 50% of the available memory.")(fn)
+
+
+def _parse_max_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from convdiff.errors import BadInputError
+    from convdiff.resources import parse_size
+
+    try:
+        return parse_size(value)
+    except BadInputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201
     from convdiff.compare import Tolerance
 
@@ -211,8 +236,10 @@ def parse_overrides(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--heatmap", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE.png",
               help="Write a PNG heatmap of the per-position max abs diff (over batch and channels).")
 @comparison_options
+@max_memory_option
 def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tuple[str, ...], heatmap: str | None,
-            atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str, **spec_params: Any) -> None:
+            atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str, max_memory: int | None,
+            **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
@@ -221,7 +248,8 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
     options = CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel,
                           top_k=top_k, equal_nan=equal_nan)
-    result = execute_compare(reference, candidate, spec_fields(spec_params), options, parse_overrides(overrides))
+    result = execute_compare(reference, candidate, spec_fields(spec_params), options, parse_overrides(overrides),
+                             max_memory=max_memory)
     if heatmap:
         from convdiff.regions import write_heatmap
 
@@ -234,7 +262,7 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
 
 def execute_compare(reference: str, candidate: str, fields: dict[str, Any], options: Any,  # noqa: ANN201
-                    overrides: dict[str, dict[str, Any]] | None = None):
+                    overrides: dict[str, dict[str, Any]] | None = None, max_memory: int | None = None):
     from convdiff.backends import prepare_frameworks
     from convdiff.errors import BadInputError
     from convdiff.runner import SideConfig, run_case
@@ -247,6 +275,9 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
             specs[side] = build_spec({**fields, **overrides.get(side, {})})
         except BadInputError as exc:
             raise BadInputError(f"{side}: {exc}" if any(overrides.values()) else str(exc)) from None
+    from convdiff.resources import check_memory
+
+    check_memory(specs["reference"], specs["candidate"], max_memory)  # before any framework or allocation
     prepare_frameworks([reference, candidate])
     return run_case("compare", SideConfig(reference, specs["reference"]), SideConfig(candidate, specs["candidate"]),
                     options)
@@ -261,12 +292,21 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
               help="table for people, json for machines.")
 @click.option("--details/--no-details", default=None,
               help="Print the full report of every case (default: only for unexpected results).")
-def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
+@max_memory_option
+def run(targets: tuple[str, ...], fmt: str, details: bool | None, max_memory: int | None) -> None:
     """Run built-in experiments (by NAME) and experiment files (TOML); no argument runs every built-in one.
 
-    Exits 0 when every case came out as expected, 1 otherwise.
+    Exits 0 when every case came out as expected, 1 otherwise (130 on Ctrl-C, after the summary of
+    the cases completed so far).
     """
-    outcomes, skipped = execute_run(targets)
+    from convdiff.errors import InterruptedRun
+
+    interrupted = None
+    try:
+        outcomes, skipped = execute_run(targets, max_memory=max_memory)
+    except InterruptedRun as exc:
+        interrupted = exc
+        outcomes, skipped = exc.partial  # type: ignore[misc]
     from convdiff import environment, report
 
     rows = [report.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected, report.key_figures(o.result))
@@ -284,6 +324,8 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
             "skipped": [{"experiment": name, "reason": reason} for name, reason in skipped],
             "environment": env,
         }
+        if interrupted is not None:
+            doc["ok"], doc["interrupted"] = False, True
         Output(fmt).show(document=doc)
     else:
         out = Output(fmt)
@@ -292,10 +334,12 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None) -> None:
                 out.console.print(report.render_case(o.result))
                 out.console.print()
         out.console.print(report.render_summary(rows, skipped))
+    if interrupted is not None:
+        raise CliError(f"{interrupted}; the summary shows the completed ones", EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if ok else EXIT_MISMATCH)
 
 
-def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
+def execute_run(targets: tuple[str, ...], max_memory: int | None = None):  # noqa: ANN201
     from convdiff import experiments
     from convdiff.runner import run_case
 
@@ -315,13 +359,25 @@ def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
             skipped.append((exp.name, "; ".join(missing)))
             continue
         runnable.append(exp)
+    from convdiff.resources import check_memory
+
+    for exp in runnable:  # every case is checked before any runs: refuse the run, not its last case
+        for case in exp.cases:
+            check_memory(case.reference.spec, case.candidate.spec, max_memory,
+                         where=f"experiment '{exp.name}', case '{case.name}': ")
     # Decided once, before any backend imports TensorFlow: TF1 backends need legacy mode process-wide.
     prepare_frameworks(side.backend for exp in runnable for case in exp.cases
                        for side in (case.reference, case.candidate))
-    for exp in runnable:
-        for case in exp.cases:
-            result = run_case(case.name, case.reference, case.candidate, case.options)
-            outcomes.append(experiments.CaseOutcome(exp.name, case, result))
+    total = sum(len(exp.cases) for exp in runnable)
+    try:
+        for exp in runnable:
+            for case in exp.cases:
+                result = run_case(case.name, case.reference, case.candidate, case.options)
+                outcomes.append(experiments.CaseOutcome(exp.name, case, result))
+    except KeyboardInterrupt:
+        from convdiff.errors import InterruptedRun
+
+        raise InterruptedRun(len(outcomes), total, (outcomes, skipped)) from None
     return outcomes, skipped
 
 

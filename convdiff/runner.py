@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from convdiff.backends import SideResult, Weights, get_backend
+from convdiff.backends.guard import run_guarded
 from convdiff.compare import Comparison, Tolerance, compare_arrays, default_tolerance
 from convdiff.dtypes import lower_precision
+from convdiff.fingerprint import input_sha256
 from convdiff.inputs import make_input
 from convdiff.spec import ConvSpec
 
@@ -69,6 +71,11 @@ class CaseResult:
         return self.kernels.verdict.value == "identical"
 
     @property
+    def inputs_identical(self) -> bool:
+        """Whether both sides ran on the same input bytes, shape and dtype (see `SideResult.input_sha256`)."""
+        return self.reference.input_sha256 == self.candidate.input_sha256
+
+    @property
     def compute_dtype(self) -> str:
         """The lower of the two sides' compute precisions: the one the tolerance is chosen for."""
         return lower_precision(self.reference.compute_dtype, self.candidate.compute_dtype)
@@ -87,14 +94,19 @@ def run_sides(reference: SideConfig, candidate: SideConfig, options: CaseOptions
     # Weights from a file replace every initializer: a side without its own file uses the other's.
     ref_file = ref_file or cand_file
     cand_file = cand_file or ref_file
-    ref = _with_note(ref_backend.run(reference.spec, x_ref, ref_file and _as_weights(ref_file, reference.spec)),
-                     ref_file)
+    # Every backend runs through the one guard: a framework raising is exit 3, naming the side's backend.
+    ref = _with_note(run_guarded(reference.backend, lambda: ref_backend.run(
+        reference.spec, x_ref, ref_file and _as_weights(ref_file, reference.spec))), ref_file)
     if options.shared_kernel:
-        cand = cand_backend.run(candidate.spec, x_cand, Weights(ref.kernel, ref.bias))
+        cand = run_guarded(candidate.backend, lambda: cand_backend.run(candidate.spec, x_cand,
+                                                                       Weights(ref.kernel, ref.bias)))
     else:
-        cand = _with_note(cand_backend.run(candidate.spec, x_cand, cand_file and _as_weights(cand_file, candidate.spec)),
-                          cand_file)
-    return ref, cand
+        cand = _with_note(run_guarded(candidate.backend, lambda: cand_backend.run(
+            candidate.spec, x_cand, cand_file and _as_weights(cand_file, candidate.spec))), cand_file)
+    # Fingerprint what each side was actually given, so different inputs can never pass unnoticed.
+    fp_ref = input_sha256(x_ref)
+    fp_cand = fp_ref if x_cand is x_ref else input_sha256(x_cand)
+    return dataclasses.replace(ref, input_sha256=fp_ref), dataclasses.replace(cand, input_sha256=fp_cand)
 
 
 def file_weights(spec: ConvSpec):  # noqa: ANN201 - LoadedWeights | None
