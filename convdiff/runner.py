@@ -136,6 +136,8 @@ def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: 
     """Phase two: kernels first (exactly), then outputs (under the tolerance)."""
     kernels = compare_arrays(ref.kernel, cand.kernel, atol=0.0, rtol=0.0, top_k=options.top_k)
     tolerance = options.tolerance or default_tolerance(ref.compute_dtype, cand.compute_dtype)
+    # The NaN policy travels with the tolerance: the dtype defaults hold equal_nan=False.
+    tolerance = dataclasses.replace(tolerance, equal_nan=options.equal_nan or tolerance.equal_nan)
     output = compare_arrays(ref.output, cand.output, tolerance=tolerance, top_k=options.top_k,
                             equal_nan=options.equal_nan)
     distribution = None
