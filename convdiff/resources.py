@@ -9,9 +9,10 @@ Per side it counts (bytes, the sizes of the arrays a run actually holds at its p
 - the input in its stored dtype, and the float64 draw it is made from (`random` draws in float64);
 - the kernel in float64 and in the compute dtype;
 - the output in the compute dtype and as a float64 copy;
-- the float64 reference's working set (`convdiff.backends.numpy_ref.conv2d_nhwc`): the padded input in
-  float64 and one kernel-tap slice of it (N x OH x OW x C_in); the diagnosis of a mismatch recomputes
-  the reference the same way, one hypothesis at a time.
+- the float64 reference's working set (`convdiff.backends.numpy_ref.conv2d_nhwc`): the input converted
+  to float64, its padded copy, one kernel-tap slice (N x OH x OW x C_in) and that tap's product
+  (N x OH x OW x F); the diagnosis of a mismatch recomputes the reference the same way, one
+  hypothesis at a time. tests/test_resources.py checks the estimate against the measured peak.
 
 Both sides are added together: they are alive at the same time while being compared.
 """
@@ -101,7 +102,7 @@ def estimate_side(spec: ConvSpec) -> MemoryEstimate:
         inputs=n * h * w * c * (stored + 8),
         kernels=kh * kw * c * f * (compute + 8) + f * (compute + 8),
         outputs=n * oh * ow * f * (compute + 8),
-        working=n * (h + t + b) * (w + l + r) * c * 8 + n * oh * ow * c * 8,
+        working=(n * (h + t + b) * (w + l + r) * c + n * h * w * c + n * oh * ow * (c + f)) * 8,
     )
 
 

@@ -85,7 +85,7 @@ CLI_CASES = [
     (["compare", "--max-memory", "12XB"], "malformed memory size '12XB'"),
     (["compare", "--max-memory", "1KB", *SMALL], "needs an estimated"),
     # A shape no machine here can hold: refused by the estimate, before anything is allocated.
-    (["compare", "--shape", "1,100000,100000,3"], "this comparison needs an estimated 3.27 TiB"),
+    (["compare", "--shape", "1,100000,100000,3"], "this comparison needs an estimated 4.87 TiB"),
     (["run", "--max-memory", "1MB", "caffe-port"], "experiment 'caffe-port', case 'correct-port': this comparison"),
     (["compare", "--heatmap", "/nonexistent/dir/x.png", "--shape", "1,4,4,1"], "cannot write heatmap"),
     (["propagate", "--shape", "1,2"], "expected N,H,W"),
