@@ -334,6 +334,9 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, max_memory: in
                 out.console.print(report.render_case(o.result))
                 out.console.print()
         out.console.print(report.render_summary(rows, skipped))
+        if interrupted is not None:
+            out.console.print(f"interrupted: {interrupted.total - interrupted.completed} of {interrupted.total} "
+                              "cases not run", style="bold yellow")
     if interrupted is not None:
         raise CliError(f"{interrupted}; the summary shows the completed ones", EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if ok else EXIT_MISMATCH)
