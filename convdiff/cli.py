@@ -23,11 +23,16 @@ from convdiff.errors import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, ConvdiffEr
 FORMATS = ("table", "json")
 
 
+def one_line(message: str) -> str:
+    """The message on one printable line: newlines and control characters a user typed are escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+
+
 class CliError(click.ClickException):
     """A ConvdiffError at the edge: one line on stderr, its own exit code."""
 
     def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:

@@ -295,8 +295,15 @@ def parse_bool(value: str | bool, what: str) -> bool:
     raise BadInputError(f"malformed {what} '{value}': expected true or false")
 
 
+def parse_single_int(value: str | int, what: str) -> int:
+    values = parse_ints(value, what) if not isinstance(value, int) or isinstance(value, bool) else (value,)
+    if len(values) != 1:  # '0x10' and '1,2' are two numbers to parse_ints, never one
+        raise BadInputError(f"malformed {what} '{value}': expected one integer")
+    return values[0]
+
+
 def parse_positive_int(value: str | int, what: str) -> int:
-    (v,) = parse_ints(value, what) if not isinstance(value, int) or isinstance(value, bool) else (value,)
+    v = parse_single_int(value, what)
     if v <= 0:
         raise BadInputError(f"{what} must be a positive integer, got {v}")
     return v
@@ -314,7 +321,7 @@ FIELD_PARSERS = {
     "use_bias": lambda v: parse_bool(v, "use_bias"),
     "dtype": lambda v: _parse_choice(v, FLOAT_DTYPES, "dtype"),
     "input_dtype": lambda v: _parse_choice(v, FLOAT_DTYPES, "input dtype"),
-    "seed": lambda v: parse_ints(v, "seed")[0],
+    "seed": lambda v: parse_single_int(v, "seed"),
     "initializer": lambda v: _parse_initializer(v),
     "bias_initializer": lambda v: _parse_initializer(v),
     "input": str,
