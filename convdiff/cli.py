@@ -23,11 +23,16 @@ from convdiff.errors import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, ConvdiffEr
 FORMATS = ("table", "json")
 
 
+def one_line(message: str) -> str:
+    """The message on one printable line: newlines and control characters a user typed are escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+
+
 class CliError(click.ClickException):
     """A ConvdiffError at the edge: one line on stderr, its own exit code."""
 
     def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
@@ -44,6 +49,12 @@ class ConvdiffGroup(click.Group):
             raise CliError(str(exc), exc.exit_code) from exc
         except KeyboardInterrupt:
             raise CliError("interrupted", EXIT_INTERRUPTED) from None
+        except click.UsageError as exc:
+            # A subcommand's usage error is one line too, like every other error, with where to look.
+            if ctx.params.get("traceback"):
+                raise
+            where = f"convdiff {exc.ctx.info_name} --help" if exc.ctx is not None and exc.ctx.parent else "convdiff --help"
+            raise CliError(f"{exc.format_message()} (see '{where}')", exc.exit_code) from None
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,25 @@ def parse_precision(tolerance_mode: str | None, bound_form: str):  # noqa: ANN20
             parse_bound_form(bound_form))
 
 
+def max_memory_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--max-memory SIZE`: refuse (exit 2) a comparison whose estimated memory is above SIZE."""
+    return click.option("--max-memory", "max_memory", default=None, metavar="SIZE", callback=_parse_max_memory,
+                        help="Refuse comparisons estimated to need more memory than SIZE (e.g. 4GiB, 500MB). "
+                             "Default: 50% of the available memory.")(fn)
+
+
+def _parse_max_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from convdiff.errors import BadInputError
+    from convdiff.resources import parse_size
+
+    try:
+        return parse_size(value)
+    except BadInputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201
     from convdiff.compare import Tolerance
 
@@ -240,9 +270,11 @@ def parse_overrides(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @precision_options
 @click.option("--save-bundle", "bundle_dir", default=None, metavar="DIR",
               help="Write a reproduction bundle (specs, input, kernels, outputs, report); `convdiff run DIR` replays it.")
+@max_memory_option
 def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tuple[str, ...], heatmap: str | None,
             atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str,
-            tolerance_mode: str | None, bound_form: str, bundle_dir: str | None = None, **spec_params: Any) -> None:
+            tolerance_mode: str | None, bound_form: str, bundle_dir: str | None = None, max_memory: int | None = None,
+            **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
@@ -252,7 +284,8 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     mode, form = parse_precision(tolerance_mode, bound_form)
     options = CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel,
                           top_k=top_k, equal_nan=equal_nan, mode=mode, bound_form=form)
-    result = execute_compare(reference, candidate, spec_fields(spec_params), options, parse_overrides(overrides))
+    result = execute_compare(reference, candidate, spec_fields(spec_params), options, parse_overrides(overrides),
+                             max_memory=max_memory)
     if heatmap:
         from convdiff.regions import write_heatmap
 
@@ -270,7 +303,7 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
 
 def execute_compare(reference: str, candidate: str, fields: dict[str, Any], options: Any,  # noqa: ANN201
-                    overrides: dict[str, dict[str, Any]] | None = None):
+                    overrides: dict[str, dict[str, Any]] | None = None, max_memory: int | None = None):
     from convdiff.backends import prepare_frameworks
     from convdiff.errors import BadInputError
     from convdiff.runner import SideConfig, run_case
@@ -283,6 +316,9 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
             specs[side] = build_spec({**fields, **overrides.get(side, {})})
         except BadInputError as exc:
             raise BadInputError(f"{side}: {exc}" if any(overrides.values()) else str(exc)) from None
+    from convdiff.resources import check_memory
+
+    check_memory(specs["reference"], specs["candidate"], max_memory)  # before any framework or allocation
     prepare_frameworks([reference, candidate])
     return run_case("compare", SideConfig(reference, specs["reference"]), SideConfig(candidate, specs["candidate"]),
                     options)
@@ -299,13 +335,23 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
               help="Print the full report of every case (default: only for unexpected results).")
 @click.option("--save-bundle", "bundle_dir", default=None, metavar="DIR",
               help="Write a reproduction bundle of every case; `convdiff run DIR` replays it.")
-def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: str | None = None) -> None:
+@max_memory_option
+def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: str | None = None,
+        max_memory: int | None = None) -> None:
     """Run built-in experiments (by NAME), experiment files (TOML) and bundles (DIR, replayed); no argument
     runs every built-in experiment.
 
-    Exits 0 when every case came out as expected (a bundle: the verdict it recorded), 1 otherwise.
+    Exits 0 when every case came out as expected (a bundle: the verdict it recorded), 1 otherwise
+    (130 on Ctrl-C, after the summary of the cases completed so far).
     """
-    outcomes, skipped = execute_run(targets)
+    from convdiff.errors import InterruptedRun
+
+    interrupted = None
+    try:
+        outcomes, skipped = execute_run(targets, max_memory=max_memory)
+    except InterruptedRun as exc:
+        interrupted = exc
+        outcomes, skipped = exc.partial  # type: ignore[misc]
     from convdiff import environment, report
 
     rows = [report.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected, report.key_figures(o.result))
@@ -315,6 +361,8 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
         _save_run_bundle(bundle_dir, outcomes, skipped)
     if fmt == "json":
         doc = _run_json(outcomes, skipped, environment.collect())
+        if interrupted is not None:
+            doc["ok"], doc["interrupted"] = False, True
         Output(fmt).show(document=doc)
     else:
         out = Output(fmt)
@@ -323,6 +371,11 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
                 out.console.print(report.render_case(o.result))
                 out.console.print()
         out.console.print(report.render_summary(rows, skipped))
+        if interrupted is not None:
+            out.console.print(f"interrupted: {interrupted.total - interrupted.completed} of {interrupted.total} "
+                              "cases not run", style="bold yellow")
+    if interrupted is not None:
+        raise CliError(f"{interrupted}; the summary shows the completed ones", EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if ok else EXIT_MISMATCH)
 
 
@@ -348,7 +401,7 @@ def _save_run_bundle(directory: str, outcomes: Any, skipped: Any) -> None:
                 _run_json(outcomes, skipped, environment.collect()))
 
 
-def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
+def execute_run(targets: tuple[str, ...], max_memory: int | None = None):  # noqa: ANN201
     from convdiff import bundle, experiments
     from convdiff.runner import run_case
 
@@ -370,15 +423,27 @@ def execute_run(targets: tuple[str, ...]):  # noqa: ANN201
             skipped.append((exp.name, "; ".join(missing)))
             continue
         runnable.append(exp)
+    from convdiff.resources import check_memory
+
+    for exp in runnable:  # every case is checked before any runs: refuse the run, not its last case
+        for case in exp.cases:
+            check_memory(case.reference.spec, case.candidate.spec, max_memory,
+                         where=f"experiment '{exp.name}', case '{case.name}': ")
     # Decided once, before any backend imports TensorFlow: TF1 backends need legacy mode process-wide.
     prepare_frameworks([side.backend for exp in runnable for case in exp.cases
                         for side in (case.reference, case.candidate)]
                        + [name for b in bundles for name in bundle.backends(b)])
-    outcomes.extend(o for b in bundles for o in bundle.replay_outcomes(b))
-    for exp in runnable:
-        for case in exp.cases:
-            result = run_case(case.name, case.reference, case.candidate, case.options)
-            outcomes.append(experiments.CaseOutcome(exp.name, case, result))
+    total = sum(len(exp.cases) for exp in runnable) + sum(len(bundle.backends(b)) // 2 for b in bundles)
+    try:
+        outcomes.extend(o for b in bundles for o in bundle.replay_outcomes(b))
+        for exp in runnable:
+            for case in exp.cases:
+                result = run_case(case.name, case.reference, case.candidate, case.options)
+                outcomes.append(experiments.CaseOutcome(exp.name, case, result))
+    except KeyboardInterrupt:
+        from convdiff.errors import InterruptedRun
+
+        raise InterruptedRun(len(outcomes), total, (outcomes, skipped)) from None
     return outcomes, skipped
 
 

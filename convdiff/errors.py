@@ -38,3 +38,26 @@ class BackendFailedError(ConvdiffError):
     def __init__(self, backend: str, message: str):
         super().__init__(f"backend '{backend}' failed: {message}")
         self.backend = backend
+
+
+class FrameworkError(ConvdiffError):
+    """A framework raised in shared code that knows no backend (e.g. drawing a kernel through Keras).
+
+    The backend guard (`convdiff.backends.guard.run_guarded`) relabels it as the failing side's
+    BackendFailedError, so the message still names the backend.
+    """
+
+    exit_code = EXIT_BACKEND
+
+
+class InterruptedRun(ConvdiffError):
+    """Ctrl-C during a run of several cases: carries the cases completed so far (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, completed: int, total: int, partial: object = None):
+        super().__init__(f"interrupted after {completed} of {total} cases")
+        self.completed = completed
+        self.total = total
+        self.partial = partial
+        """Whatever the interrupted function had finished (for `execute_run`: (outcomes, skipped))."""

@@ -252,8 +252,11 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
             raise BadInputError(f"{where}: the side table needs a 'backend' name")
     else:
         raise BadInputError(f"{where}: expected a backend name or a table, got {type(raw).__name__}")
-    backend_info(backend)  # unknown names fail here, with the list
-    fields = parse_fields({**shared, **overrides}, where=f" in {where}")
+    try:
+        backend_info(backend)  # unknown names fail here, with the list
+        fields = parse_fields({**shared, **overrides}, where=f" in {where}")
+    except BadInputError as exc:  # say which file and case, unless the message already does
+        raise BadInputError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
     if base is not None:
         from convdiff.spec import BUILTIN_INPUTS
         from convdiff.weights import resolve_relative

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from convdiff.errors import BadInputError
+from convdiff.errors import BadInputError, FrameworkError
 
 ArgValue = float | int | str | bool
 
@@ -482,5 +482,6 @@ def make_kernel(init: InitializerSpec | str, shape: tuple[int, ...], dtype: str,
         drawn = spec.keras(int(seed))(shape, dtype=dtype)
     except Exception as err:  # e.g. orthogonal in bfloat16: TensorFlow's QR has no bfloat16 kernel
         reason = " ".join(str(err).strip().split("\n")[0].split(";")[0].split())[:160]
-        raise BadInputError(f"Keras cannot draw {spec} as {dtype}: {type(err).__name__}: {reason}") from None
+        # The framework failing on a valid request is exit 3 (a backend could not run), not bad input.
+        raise FrameworkError(f"Keras cannot draw {spec} as {dtype}: {type(err).__name__}: {reason}") from err
     return np.asarray(keras.ops.convert_to_numpy(drawn)).astype(target, copy=False)

@@ -102,6 +102,16 @@ def fmt_times(ratio: float) -> str:
     return f"{ratio:.3g} times the bound"
 
 
+def inputs_warning(case: CaseResult) -> str:
+    """The line flagging a comparison whose two sides ran on different inputs."""
+    ref, cand = case.reference_config.spec, case.candidate_config.spec
+    return (f"warning: the two sides ran on different inputs (reference {ref.input} "
+            f"{fmt_shape(ref.input_shape)} {ref.effective_input_dtype} seed {ref.seed}, sha256 "
+            f"{case.reference.input_sha256[:12]}; candidate {cand.input} {fmt_shape(cand.input_shape)} "
+            f"{cand.effective_input_dtype} seed {cand.seed}, sha256 {case.candidate.input_sha256[:12]}): "
+            "the outputs compare the inputs as well as the convolutions")
+
+
 def kernel_difference(k: Comparison) -> str:
     if not k.shape_match:
         return f"kernel shapes {fmt_shape(k.reference_shape)} vs {fmt_shape(k.candidate_shape)}"
@@ -126,6 +136,7 @@ def _side_json(case: CaseResult, which: str) -> dict[str, Any]:
         "kernel_stats": kernel_summary(result.kernel),
         "notes": list(result.notes),
         "seconds": round(result.seconds, 6),
+        "input_sha256": result.input_sha256,
         "spec": config.spec.to_json(),
     }
 
@@ -149,6 +160,7 @@ def case_to_json(case: CaseResult, environment: dict[str, Any]) -> dict[str, Any
         "reference": _side_json(case, "reference"),
         "candidate": _side_json(case, "candidate"),
         "shared_kernel": case.options.shared_kernel,
+        "inputs_identical": case.inputs_identical,
         "kernels_identical": case.kernels_identical,
         "kernels": {
             "verdict": case.kernels.verdict.value,
@@ -321,8 +333,10 @@ def render_case(case: CaseResult) -> RenderableType:
         Text(f"{case.name}: {_side_title(case, 'reference')} vs {_side_title(case, 'candidate')}", style="bold"),
         render_spec(case),
         render_kernels(case),
-        render_output(case.output),
     ]
+    if not case.inputs_identical:  # said before any value, like differing kernels
+        parts.append(Text(inputs_warning(case), style="bold yellow"))
+    parts.append(render_output(case.output))
     precision = render_precision(case)
     if precision is not None:
         parts.append(precision)
@@ -429,6 +443,7 @@ def key_figures(case: CaseResult) -> str:
         r = case.bound.max_ratio
         share = fmt_percent(r) + " of" if r <= 1 or math.isnan(r) else f"{r:.3g}x"
         bound = f", {share} {case.bound.gamma.dtype} bound"
+    kern += "" if case.inputs_identical else ", inputs differ"
     return f"{dtypes}, max abs {fmt(o.max_abs_diff)}, sum abs {fmt(o.sum_abs_diff)}{bound}{kern}"
 
 

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convdiff.backends import SideResult, Weights, get_backend
+from convdiff.backends.guard import run_guarded
 from convdiff.compare import Comparison, Tolerance, Verdict, compare_arrays, default_tolerance
 from convdiff.dtypes import lower_precision
+from convdiff.fingerprint import input_sha256
 from convdiff.inputs import make_input
 from convdiff.precision import (BoundCheck, BoundForm, ThreeWay, ToleranceMode, UlpDistance, check_bound,
                                 rounding_bound, side_error, ulp_distance)
@@ -102,6 +104,11 @@ class CaseResult:
         return self.kernels.verdict.value == "identical"
 
     @property
+    def inputs_identical(self) -> bool:
+        """Whether both sides ran on the same input bytes, shape and dtype (see `SideResult.input_sha256`)."""
+        return self.reference.input_sha256 == self.candidate.input_sha256
+
+    @property
     def compute_dtype(self) -> str:
         """The lower of the two sides' compute precisions: the one the tolerance is chosen for."""
         return lower_precision(self.reference.compute_dtype, self.candidate.compute_dtype)
@@ -126,14 +133,20 @@ def run_sides_with_inputs(reference: SideConfig, candidate: SideConfig, options:
     # Weights from a file replace every initializer: a side without its own file uses the other's.
     ref_file = ref_file or cand_file
     cand_file = cand_file or ref_file
-    ref = _with_note(ref_backend.run(reference.spec, x_ref, ref_file and _as_weights(ref_file, reference.spec)),
-                     ref_file)
+    # Every backend runs through the one guard: a framework raising is exit 3, naming the side's backend.
+    ref = _with_note(run_guarded(reference.backend, lambda: ref_backend.run(
+        reference.spec, x_ref, ref_file and _as_weights(ref_file, reference.spec))), ref_file)
     if options.shared_kernel:
-        cand = cand_backend.run(candidate.spec, x_cand, Weights(ref.kernel, ref.bias))
+        cand = run_guarded(candidate.backend, lambda: cand_backend.run(candidate.spec, x_cand,
+                                                                       Weights(ref.kernel, ref.bias)))
     else:
-        cand = _with_note(cand_backend.run(candidate.spec, x_cand, cand_file and _as_weights(cand_file, candidate.spec)),
-                          cand_file)
-    return ref, cand, x_ref, x_cand
+        cand = _with_note(run_guarded(candidate.backend, lambda: cand_backend.run(
+            candidate.spec, x_cand, cand_file and _as_weights(cand_file, candidate.spec))), cand_file)
+    # Fingerprint what each side was actually given, so different inputs can never pass unnoticed.
+    fp_ref = input_sha256(x_ref)
+    fp_cand = fp_ref if x_cand is x_ref else input_sha256(x_cand)
+    return (dataclasses.replace(ref, input_sha256=fp_ref), dataclasses.replace(cand, input_sha256=fp_cand),
+            x_ref, x_cand)
 
 
 def file_weights(spec: ConvSpec):  # noqa: ANN201 - LoadedWeights | None
@@ -164,6 +177,8 @@ def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: 
     inputs, under the rounding bound, with the three-way check against float64 and ULPs)."""
     kernels = compare_arrays(ref.kernel, cand.kernel, atol=0.0, rtol=0.0, top_k=options.top_k)
     tolerance = options.tolerance or default_tolerance(ref.compute_dtype, cand.compute_dtype)
+    # The NaN policy travels with the tolerance: the dtype defaults hold equal_nan=False.
+    tolerance = dataclasses.replace(tolerance, equal_nan=options.equal_nan or tolerance.equal_nan)
     output = compare_arrays(ref.output, cand.output, tolerance=tolerance, top_k=options.top_k,
                             equal_nan=options.equal_nan)
     distribution = None

@@ -187,6 +187,9 @@ def validate(spec: ConvSpec) -> None:
                          ("strides", spec.strides), ("dilation", spec.dilation), ("filters", (spec.filters,))):
         if any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
             raise BadInputError(f"{name} must be positive integers, got {_fmt(values)}")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed < 2**32:
+        # NumPy's generators and Keras' seeds are unsigned 32-bit: anything else fails deep inside them.
+        raise BadInputError(f"seed must be an integer in [0, 2**32), got {spec.seed!r}")
     if any(p < 0 for pair in spec.padding.pads for p in pair):
         raise BadInputError(f"padding must not be negative, got {spec.padding}")
     for name in ("dtype", "input_dtype"):
@@ -205,6 +208,12 @@ def validate(spec: ConvSpec) -> None:
         raise BadInputError(
             f"kernel {spec.kernel_size[0]}x{spec.kernel_size[1]}{dil} is larger than the padded input "
             f"{h + t + b}x{w + l + r} (padding {spec.padding})")
+    # A stride longer than the padded input can never be applied: only the first window exists, in
+    # every padding mode. TensorFlow accepts it silently; here it is almost certainly a typo.
+    if spec.strides[0] > h + t + b or spec.strides[1] > w + l + r:
+        raise BadInputError(
+            f"strides {_fmt(spec.strides)} are larger than the padded input {h + t + b}x{w + l + r} "
+            f"(padding {spec.padding}): only one window would fit and the stride would never apply")
 
 
 def _fmt(values: Any) -> str:
@@ -286,8 +295,15 @@ def parse_bool(value: str | bool, what: str) -> bool:
     raise BadInputError(f"malformed {what} '{value}': expected true or false")
 
 
+def parse_single_int(value: str | int, what: str) -> int:
+    values = parse_ints(value, what) if not isinstance(value, int) or isinstance(value, bool) else (value,)
+    if len(values) != 1:  # '0x10' and '1,2' are two numbers to parse_ints, never one
+        raise BadInputError(f"malformed {what} '{value}': expected one integer")
+    return values[0]
+
+
 def parse_positive_int(value: str | int, what: str) -> int:
-    (v,) = parse_ints(value, what) if not isinstance(value, int) or isinstance(value, bool) else (value,)
+    v = parse_single_int(value, what)
     if v <= 0:
         raise BadInputError(f"{what} must be a positive integer, got {v}")
     return v
@@ -305,7 +321,7 @@ FIELD_PARSERS = {
     "use_bias": lambda v: parse_bool(v, "use_bias"),
     "dtype": lambda v: _parse_choice(v, FLOAT_DTYPES, "dtype"),
     "input_dtype": lambda v: _parse_choice(v, FLOAT_DTYPES, "input dtype"),
-    "seed": lambda v: parse_ints(v, "seed")[0],
+    "seed": lambda v: parse_single_int(v, "seed"),
     "initializer": lambda v: _parse_initializer(v),
     "bias_initializer": lambda v: _parse_initializer(v),
     "input": str,

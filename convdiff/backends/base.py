@@ -37,6 +37,8 @@ class SideResult:
     """Facts worth showing a user, e.g. a cast the framework applied."""
     seconds: float = 0.0
     """Wall time of building and running, for information only."""
+    input_sha256: str = ""
+    """Fingerprint of the input this side ran on (`convdiff.fingerprint.input_sha256`); set by the runner."""
 
 
 class BackendRefusedError(BadInputError):

@@ -50,7 +50,11 @@ class KerasPredictBackend:
         notes = []
         compute_dtype = layer.compute_dtype
         if self.call_directly:
-            layer.build((None, *x.shape[1:]))
+            shape = (None, *x.shape[1:])
+            if pre:  # the layer sees the zero-padded input: build it for that shape, not the raw one
+                (t, b), (l, r) = spec.padding.pads
+                shape = (None, x.shape[1] + t + b, x.shape[2] + l + r, x.shape[3])
+            layer.build(shape)
             self._assign(layer, weights, spec)
             tensor = keras.ops.convert_to_tensor(x)
             y = layer(pre(tensor) if pre else tensor)

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from convdiff.backends.base import BackendRefusedError
-from convdiff.errors import BackendFailedError, ConvdiffError
 from convdiff.spec import ConvSpec, PaddingMode
 
 T = TypeVar("T")
@@ -30,13 +29,8 @@ def refuse_strided_dilation(spec: ConvSpec, backend: str) -> None:
 
 def run_framework(backend: str, fn: Callable[[], T]) -> T:
     """Run framework code, turning any exception it raises into BackendFailedError (exit 3)."""
+    from convdiff.backends.guard import run_guarded
     from convdiff.tfsetup import import_tensorflow
 
     tf = import_tensorflow()
-    try:
-        return fn()
-    except ConvdiffError:
-        raise
-    except (tf.errors.OpError, ValueError, TypeError, RuntimeError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BackendFailedError(backend, message) from exc
+    return run_guarded(backend, fn, extra=(tf.errors.OpError,))

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from convdiff.backends.base import BackendRefusedError, SideResult, Weights
-from convdiff.errors import BackendFailedError, BackendUnavailableError
+from convdiff.errors import BackendUnavailableError
 from convdiff.layouts import conversion, from_hwio
 from convdiff.spec import ConvSpec, PaddingMode
 
@@ -26,6 +26,11 @@ class TorchBackend:
     install_hint = "pip install 'convdiff[torch]'"
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        from convdiff.backends.guard import run_guarded
+
+        return run_guarded(self.name, lambda: self._run(spec, x, weights))
+
+    def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
         try:
             import torch
             import torch.nn.functional as F  # noqa: N812
@@ -69,12 +74,13 @@ class TorchBackend:
                 warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
                 y = F.conv2d(xt, wt, bt, stride=spec.strides, padding=padding, dilation=spec.dilation)
         except (RuntimeError, ValueError) as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if padding == "same" and spec.strides != (1, 1):
+                from convdiff.backends.guard import first_line
+
                 raise BackendRefusedError(
                     f"backend 'torch' refuses padding='same' with strides {spec.strides}: PyTorch says "
-                    f"\"{message}\"; give explicit pads (e.g. --padding 1) instead") from None
-            raise BackendFailedError(self.name, message) from exc
+                    f"\"{first_line(exc)}\"; give explicit pads (e.g. --padding 1) instead") from None
+            raise  # run_guarded: exit 3 naming the backend, the framework's message quoted
         out = y.detach().to(torch.float64 if spec.dtype == "float64" else torch.float32).numpy()
         if spec.dtype in ("float16", "bfloat16"):
             from convdiff.dtypes import np_dtype

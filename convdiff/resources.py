@@ -1,0 +1,141 @@
+"""How much memory a comparison will need, estimated from the specs before anything is allocated.
+
+A shape such as 1x100000x100000x3 is a valid convolution that no machine here can hold: refusing it
+with the estimate (exit 2) is better than being killed by the OOM killer half-way through. The
+estimate is arithmetic on the specs only, so it is instant whatever the shape.
+
+Per side it counts (bytes, the sizes of the arrays a run actually holds at its peak):
+
+- the input in its stored dtype, and the float64 draw it is made from (`random` draws in float64);
+- the kernel in float64 and in the compute dtype;
+- the output in the compute dtype and as a float64 copy;
+- the float64 reference's working set (`convdiff.backends.numpy_ref.conv2d_nhwc`): the input converted
+  to float64, its padded copy, one kernel-tap slice (N x OH x OW x C_in) and that tap's product
+  (N x OH x OW x F); the diagnosis of a mismatch recomputes the reference the same way, one
+  hypothesis at a time. tests/test_resources.py checks the estimate against the measured peak.
+
+Both sides are added together: they are alive at the same time while being compared.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+
+from convdiff.errors import BadInputError
+from convdiff.spec import ConvSpec
+
+DEFAULT_FRACTION = 0.5
+"""Default limit: this fraction of the memory available when the command starts."""
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "t": 1000**4, "tb": 1000**4, "p": 1000**5, "pb": 1000**5,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4, "pib": 1024**5}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e(\d+))?\s*([a-z]*)\s*$", re.IGNORECASE)
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "tf32": 4, "float64": 8}
+
+
+def parse_size(text: str) -> int:
+    """'4GiB', '500MB', '2g', '1e9' -> bytes. Decimal units (kB, MB, GB) are powers of 1000, KiB... of 1024."""
+    match = _SIZE.match(str(text))
+    unit = match.group(3).lower() if match else ""
+    if not match or unit not in _UNITS:
+        raise BadInputError(f"malformed memory size '{text}': expected a number with an optional unit "
+                            "(B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 4GiB or 500MB")
+    value = float(match.group(1)) * 10 ** int(match.group(2) or 0) * _UNITS[unit]
+    if not math.isfinite(value) or value < 1:
+        raise BadInputError(f"memory size '{text}' must be at least 1 byte")
+    return int(value)
+
+
+def format_size(n: float) -> str:
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def available_memory() -> int | None:
+    """Bytes available to a new allocation now: MemAvailable from /proc/meminfo, else sysconf; None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Peak bytes one comparison is expected to hold, by kind."""
+
+    inputs: int
+    kernels: int
+    outputs: int
+    working: int
+    """The float64 reference's working set: padded input copies and one tap slice per side."""
+
+    @property
+    def total(self) -> int:
+        return self.inputs + self.kernels + self.outputs + self.working
+
+    def describe(self) -> str:
+        return (f"{format_size(self.total)} (inputs {format_size(self.inputs)}, kernels {format_size(self.kernels)}, "
+                f"outputs {format_size(self.outputs)}, reference working set {format_size(self.working)})")
+
+
+def estimate_side(spec: ConvSpec) -> MemoryEstimate:
+    n, h, w, c = spec.input_shape
+    _, oh, ow, f = spec.output_shape
+    (t, b), (l, r) = spec.pads
+    kh, kw = spec.kernel_size
+    compute = _ITEMSIZE.get(spec.dtype, 8)
+    stored = _ITEMSIZE.get(spec.effective_input_dtype, 8)
+    return MemoryEstimate(
+        inputs=n * h * w * c * (stored + 8),
+        kernels=kh * kw * c * f * (compute + 8) + f * (compute + 8),
+        outputs=n * oh * ow * f * (compute + 8),
+        working=(n * (h + t + b) * (w + l + r) * c + n * h * w * c + n * oh * ow * (c + f)) * 8,
+    )
+
+
+def estimate_case(reference: ConvSpec, candidate: ConvSpec) -> MemoryEstimate:
+    """Both sides of one comparison, alive together."""
+    a, b = estimate_side(reference), estimate_side(candidate)
+    return MemoryEstimate(a.inputs + b.inputs, a.kernels + b.kernels, a.outputs + b.outputs, a.working + b.working)
+
+
+def default_limit() -> int | None:
+    available = available_memory()
+    return None if available is None else int(available * DEFAULT_FRACTION)
+
+
+def check_memory(reference: ConvSpec, candidate: ConvSpec, limit: int | None, where: str = "") -> MemoryEstimate:
+    """Refuse (BadInputError, exit 2) a comparison whose estimate exceeds `limit` bytes (None: the default).
+
+    Args:
+        reference: the reference side's spec.
+        candidate: the candidate side's spec.
+        limit: bytes, from `--max-memory`; None for DEFAULT_FRACTION of the available memory.
+        where: a prefix for the message (e.g. the experiment and case).
+
+    Returns:
+        The estimate, when it fits.
+    """
+    estimate = estimate_case(reference, candidate)
+    explicit = limit is not None
+    if limit is None:
+        limit = default_limit()
+    if limit is not None and estimate.total > limit:
+        source = ("--max-memory" if explicit
+                  else f"the default, {DEFAULT_FRACTION:.0%} of the {format_size(available_memory() or 0)} available")
+        raise BadInputError(f"{where}this comparison needs an estimated {estimate.describe()}, above the limit of "
+                            f"{format_size(limit)} ({source}); use a smaller shape or raise --max-memory")
+    return estimate
