@@ -68,8 +68,7 @@ def float32_dot_bound(spec, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
     (Higham, "Accuracy and Stability of Numerical Algorithms", 3.1), whatever the summation order.
     The magnitudes are themselves a convolution, computed exactly enough in float64.
 
-    TODO(issue 5): switch to the bound verdict (`--tolerance bound`, `CaseResult.verdict`) once it
-    lands; this is the same rule written out by hand for the test.
+    An independent, hand-written cross-check of the product's bound verdict.
     """
     from convdiff.backends.numpy_ref import conv2d_nhwc
 
@@ -86,22 +85,23 @@ def float32_dot_bound(spec, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
 @budget("agrees_with_float64")
 @given(fields=valid_fields())
 def test_tensorflow_backends_agree_with_the_float64_reference(candidate, fields):
-    from convdiff.compare import Tolerance, compare_arrays
     from convdiff.inputs import make_input
-    from convdiff.runner import CaseOptions, SideConfig, run_sides
+    from convdiff.precision import ToleranceMode
+    from convdiff.runner import SideConfig, run_case
 
     spec = build(fields)
-    ref, cand = run_sides(SideConfig("numpy", spec), SideConfig(candidate, spec), CaseOptions())
+    case = run_case("property", SideConfig("numpy", spec), SideConfig(candidate, spec))
     # Attributes first: same kernel drawn on both sides, same input, same output shape.
-    np.testing.assert_array_equal(ref.kernel, cand.kernel)
-    assert ref.input_sha256 == cand.input_sha256
-    assert cand.output.shape == ref.output.shape == spec.output_shape
-    bound = float32_dot_bound(spec, make_input(spec), ref.kernel, ref.bias)
-    diff = np.abs(cand.output.astype(np.float64) - ref.output)
+    np.testing.assert_array_equal(case.reference.kernel, case.candidate.kernel)
+    assert case.inputs_identical
+    assert case.candidate.output.shape == case.reference.output.shape == spec.output_shape
+    # The product's verdict: every element within the float32 rounding bound (the default rule).
+    assert case.tolerance_mode is ToleranceMode.BOUND
+    assert case, (spec, case.verdict, case.bound.max_ratio)
+    # And the rigorous worst-case bound written out by hand, independently of convdiff's precision module.
+    bound = float32_dot_bound(spec, make_input(spec), case.reference.kernel, case.reference.bias)
+    diff = np.abs(case.candidate.output.astype(np.float64) - case.reference.output)
     assert np.all(diff <= bound), (spec, float((diff / bound).max()))
-    # The same bound as one scalar atol, through the comparator: it must pass.
-    comparison = compare_arrays(ref.output, cand.output, tolerance=Tolerance(float(bound.max()), 0.0))
-    assert comparison, comparison.verdict
 
 
 def _strip_timings(value):  # noqa: ANN001, ANN202
