@@ -30,12 +30,11 @@ import numpy as np
 
 from convdiff.backends.numpy_ref import conv2d_nhwc
 from convdiff.dtypes import lower_precision, np_dtype
+from convdiff.precision import UNIT_ROUNDOFF
 from convdiff.spec import ConvSpec, Pads
 
 LAMBDA = 6.0
-UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "tf32": 2.0 ** -11, "float16": 2.0 ** -11,
-                 "bfloat16": 2.0 ** -8}
-CAUSES = ("dtype", "padding", "kernel_transposed_hw", "kernel_rotated_180", "weights_permuted", "input_layout",
+CAUSES = ("dtype", "tf32", "padding", "kernel_transposed_hw", "kernel_rotated_180", "weights_permuted", "input_layout",
           "bias_missing", "bias_doubled", "output_shifted", "output_size", "weights_differ")
 
 
@@ -130,6 +129,7 @@ def diagnose(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray, 
     base = ctx.conv()
     rows = [
         _dtype(ctx, reference_dtype, candidate_dtype, str(np.asarray(candidate_output).dtype)),
+        _tf32(ctx, reference_dtype, candidate_dtype, bias),
         _best(ctx, "padding", _padding_trials(ctx, candidate_spec), _pads_text(ctx, candidate_spec)),
         _best(ctx, "kernel_transposed_hw", _kernel_trials(ctx, [(
             "kernel H and W swapped (transpose(1, 0, 2, 3), as a bare np.transpose of the spatial axes does)",
@@ -202,6 +202,24 @@ def _dtype(ctx: _Context, reference_dtype: str, candidate_dtype: str, output_dty
         if hypotheses[-1].confirmed:
             return hypotheses[-1]
     return min(hypotheses, key=lambda h: math.inf if h.residual is None else h.residual)
+
+
+def _tf32(ctx: _Context, reference_dtype: str, candidate_dtype: str, bias: np.ndarray | None) -> Hypothesis:
+    """A float32 result computed with TF32 multiplicands (GPU tensor cores since Ampere).
+
+    Confirmed only when the candidate is within *float32* rounding of the TF32-emulated reference while
+    outside the plain float32 bound: a real bug of the same size does not match the emulation that well.
+    """
+    if candidate_dtype != "float32" or reference_dtype not in ("float32", "float64"):
+        return Hypothesis("tf32", False, None, f"not applicable: the candidate computes in {candidate_dtype}, "
+                                               "TF32 replaces float32 arithmetic only")
+    from convdiff.precision import tf32_consistency, tf32_reference
+
+    emulated = tf32_reference(ctx.x, ctx.kernel, ctx.spec, bias)
+    if emulated.shape != ctx.candidate.shape:
+        return Hypothesis("tf32", False, None, "not applicable: the outputs have different shapes")
+    check = tf32_consistency(ctx.candidate, ctx.x, ctx.kernel, ctx.spec, bias)
+    return Hypothesis("tf32", check.consistent, ctx.diff(emulated) / ctx.scale, check.summary)
 
 
 def _fmt_pads(pads: Pads) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convdiff.backends import SideResult, Weights, get_backend
+from convdiff.backends import SideResult, Weights, backend_info, get_backend
 from convdiff.backends.guard import run_guarded
 from convdiff.compare import Comparison, Tolerance, Verdict, compare_arrays, default_tolerance
 from convdiff.dtypes import lower_precision
@@ -127,6 +127,8 @@ def run_sides_with_inputs(reference: SideConfig, candidate: SideConfig, options:
     """`run_sides`, also returning the inputs each side was given (for the precision checks)."""
     ref_backend = get_backend(reference.backend)
     cand_backend = get_backend(candidate.backend)
+    for side in (reference, candidate):
+        backend_info(side.backend).check_spec(side.spec)
     x_ref = make_input(reference.spec)
     x_cand = x_ref if _same_input(reference.spec, candidate.spec) else make_input(candidate.spec)
     ref_file, cand_file = file_weights(reference.spec), file_weights(candidate.spec)

@@ -15,6 +15,8 @@ from typing import Any
 from convdiff.errors import BadInputError
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# tf32 is an emulation of the NumPy reference only: float32 storage, multiplicands rounded to TF32.
+COMPUTE_DTYPES = (*FLOAT_DTYPES, "tf32")
 BUILTIN_INPUTS = ("random", "ones", "image")
 # The synthetic image stands in for a decoded photo: the size of the one in the original question.
 IMAGE_SHAPE = (1, 427, 640, 3)
@@ -124,7 +126,12 @@ class ConvSpec:
 
     @property
     def effective_input_dtype(self) -> str:
-        return self.input_dtype or self.dtype
+        return self.input_dtype or self.variable_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype kernels and biases are stored in (float32 for the tf32 emulation)."""
+        return "float32" if self.dtype == "tf32" else self.dtype
 
     @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
@@ -192,10 +199,10 @@ def validate(spec: ConvSpec) -> None:
         raise BadInputError(f"seed must be an integer in [0, 2**32), got {spec.seed!r}")
     if any(p < 0 for pair in spec.padding.pads for p in pair):
         raise BadInputError(f"padding must not be negative, got {spec.padding}")
-    for name in ("dtype", "input_dtype"):
+    for name, choices in (("dtype", COMPUTE_DTYPES), ("input_dtype", FLOAT_DTYPES)):
         value = getattr(spec, name)
-        if value is not None and value not in FLOAT_DTYPES:
-            raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(FLOAT_DTYPES)})")
+        if value is not None and value not in choices:
+            raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(choices)})")
     from convdiff.layouts import parse_input_layout, parse_weights_layout
 
     parse_input_layout(spec.input_layout)
@@ -319,7 +326,7 @@ FIELD_PARSERS = {
     "padding": parse_padding,
     "dilation": lambda v: parse_pair(v, "dilation"),
     "use_bias": lambda v: parse_bool(v, "use_bias"),
-    "dtype": lambda v: _parse_choice(v, FLOAT_DTYPES, "dtype"),
+    "dtype": lambda v: _parse_choice(v, COMPUTE_DTYPES, "dtype"),
     "input_dtype": lambda v: _parse_choice(v, FLOAT_DTYPES, "input dtype"),
     "seed": lambda v: parse_single_int(v, "seed"),
     "initializer": lambda v: _parse_initializer(v),

@@ -4,6 +4,7 @@ Pure NumPy: the candidate outputs are made with the float64 reference convolutio
 float32, as a float32 backend would return them.
 """
 
+import json
 import numpy as np
 import pytest
 
@@ -96,3 +97,55 @@ def test_rounding_level_separates_float32_from_a_small_real_error():
     hypotheses = {h.cause: h for h in diagnose(SPEC, SPEC, X, K, B, candidate, reference_dtype="float64",
                                                candidate_dtype="float32")}
     assert not hypotheses["dtype"].confirmed
+
+
+# --- TF32: what a GPU's tensor cores do to a float32 convolution -------------------------------------
+
+
+def _tf32_case(rounding):
+    from convdiff.backends.numpy_ref import conv2d_nhwc
+    from convdiff.precision import round_to_tf32
+    from convdiff.spec import ConvSpec
+
+    spec = ConvSpec(input_shape=(1, 8, 8, 64), filters=8, kernel_size=(3, 3), use_bias=False)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(spec.input_shape).astype(np.float32)
+    w = rng.standard_normal(spec.kernel_shape).astype(np.float32)
+    if rounding == "tf32":
+        out = conv2d_nhwc(round_to_tf32(x), round_to_tf32(w), spec.strides, spec.pads).astype(np.float32)
+    else:  # float16 multiplicands: also 10 mantissa bits, but a float16 result
+        out = conv2d_nhwc(x.astype(np.float16), w.astype(np.float16), spec.strides, spec.pads).astype(np.float16)
+    return spec, x, w, out
+
+
+def test_tf32_result_is_recognised():
+    from convdiff.diagnose import diagnose
+
+    spec, x, w, out = _tf32_case("tf32")
+    hypotheses = {h.cause: h for h in diagnose(spec, spec, x, w, None, out, reference_dtype="float32",
+                                                candidate_dtype="float32")}
+    assert hypotheses["tf32"].confirmed, hypotheses["tf32"].detail
+    assert "consistent with TF32" in hypotheses["tf32"].detail
+    assert not hypotheses["dtype"].confirmed  # plain float32 rounding does not explain it
+
+
+def test_float16_result_is_not_taken_for_tf32():
+    from convdiff.diagnose import diagnose
+
+    spec, x, w, out = _tf32_case("float16")
+    hypotheses = {h.cause: h for h in diagnose(spec, spec, x, w, None, out, reference_dtype="float32",
+                                                candidate_dtype="float32")}
+    assert not hypotheses["tf32"].confirmed, hypotheses["tf32"].detail
+
+
+def test_tf32_emulation_is_a_numpy_reference_dtype(cli_runner):
+    from convdiff.cli import cli
+
+    ok = cli_runner.invoke(cli, ["compare", "--reference", "numpy", "--set", "reference.dtype=tf32", "--candidate", "nn",
+                                 "--shape", "1,8,8,16", "--filters", "4", "--format", "json"])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.output)["comparisons"][0]
+    assert doc["reference"]["dtype"] == "tf32" and doc["bound"]["dtype"] == "tf32"
+    refused = cli_runner.invoke(cli, ["compare", "--reference", "numpy", "--candidate", "nn", "--dtype", "tf32"])
+    assert refused.exit_code == 2
+    assert "cannot compute in tf32" in refused.output

@@ -7,9 +7,13 @@ import importlib
 import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from convdiff.backends.base import Backend, BackendRefusedError, SideResult, Weights
 from convdiff.errors import BackendUnavailableError, BadInputError
+
+if TYPE_CHECKING:
+    from convdiff.spec import ConvSpec
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,15 @@ class BackendInfo:
     install_hint: str = ""
     needs_legacy: bool = False
     """Needs TF_USE_LEGACY_KERAS=1 before TensorFlow's first import (the TF1 layers); see prepare_frameworks."""
+    emulates_tf32: bool = False
+    """Accepts the `tf32` compute dtype (an emulation: only the NumPy reference can do it on a CPU)."""
+
+    def check_spec(self, spec: ConvSpec) -> None:
+        """Refuse (exit 2; a sweep skips) a spec this backend cannot express, before anything runs."""
+        if spec.dtype == "tf32" and not self.emulates_tf32:
+            raise BackendRefusedError(
+                f"backend '{self.name}' cannot compute in tf32: it is an emulation of the numpy reference "
+                "(e.g. --reference numpy --set reference.dtype=tf32); TF32 itself runs only on GPU tensor cores")
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if not _importable(m)]
@@ -40,7 +53,7 @@ REGISTRY: dict[str, BackendInfo] = {
     info.name: info
     for info in (
         BackendInfo("numpy", "convdiff.backends.numpy_ref:NumpyBackend",
-                    "float64 NumPy reference with exact TF padding semantics (no TensorFlow)"),
+                    "float64 NumPy reference with exact TF padding semantics (no TensorFlow)", emulates_tf32=True),
         BackendInfo("nn", "convdiff.backends.nn:NnBackend",
                     "tf.nn.conv2d + tf.nn.bias_add with a get_variable-style tf.Variable kernel"),
         BackendInfo("keras", "convdiff.backends.keras_layer:KerasPredictBackend",

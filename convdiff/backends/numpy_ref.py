@@ -67,11 +67,21 @@ class NumpyBackend:
             # Drawn in the spec's variable dtype, as the TF sides draw theirs, so that only the
             # arithmetic of the convolution differs.
             kernel = make_kernel(parse_initializer(spec.initializer).resolved("kernel"), spec.kernel_shape,
-                                 spec.dtype, spec.seed)
+                                 spec.variable_dtype, spec.seed)
             bias = (make_kernel(parse_initializer(spec.bias_initializer).resolved("bias"), (spec.filters,),
-                                spec.dtype, spec.seed) if spec.use_bias else None)
+                                spec.variable_dtype, spec.seed) if spec.use_bias else None)
         else:
             kernel, bias = weights.kernel, (weights.bias if spec.use_bias else None)
+        if spec.dtype == "tf32":
+            from convdiff.precision import tf32_reference
+
+            # What a GPU's tensor cores do with a float32 convolution: multiplicands rounded to 10
+            # mantissa bits; the float64 arithmetic then stands in for their float32 accumulation.
+            out = tf32_reference(x, kernel, spec, bias)
+            return SideResult(self.name, out, kernel, bias, "tf32",
+                              notes=("TF32 emulation: input and kernel rounded to 10 mantissa bits, then a float64 "
+                                     "convolution",),
+                              seconds=time.perf_counter() - start)
         out = conv2d_nhwc(x, kernel, spec.strides, spec.pads, spec.dilation, bias)
         return SideResult(self.name, out, kernel, bias, "float64",
                           notes=(f"input {x.dtype} and kernel {kernel.dtype} promoted to float64",),
