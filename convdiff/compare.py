@@ -226,19 +226,19 @@ class Comparison:
             "candidate_shape": list(self.candidate_shape),
             "reference_dtype": self.reference_dtype,
             "candidate_dtype": self.candidate_dtype,
-            "max_abs_diff": _json_float(self.max_abs_diff),
+            "max_abs_diff": json_float(self.max_abs_diff),
             "max_abs_diff_index": _json_index(self.max_abs_diff_index),
-            "max_rel_diff": _json_float(self.max_rel_diff),
+            "max_rel_diff": json_float(self.max_rel_diff),
             "max_rel_diff_index": _json_index(self.max_rel_diff_index),
-            "sum_abs_diff": _json_float(self.sum_abs_diff),
-            "mean_abs_diff": _json_float(self.mean_abs_diff),
-            "rmse": _json_float(self.rmse),
+            "sum_abs_diff": json_float(self.sum_abs_diff),
+            "mean_abs_diff": json_float(self.mean_abs_diff),
+            "rmse": json_float(self.rmse),
             "mismatched": self.mismatched,
             "total": self.total,
-            "atol": _json_float(tol.atol),
-            "rtol": _json_float(tol.rtol),
+            "atol": json_float(tol.atol),
+            "rtol": json_float(tol.rtol),
             "equal_nan": tol.equal_nan,
-            "min_atol": _json_float(self.min_atol),
+            "min_atol": json_float(self.min_atol),
             "nan": {
                 "reference": self.reference_nan,
                 "candidate": self.candidate_nan,
@@ -248,16 +248,17 @@ class Comparison:
             "worst": [
                 {
                     "index": list(w.index),
-                    "reference": _json_float(w.reference),
-                    "candidate": _json_float(w.candidate),
-                    "abs_diff": _json_float(w.abs_diff),
+                    "reference": json_float(w.reference),
+                    "candidate": json_float(w.candidate),
+                    "abs_diff": json_float(w.abs_diff),
                 }
                 for w in self.worst
             ],
         }
 
 
-def _json_float(value: float) -> float | str:
+def json_float(value: float) -> float | str:
+    """A float for strict JSON: inf and NaN become the strings "inf", "-inf", "nan"."""
     if math.isnan(value):
         return "nan"
     if math.isinf(value):

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from convdiff.compare import json_float
 from convdiff.errors import BadInputError
 
 __all__ = [
@@ -208,14 +209,14 @@ class BoundCheck:
             "form": g.form.value,
             "dtype": g.dtype,
             "unit_roundoff": g.unit_roundoff,
-            "gamma": _json_float(g.value),
+            "gamma": json_float(g.value),
             "gamma_description": g.description,
             "K": g.K,
             "total": self.total,
             "exceeded": self.exceeded,
-            "max_ratio": _json_float(self.max_ratio),
+            "max_ratio": json_float(self.max_ratio),
             "max_ratio_index": None if self.max_ratio_index is None else list(self.max_ratio_index),
-            "median_ratio": _json_float(self.median_ratio),
+            "median_ratio": json_float(self.median_ratio),
         }
 
 
@@ -281,8 +282,8 @@ class SideError:
         return bool(self.bound)
 
     def to_json(self) -> dict[str, Any]:
-        return {"max_abs": _json_float(self.max_abs), "rmse": _json_float(self.rmse),
-                "max_bound_ratio": _json_float(self.bound.max_ratio), "dtype": self.bound.gamma.dtype,
+        return {"max_abs": json_float(self.max_abs), "rmse": json_float(self.rmse),
+                "max_bound_ratio": json_float(self.bound.max_ratio), "dtype": self.bound.gamma.dtype,
                 "within_bound": self.within}
 
 
@@ -420,14 +421,6 @@ def _times(ratio: float) -> str:
     if math.isinf(ratio):
         return "where the bound is 0"
     return f"{ratio:.3g} times"
-
-
-def _json_float(value: float) -> float | str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return float(value)
 
 
 @dataclass(frozen=True)
