@@ -38,7 +38,8 @@ class LayerStats:
     """Std of the layer's output (after ReLU); nan once it holds Inf or NaN."""
     activation_max_abs: float
     gradient_std: float | None
-    """Std of d sum(final output) / d (this layer's kernel); None when gradients were not computed."""
+    """Std of d sum(final output) / d (this layer's kernel); None when gradients were not computed or
+    the forward pass overflowed (an infinite loss has no meaningful gradient)."""
     flag: str
     """"", "exploding", "vanishing", "inf" or "nan" (the worst that applies)."""
 
@@ -158,7 +159,9 @@ def _run_one(init: InitializerSpec, role: str, x: np.ndarray, depth: int, kernel
             h = tf.nn.relu(tf.nn.conv2d(h, kernel, strides=1, padding="SAME"))
             activations.append(h)
         loss = tf.reduce_sum(h)
-    grads = tape.gradient(loss, kernels) if gradients else [None] * depth
+    # Once the forward pass has overflowed, the loss is inf and its "gradient" (0 or NaN) means
+    # nothing: report no gradient rather than a misleading 0.
+    grads = tape.gradient(loss, kernels) if gradients and np.isfinite(loss.numpy()) else [None] * depth
     input_std = float(x.std())
     with np.errstate(invalid="ignore", over="ignore"):
         layers = _stats(activations, grads, input_std)

@@ -175,3 +175,14 @@ def test_bad_initializer_strings_exit_2(cli_runner, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_propagate_reports_no_gradient_once_the_forward_pass_overflows():
+    from convdiff.initializers import parse_initializer
+    from convdiff.propagate import run_propagation
+
+    result = run_propagation(parse_initializer("truncated_normal(stddev=0.1)"), 170, 5, 32, (1, 16, 16), 42)
+    exploding = result.series[0]
+    assert any(layer.flag == "inf" for layer in exploding.layers)
+    assert all(layer.gradient_std is None for layer in exploding.layers)  # not a misleading 0
+    assert all(layer.gradient_std is not None and layer.gradient_std > 0 for layer in result.series[2].layers[:5])
