@@ -51,7 +51,6 @@ __all__ = [
     "tf32_reference",
     "rounding_bound",
     "side_error",
-    "three_way",
     "ulp_distance",
 ]
 
@@ -341,10 +340,6 @@ class ThreeWay:
         bad = self.candidate if w is Attribution.CANDIDATE else self.reference
         return (f"the {w.value} is wrong: it exceeds its {bad.bound.gamma.dtype} rounding bound against "
                 f"the float64 reference {_times(bad.bound.max_ratio)}, the other side is within its bound")
-
-
-def three_way(reference: SideError, candidate: SideError) -> ThreeWay:
-    return ThreeWay(reference, candidate)
 
 
 # --- ULP distance ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from convdiff.cli import cli
 from convdiff.errors import BadInputError
+from helpers import strip_timings
 
 EXAMPLES = {"agrees_with_float64": 25, "deterministic": 10, "invalid_fields": 40, "random_argv": 40,
             "invalid_toml": 25}
@@ -104,14 +105,6 @@ def test_tensorflow_backends_agree_with_the_float64_reference(candidate, fields)
     assert np.all(diff <= bound), (spec, float((diff / bound).max()))
 
 
-def _strip_timings(value):  # noqa: ANN001, ANN202
-    if isinstance(value, dict):
-        return {k: _strip_timings(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_strip_timings(v) for v in value]
-    return value
-
-
 @budget("deterministic")
 @given(fields=valid_fields(), pair=st.sampled_from([("numpy", "nn"), ("nn", "keras-call"), ("numpy", "caffe")]),
        zero_tolerance=st.booleans())
@@ -128,7 +121,7 @@ def test_reports_are_deterministic(fields, pair, zero_tolerance):
 
     # A zero tolerance makes most cases mismatch, so the diagnosis and regions are covered too.
     options = CaseOptions(tolerance=Tolerance(0.0, 0.0) if zero_tolerance else None)
-    docs = [json.dumps(_strip_timings(report.case_to_json(execute_compare(*pair, parse_fields(fields), options),
+    docs = [json.dumps(strip_timings(report.case_to_json(execute_compare(*pair, parse_fields(fields), options),
                                                           environment.collect())), sort_keys=True)
             for _ in range(2)]
     assert docs[0] == docs[1]
