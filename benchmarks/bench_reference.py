@@ -20,8 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from convdiff.backends.numpy_ref import conv2d_nhwc  # noqa: E402
-from convdiff.spec import Padding  # noqa: E402
-from convdiff.tfsetup import import_tensorflow  # noqa: E402
+from convdiff.spec.convspec import Padding  # noqa: E402
+from convdiff.frameworks import import_tensorflow  # noqa: E402
 
 
 def timed(fn, repeat: int) -> float:

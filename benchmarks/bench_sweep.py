@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from convdiff.sweep import SweepPlan, make_grid, run_sweep  # noqa: E402
-from convdiff.tfsetup import import_keras, import_tensorflow  # noqa: E402
+from convdiff.suites.sweep import SweepPlan, make_grid, run_sweep  # noqa: E402
+from convdiff.frameworks import import_keras, import_tensorflow  # noqa: E402
 
 SHAPE = (1, 16, 16, 4)
 
@@ -40,7 +40,7 @@ def hand_side(backend: str, x: np.ndarray, strides: int, padding: str, seed: int
     keras = import_keras()
     if backend == "numpy":
         from convdiff.backends.numpy_ref import conv2d_nhwc
-        from convdiff.spec import Padding
+        from convdiff.spec.convspec import Padding
 
         kernel = keras.initializers.GlorotUniform(seed=seed)((3, 3, 4, 4), dtype="float32").numpy()
         pads = (Padding.same() if padding == "same" else Padding.valid()).resolve((16, 16), (3, 3), (strides,) * 2, (1, 1))

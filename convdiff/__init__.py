@@ -17,11 +17,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 # name -> module that defines it, imported on first attribute access (PEP 562).
 _LAZY = {
-    "compare_arrays": "convdiff.compare",
-    "Comparison": "convdiff.compare",
-    "Tolerance": "convdiff.compare",
-    "Verdict": "convdiff.compare",
-    "ConvSpec": "convdiff.spec",
+    "compare_arrays": "convdiff.compare.core",
+    "Comparison": "convdiff.compare.core",
+    "Tolerance": "convdiff.compare.core",
+    "Verdict": "convdiff.compare.core",
+    "ConvSpec": "convdiff.spec.convspec",
     "assert_conv_close": "convdiff.testing",
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from convdiff.compare import Comparison, Tolerance, Verdict, compare_arrays
+from convdiff.compare.core import Comparison, Tolerance, Verdict, compare_arrays
 
 __all__ = ["assert_conv_close", "plain_text"]
 
@@ -31,7 +31,7 @@ def plain_text(renderable: Any, width: int = REPORT_WIDTH) -> str:
 
 def comparison_line(c: Comparison) -> str:
     """The verdict line of a bare array comparison (the CLI's line without the kernel part)."""
-    from convdiff.report import fmt, fmt_index, fmt_shape
+    from convdiff.report.tables import fmt, fmt_index, fmt_shape
 
     rule = f"atol={c.tolerance.atol:g}, rtol={c.tolerance.rtol:g}"
     if c.verdict is Verdict.SHAPE_MISMATCH:
@@ -50,7 +50,7 @@ def render_comparison(c: Comparison) -> Any:
     from rich.console import Group
     from rich.text import Text
 
-    from convdiff.report import render_output, render_worst
+    from convdiff.report.tables import render_output, render_worst
 
     parts = [render_output(c)]
     worst = render_worst(c)
@@ -88,9 +88,9 @@ def assert_conv_close(reference: Any, candidate: Any, *, spec: Any = None, atol:
         if result.verdict not in expected:
             raise AssertionError("\n" + plain_text(render_comparison(result)))
         return result
-    from convdiff.report import render_case
-    from convdiff.runner import CaseOptions, SideConfig, run_case
-    from convdiff.spec import ConvSpec, build_spec, parse_fields
+    from convdiff.report.tables import render_case
+    from convdiff.pipeline.execute import CaseOptions, SideConfig, run_case
+    from convdiff.spec.convspec import ConvSpec, build_spec, parse_fields
 
     if not isinstance(spec, ConvSpec):
         spec = build_spec(parse_fields(dict(spec)))
@@ -101,7 +101,7 @@ def assert_conv_close(reference: Any, candidate: Any, *, spec: Any = None, atol:
     tolerance = Tolerance(atol, rtol, equal_nan) if atol is not None else None  # type: ignore[arg-type]
     options = CaseOptions(tolerance=tolerance, shared_kernel=shared_kernel, top_k=top_k, equal_nan=equal_nan)
     case = run_case("compare", SideConfig(reference, spec), SideConfig(candidate, spec), options)
-    from convdiff.sweep import case_verdict
+    from convdiff.suites.sweep import case_verdict
 
     if case_verdict(case) not in expected:
         raise AssertionError("\n" + plain_text(render_case(case)))

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import convdiff
-from convdiff.cli import cli
-from convdiff.spec import ConvSpec
+from convdiff.cli.commands import cli
+from convdiff.spec.convspec import ConvSpec
 from convdiff.testing import assert_conv_close
 
 
 def test_import_convdiff_stays_light():
-    code = ("import sys, convdiff\nassert 'convdiff.compare' not in sys.modules\n"
+    code = ("import sys, convdiff\nassert 'convdiff.compare.core' not in sys.modules\n"
             "assert callable(convdiff.compare_arrays)\nassert 'tensorflow' not in sys.modules\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

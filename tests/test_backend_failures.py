@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from convdiff.backends.guard import first_line, run_guarded
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 from convdiff.errors import BackendFailedError, FrameworkError
 
 FAILING = ["--init", "orthogonal", "--dtype", "bfloat16", "--shape", "1,6,6,2", "--filters", "2"]
@@ -82,7 +82,7 @@ def test_guard_passes_interrupts_through():
 
 
 def test_make_kernel_framework_failure_is_a_framework_error():
-    from convdiff.initializers import make_kernel
+    from convdiff.spec.initializers import make_kernel
 
     with pytest.raises(FrameworkError) as info:
         make_kernel("orthogonal", (3, 3, 2, 4), "bfloat16", 0)

@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import pytest
 
-from convdiff.compare import Verdict
+from convdiff.compare.core import Verdict
 from convdiff.errors import BadInputError
-from convdiff.runner import CaseOptions, SideConfig, run_case
-from convdiff.spec import ConvSpec, parse_padding
+from convdiff.pipeline.execute import CaseOptions, SideConfig, run_case
+from convdiff.spec.convspec import ConvSpec, parse_padding
 
 KERNELS = [(1, 1), (2, 2), (3, 3), (2, 3)]
 STRIDES = [(1, 1), (2, 2)]

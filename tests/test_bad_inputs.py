@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 
 CORPUS = Path(__file__).parent / "corpus" / "bad"
 SMALL = ["--shape", "1,8,8,3", "--filters", "2"]

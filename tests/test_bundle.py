@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from convdiff import bundle
-from convdiff.cli import cli
+from convdiff.suites import bundle
+from convdiff.cli.commands import cli
 
 SMALL = ["--shape", "1,9,9,3", "--filters", "2"]
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 
 SMALL = ["--shape", "1,8,8,3", "--filters", "2"]
 
@@ -133,7 +133,7 @@ def test_npy_input_is_used(cli_runner, tmp_path):
 
 
 def test_png_input_is_decoded(cli_runner, tmp_path):
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     image = np.random.default_rng(1).integers(0, 255, (6, 7, 3), dtype=np.uint8)

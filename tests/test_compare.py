@@ -1,4 +1,4 @@
-"""Tests of `convdiff.compare`: tables of cases, then properties against a naive oracle."""
+"""Tests of `convdiff.compare.core`: tables of cases, then properties against a naive oracle."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from convdiff.compare import (
+from convdiff.compare.core import (
     DEFAULT_TOLERANCES,
     Comparison,
     Tolerance,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from convdiff.backends.numpy_ref import conv2d_nhwc
-from convdiff.diagnose import CAUSES, diagnose
-from convdiff.spec import ConvSpec, parse_padding
+from convdiff.analysis.diagnose import CAUSES, diagnose
+from convdiff.spec.convspec import ConvSpec, parse_padding
 
 RNG = np.random.default_rng(11)
 SPEC = ConvSpec(input_shape=(1, 9, 10, 4), filters=4, kernel_size=(3, 3), padding=parse_padding("same"))
@@ -104,8 +104,8 @@ def test_rounding_level_separates_float32_from_a_small_real_error():
 
 def _tf32_case(rounding):
     from convdiff.backends.numpy_ref import conv2d_nhwc
-    from convdiff.precision import round_to_tf32
-    from convdiff.spec import ConvSpec
+    from convdiff.analysis.precision import round_to_tf32
+    from convdiff.spec.convspec import ConvSpec
 
     spec = ConvSpec(input_shape=(1, 8, 8, 64), filters=8, kernel_size=(3, 3), use_bias=False)
     rng = np.random.default_rng(3)
@@ -119,7 +119,7 @@ def _tf32_case(rounding):
 
 
 def test_tf32_result_is_recognised():
-    from convdiff.diagnose import diagnose
+    from convdiff.analysis.diagnose import diagnose
 
     spec, x, w, out = _tf32_case("tf32")
     hypotheses = {h.cause: h for h in diagnose(spec, spec, x, w, None, out, reference_dtype="float32",
@@ -130,7 +130,7 @@ def test_tf32_result_is_recognised():
 
 
 def test_float16_result_is_not_taken_for_tf32():
-    from convdiff.diagnose import diagnose
+    from convdiff.analysis.diagnose import diagnose
 
     spec, x, w, out = _tf32_case("float16")
     hypotheses = {h.cause: h for h in diagnose(spec, spec, x, w, None, out, reference_dtype="float32",
@@ -139,7 +139,7 @@ def test_float16_result_is_not_taken_for_tf32():
 
 
 def test_tf32_emulation_is_a_numpy_reference_dtype(cli_runner):
-    from convdiff.cli import cli
+    from convdiff.cli.commands import cli
 
     ok = cli_runner.invoke(cli, ["compare", "--reference", "numpy", "--set", "reference.dtype=tf32", "--candidate", "nn",
                                  "--shape", "1,8,8,16", "--filters", "4", "--format", "json"])

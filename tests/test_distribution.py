@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from convdiff.distribution import (
+from convdiff.analysis.kernels import (
     DIFFERENT_DISTRIBUTIONS,
     IDENTICAL,
     SAME_DISTRIBUTION,
@@ -19,7 +19,7 @@ from convdiff.distribution import (
     theoretical,
 )
 from convdiff.errors import BadInputError
-from convdiff.initializers import initializer_names, make_kernel, parse_initializer
+from convdiff.spec.initializers import initializer_names, make_kernel, parse_initializer
 
 SHAPE = (5, 5, 32, 64)
 SEEDS = (0, 1, 2)
@@ -120,7 +120,7 @@ def test_float16_orthogonal_is_caught_drifting():
 
 
 def test_tf1_draws_follow_the_same_laws():
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     names = RANDOM + ["ones", "constant(0.5)"]
@@ -246,7 +246,7 @@ def test_compare_two_names_for_one_law():
 
 
 def test_compare_keras_with_tf1_draw():
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     with tf.Graph().as_default():

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from convdiff.cli import execute_run
+from convdiff.cli.commands import execute_run
 from convdiff.errors import BadInputError
-from convdiff.experiments import builtin_names, parse_experiment
+from convdiff.suites.experiments import builtin_names, parse_experiment
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_xavier_kernel():
 
 
 def test_every_builtin_parses():
-    from convdiff.experiments import load_builtin
+    from convdiff.suites.experiments import load_builtin
 
     for name in builtin_names():
         assert load_builtin(name).cases

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convdiff.errors import BadInputError
-from convdiff.initializers import InitializerSpec, initializer_names, make_kernel, parse_initializer
+from convdiff.spec.initializers import InitializerSpec, initializer_names, make_kernel, parse_initializer
 
 ROOT = Path(__file__).resolve().parents[1]
 CANONICAL = [
@@ -244,7 +244,7 @@ def test_every_dtype_is_drawn_as_keras_draws_it(name, dtype):
     # must hold the very same numbers.
     import keras
 
-    from convdiff.dtypes import np_dtype
+    from convdiff.spec.dtypes import np_dtype
 
     kernel = make_kernel(name, SHAPE, dtype, 3)
     assert kernel.dtype == np_dtype(dtype)
@@ -275,8 +275,8 @@ def test_constant_kernels(text, dtype, value):
 def test_constant_kernels_never_import_tensorflow():
     code = textwrap.dedent("""
         import sys
-        from convdiff.initializers import make_kernel, parse_initializer, initializer_names
-        from convdiff.distribution import check_distribution, theoretical
+        from convdiff.spec.initializers import make_kernel, parse_initializer, initializer_names
+        from convdiff.analysis.kernels import check_distribution, theoretical
         parse_initializer("truncated_normal(stddev=0.1)"); initializer_names()
         theoretical("glorot_uniform", (3, 3, 4, 8))
         for name in ("ones", "zeros", "constant(2)"):
@@ -315,7 +315,7 @@ def test_make_kernel_rejects_bad_input(kwargs, fragment):
 # --- TF1 -----------------------------------------------------------------------------------------
 
 def _draw_tf1(spec_text: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     with tf.Graph().as_default():
@@ -352,8 +352,8 @@ def test_tf1_works_with_legacy_keras_too():
     """tf1() must not care whether the caller set TF_USE_LEGACY_KERAS=1 (tf.compat.v1.layers needs it)."""
     code = textwrap.dedent("""
         import numpy as np
-        from convdiff.initializers import parse_initializer
-        from convdiff.tfsetup import import_tensorflow
+        from convdiff.spec.initializers import parse_initializer
+        from convdiff.frameworks import import_tensorflow
         tf = import_tensorflow()
         assert "tf_keras" in tf.keras.__name__, tf.keras.__name__
         names = ["ones", "zeros", "constant(2)", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",

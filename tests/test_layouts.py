@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convdiff.errors import BadInputError
-from convdiff.layouts import (INPUT_LAYOUTS, WEIGHTS_LAYOUTS, conversion, fitting_layouts, from_hwio,
+from convdiff.spec.layouts import (INPUT_LAYOUTS, WEIGHTS_LAYOUTS, conversion, fitting_layouts, from_hwio,
                               parse_input_layout, parse_weights_layout, reverse, to_hwio, to_nhwc)
 
 ALL_WEIGHTS_ORDERS = ["".join(p) for p in itertools.permutations("HWIO")]

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 
 ONE_NAN = (0, 3, 4, 1)
 
@@ -126,7 +126,7 @@ def test_different_inputs_are_flagged_in_the_table_before_the_outputs(cli_runner
 
 
 def test_fingerprint_covers_dtype_and_shape():
-    from convdiff.fingerprint import input_sha256
+    from convdiff.data.fingerprint import input_sha256
 
     x = np.arange(12, dtype=np.float32)
     assert input_sha256(x) == input_sha256(x.copy())

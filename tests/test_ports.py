@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from convdiff.cli import cli, execute_run
-from convdiff.runner import SideConfig, run_case
-from convdiff.spec import ConvSpec, parse_padding
+from convdiff.cli.commands import cli, execute_run
+from convdiff.pipeline.execute import SideConfig, run_case
+from convdiff.spec.convspec import ConvSpec, parse_padding
 
 RNG = np.random.default_rng(5)
 
@@ -84,7 +84,7 @@ def test_torch_missing_exits_3_with_install_hint():
         "        if name == 'torch' or name.startswith('torch.'):\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from convdiff.cli import cli\n"
+        "from convdiff.cli.commands import cli\n"
         "cli(['compare', '--reference', 'numpy', '--candidate', 'torch', '--shape', '1,6,6,1'], prog_name='convdiff')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -199,7 +199,7 @@ def test_set_changes_one_side_only(cli_runner):
 
 
 def test_heatmap_png_is_written(cli_runner, tmp_path, oihw_npz):
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     out = tmp_path / "heat.png"
     result = invoke(cli_runner, ["compare", "--reference", "numpy", "--candidate", "nn", *SMALL, "--weights", oihw_npz,
@@ -242,16 +242,16 @@ def test_caffe_port_figures(caffe_port):
 def test_shipped_caffe_weights_are_reproducible():
     from importlib import resources
 
-    from convdiff.builtin.weights import caffe_conv1
+    from convdiff.suites.builtin.weights import caffe_conv1
 
-    with np.load(str(resources.files("convdiff.builtin") / "caffe-conv1.npz"), allow_pickle=False) as shipped:
+    with np.load(str(resources.files("convdiff.suites.builtin") / "caffe-conv1.npz"), allow_pickle=False) as shipped:
         for key, array in caffe_conv1().items():
             np.testing.assert_array_equal(shipped[key], array)
 
 
 def test_experiment_keys_are_checked(tmp_path):
     from convdiff.errors import BadInputError
-    from convdiff.experiments import parse_experiment
+    from convdiff.suites.experiments import parse_experiment
 
     with pytest.raises(BadInputError, match="unknown expect_diagnosis 'gremlins'"):
         parse_experiment("[[case]]\ncandidate='nn'\nexpect='mismatch'\nexpect_diagnosis='gremlins'\n", "x.toml")

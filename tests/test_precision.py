@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from convdiff.backends import Weights, get_backend
-from convdiff.compare import Verdict, compare_arrays
-from convdiff.precision import (PROBABILISTIC_C, BoundForm, ToleranceMode, check_bound, gamma, round_to_tf32,
+from convdiff.compare.core import Verdict, compare_arrays
+from convdiff.analysis.precision import (PROBABILISTIC_C, BoundForm, ToleranceMode, check_bound, gamma, round_to_tf32,
                                 rounding_bound, tf32_consistency, ulp_distance)
-from convdiff.runner import CaseOptions, SideConfig, compare_sides
-from convdiff.spec import ConvSpec
+from convdiff.pipeline.execute import CaseOptions, SideConfig, compare_sides
+from convdiff.spec.convspec import ConvSpec
 
 BIG_K = ConvSpec(input_shape=(1, 8, 8, 512), filters=16, use_bias=False)
 
@@ -95,7 +95,7 @@ def test_keras_float32_passes_the_bound_at_large_k():
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("backend", ["nn", "keras"])
 def test_lower_precisions_pass_their_own_bound(dtype, backend):
-    from convdiff.dtypes import np_dtype
+    from convdiff.spec.dtypes import np_dtype
 
     spec = ConvSpec(input_shape=(1, 6, 6, 64), filters=4, dtype=dtype)
     x, w, b = normal_case(spec, 0, np_dtype(dtype))
@@ -112,7 +112,7 @@ def test_float16_result_fails_the_float32_bound():
     spec = ConvSpec(input_shape=(1, 6, 6, 64), filters=4, use_bias=False)
     x, w, _ = normal_case(spec, 0)
     exact = get_backend("numpy").run(spec, x, Weights(w)).output
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     half = tf.nn.conv2d(x.astype(np.float16), w.astype(np.float16), 1, "SAME").numpy()
@@ -163,7 +163,7 @@ def test_round_to_tf32_is_round_to_nearest_even_with_10_mantissa_bits():
 
 
 def test_tf32_emulation_recognises_tf32_and_rejects_float16():
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     x, w, _ = normal_case(BIG_K, 5)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 from convdiff.errors import BadInputError
 from helpers import strip_timings
 
@@ -55,7 +55,7 @@ def valid_fields(draw) -> dict:
 
 
 def build(fields: dict):  # noqa: ANN201
-    from convdiff.spec import build_spec, parse_fields
+    from convdiff.spec.convspec import build_spec, parse_fields
 
     try:
         return build_spec(parse_fields(fields))
@@ -86,9 +86,9 @@ def float32_dot_bound(spec, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
 @budget("agrees_with_float64")
 @given(fields=valid_fields())
 def test_tensorflow_backends_agree_with_the_float64_reference(candidate, fields):
-    from convdiff.inputs import make_input
-    from convdiff.precision import ToleranceMode
-    from convdiff.runner import SideConfig, run_case
+    from convdiff.data.inputs import make_input
+    from convdiff.analysis.precision import ToleranceMode
+    from convdiff.pipeline.execute import SideConfig, run_case
 
     spec = build(fields)
     case = run_case("property", SideConfig("numpy", spec), SideConfig(candidate, spec))
@@ -109,15 +109,16 @@ def test_tensorflow_backends_agree_with_the_float64_reference(candidate, fields)
 @given(fields=valid_fields(), pair=st.sampled_from([("numpy", "nn"), ("nn", "keras-call"), ("numpy", "caffe")]),
        zero_tolerance=st.booleans())
 def test_reports_are_deterministic(fields, pair, zero_tolerance):
-    from convdiff import environment, report
-    from convdiff.cli import execute_compare
-    from convdiff.compare import Tolerance
-    from convdiff.runner import CaseOptions
+    from convdiff.backends import environment
+    from convdiff.report import tables as report
+    from convdiff.cli.commands import execute_compare
+    from convdiff.compare.core import Tolerance
+    from convdiff.pipeline.execute import CaseOptions
 
     if pair[1] == "caffe":
         fields = {**fields, "padding": "1"}  # caffe pads symmetrically
     build(fields)
-    from convdiff.spec import parse_fields
+    from convdiff.spec.convspec import parse_fields
 
     # A zero tolerance makes most cases mismatch, so the diagnosis and regions are covered too.
     options = CaseOptions(tolerance=Tolerance(0.0, 0.0) if zero_tolerance else None)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from convdiff.compare import compare_arrays
-from convdiff.regions import analyze_regions, heatmap_image, shade
+from convdiff.compare.core import compare_arrays
+from convdiff.analysis.regions import analyze_regions, heatmap_image, shade
 
 RNG = np.random.default_rng(3)
 REF = RNG.random((2, 16, 20, 3))

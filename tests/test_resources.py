@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 from convdiff.errors import BadInputError
-from convdiff.resources import available_memory, check_memory, estimate_case, estimate_side, parse_size
-from convdiff.spec import ConvSpec, Padding
+from convdiff.data.memory import available_memory, check_memory, estimate_case, estimate_side, parse_size
+from convdiff.spec.convspec import ConvSpec, Padding
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -49,7 +49,7 @@ def test_estimate_covers_what_the_reference_really_allocates():
     import tracemalloc
 
     from convdiff.backends.numpy_ref import conv2d_nhwc
-    from convdiff.inputs import make_input
+    from convdiff.data.inputs import make_input
 
     spec = ConvSpec(input_shape=(1, 64, 64, 8), filters=16, kernel_size=(5, 5))
     tracemalloc.start()

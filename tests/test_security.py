@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 
 ROOT = Path(__file__).parents[1]
 PAYLOAD = "__import__('os').system('touch {marker}')"

@@ -3,7 +3,7 @@
 import pytest
 
 from convdiff.errors import BadInputError
-from convdiff.spec import ConvSpec, Padding, PaddingMode, build_spec, parse_fields, parse_padding, parse_shape
+from convdiff.spec.convspec import ConvSpec, Padding, PaddingMode, build_spec, parse_fields, parse_padding, parse_shape
 
 
 @pytest.mark.parametrize(

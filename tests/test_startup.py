@@ -11,7 +11,7 @@ import pytest
 def test_no_tensorflow_import(argv):
     code = (
         "import sys\n"
-        "from convdiff.cli import cli\n"
+        "from convdiff.cli.commands import cli\n"
         f"try:\n    cli({argv!r}, prog_name='convdiff')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "bad = [m for m in ('tensorflow', 'keras', 'torch', 'tf_keras') if m in sys.modules]\n"
         "assert not bad, bad\n"
@@ -29,7 +29,7 @@ def test_tensorflow_noise_is_silenced_but_output_is_kept():
 
 
 def test_real_errors_on_stderr_are_not_filtered():
-    from convdiff.tfsetup import is_noise
+    from convdiff.frameworks import is_noise
 
     assert is_noise("I0000 00:00:1795291856.736677    2110 port.cc:153] oneDNN custom operations are on.")
     assert not is_noise("E0000 00:00:17 2110 conv_ops.cc:99] Conv2D failed: out of memory")

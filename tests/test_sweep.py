@@ -5,9 +5,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 from convdiff.errors import BadInputError
-from convdiff.sweep import in_shard, make_grid, parse_shard, split_values
+from convdiff.suites.sweep import in_shard, make_grid, parse_shard, split_values
 
 FAST = ["sweep", "--reference", "numpy", "--candidate", "nn", "--channels", "2", "--filters", "2"]
 
@@ -169,8 +169,8 @@ def test_progress_bar_only_on_a_terminal():
 
     from rich.console import Console
 
-    from convdiff.cli import _progress
-    from convdiff.sweep import make_grid
+    from convdiff.cli.commands import _progress
+    from convdiff.suites.sweep import make_grid
 
     configs = list(make_grid({"kernel_size": ["1", "3"]}).configs())
     for terminal in (True, False):
@@ -186,7 +186,7 @@ def test_sweep_groups_failures_by_diagnosis_with_per_side_settings(tmp_path):
     """Caffe's symmetric pad 1 against TF SAME: only stride 2 on even inputs differs, diagnosed as padding."""
     from click.testing import CliRunner
 
-    from convdiff.cli import cli
+    from convdiff.cli.commands import cli
 
     result = CliRunner().invoke(cli, ["sweep", "--reference", "caffe", "--candidate", "nn", "--kernel-size", "3",
                                       "--strides", "1,2", "--input-size", "7,8", "--padding", "same",

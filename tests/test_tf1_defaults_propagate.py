@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from convdiff.cli import cli
+from convdiff.cli.commands import cli
 
 needs_tf_keras = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("tf_keras") is None, reason="tf-keras (convdiff[legacy]) not installed")
@@ -49,7 +49,7 @@ def test_tf1_and_keras3_backends_mix_in_one_process():
 
 
 def test_tf1_backend_after_tf_was_imported_without_legacy_exits_3(cli_runner):
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     import_tensorflow()  # the test process: TensorFlow without legacy Keras
     result = cli_runner.invoke(cli, ["compare", "--reference", "v1-nn", "--shape", "1,8,8,3"])
@@ -73,7 +73,7 @@ def find_spec(name, package=None):
     return _find_spec(name, package)
 importlib.util.find_spec = find_spec
 sys.argv = ["convdiff"] + sys.argv[1:]
-from convdiff.cli import main
+from convdiff.cli.commands import main
 main()
 """
 
@@ -90,7 +90,7 @@ def test_without_tf_keras_tf1_backends_exit_3_with_the_install_hint(args):
 
 
 def test_defaults_match_a_live_keras_layer(cli_runner):
-    from convdiff.tfsetup import import_keras
+    from convdiff.frameworks import import_keras
 
     keras = import_keras()
     result = cli_runner.invoke(cli, ["defaults", "--format", "json"])
@@ -178,8 +178,8 @@ def test_bad_initializer_strings_exit_2(cli_runner, args, message):
 
 
 def test_propagate_reports_no_gradient_once_the_forward_pass_overflows():
-    from convdiff.initializers import parse_initializer
-    from convdiff.propagate import run_propagation
+    from convdiff.spec.initializers import parse_initializer
+    from convdiff.suites.propagate import run_propagation
 
     result = run_propagation(parse_initializer("truncated_normal(stddev=0.1)"), 170, 5, 32, (1, 16, 16), 42)
     exploding = result.series[0]

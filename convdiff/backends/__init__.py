@@ -13,7 +13,7 @@ from convdiff.backends.base import Backend, BackendRefusedError, SideResult, Wei
 from convdiff.errors import BackendUnavailableError, BadInputError
 
 if TYPE_CHECKING:
-    from convdiff.spec import ConvSpec
+    from convdiff.spec.convspec import ConvSpec
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def prepare_frameworks(names: Iterable[str]) -> None:
     Backends whose requirements are missing are left to `get_backend`, which says what to install.
     """
     if any(backend_info(n).needs_legacy and not backend_info(n).missing() for n in names):
-        from convdiff.tfsetup import import_tensorflow
+        from convdiff.frameworks import import_tensorflow
 
         import_tensorflow(legacy=True)
 

@@ -8,7 +8,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from convdiff.errors import BadInputError
-from convdiff.spec import ConvSpec
+from convdiff.spec.convspec import ConvSpec
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import time
 import numpy as np
 
 from convdiff.backends.base import BackendRefusedError, SideResult, Weights
-from convdiff.dtypes import np_dtype
-from convdiff.layouts import conversion, from_hwio
-from convdiff.spec import ConvSpec, PaddingMode
+from convdiff.spec.dtypes import np_dtype
+from convdiff.spec.layouts import conversion, from_hwio
+from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 
 def caffe_pad(spec: ConvSpec) -> tuple[int, int]:
@@ -66,7 +66,7 @@ class CaffeBackend:
     install_hint = ""
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.initializers import make_kernel
+        from convdiff.spec.initializers import make_kernel
 
         pad = caffe_pad(spec)
         if spec.dtype not in ("float32", "float64"):

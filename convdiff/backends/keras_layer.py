@@ -7,9 +7,9 @@ import time
 import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
-from convdiff.dtypes import lower_precision
+from convdiff.spec.dtypes import lower_precision
 from convdiff.backends.tf_common import refuse_strided_dilation, run_framework
-from convdiff.spec import ConvSpec, PaddingMode
+from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 
 class KerasPredictBackend:
@@ -24,8 +24,8 @@ class KerasPredictBackend:
         return run_framework(self.name, lambda: self._run(spec, x, weights))
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.initializers import parse_initializer
-        from convdiff.tfsetup import import_keras
+        from convdiff.spec.initializers import parse_initializer
+        from convdiff.frameworks import import_keras
 
         keras = import_keras()
         start = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.tf_common import refuse_strided_dilation, run_framework, tf_padding
-from convdiff.spec import ConvSpec
+from convdiff.spec.convspec import ConvSpec
 
 
 class NnBackend:
@@ -22,8 +22,8 @@ class NnBackend:
         return run_framework(self.name, lambda: self._run(spec, x, weights))
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.initializers import parse_initializer
-        from convdiff.tfsetup import import_tensorflow
+        from convdiff.spec.initializers import parse_initializer
+        from convdiff.frameworks import import_tensorflow
 
         tf = import_tensorflow()
         start = time.perf_counter()

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
-from convdiff.spec import ConvSpec, Pads
+from convdiff.spec.convspec import ConvSpec, Pads
 
 
 def conv2d_nhwc(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, int], pads: Pads,
@@ -60,7 +60,7 @@ class NumpyBackend:
     install_hint = ""
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.initializers import make_kernel, parse_initializer
+        from convdiff.spec.initializers import make_kernel, parse_initializer
 
         start = time.perf_counter()
         if weights is None:
@@ -73,7 +73,7 @@ class NumpyBackend:
         else:
             kernel, bias = weights.kernel, (weights.bias if spec.use_bias else None)
         if spec.dtype == "tf32":
-            from convdiff.precision import tf32_reference
+            from convdiff.analysis.precision import tf32_reference
 
             # What a GPU's tensor cores do with a float32 convolution: multiplicands rounded to 10
             # mantissa bits; the float64 arithmetic then stands in for their float32 accumulation.

@@ -22,7 +22,7 @@ import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.tf_common import refuse_strided_dilation, run_framework, tf_padding
-from convdiff.spec import ConvSpec, PaddingMode
+from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 
 class _V1Backend:
@@ -36,7 +36,7 @@ class _V1Backend:
         return run_framework(self.name, lambda: self._run(spec, x, weights))
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.tfsetup import import_tensorflow
+        from convdiff.frameworks import import_tensorflow
 
         tf = import_tensorflow(legacy=True)
         v1 = tf.compat.v1
@@ -71,7 +71,7 @@ class _V1Backend:
 
 def _tf1_initializer(text: str, role: str) -> Any:
     """The TF1 initializer for `text`, or None for `default` (let the API pick its own)."""
-    from convdiff.initializers import parse_initializer
+    from convdiff.spec.initializers import parse_initializer
 
     init = parse_initializer(text)
     if init.is_default:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from convdiff.backends.base import BackendRefusedError
-from convdiff.spec import ConvSpec, PaddingMode
+from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ def refuse_strided_dilation(spec: ConvSpec, backend: str) -> None:
 def run_framework(backend: str, fn: Callable[[], T]) -> T:
     """Run framework code, turning any exception it raises into BackendFailedError (exit 3)."""
     from convdiff.backends.guard import run_guarded
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     return run_guarded(backend, fn, extra=(tf.errors.OpError,))

@@ -15,8 +15,8 @@ import numpy as np
 
 from convdiff.backends.base import BackendRefusedError, SideResult, Weights
 from convdiff.errors import BackendUnavailableError
-from convdiff.layouts import conversion, from_hwio
-from convdiff.spec import ConvSpec, PaddingMode
+from convdiff.spec.layouts import conversion, from_hwio
+from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 
 class TorchBackend:
@@ -38,7 +38,7 @@ class TorchBackend:
             raise BackendUnavailableError(
                 f"backend 'torch' needs torch, which is not installed: {self.install_hint}") from None
 
-        from convdiff.initializers import make_kernel
+        from convdiff.spec.initializers import make_kernel
 
         start = time.perf_counter()
         dtype = getattr(torch, spec.dtype)
@@ -83,7 +83,7 @@ class TorchBackend:
             raise  # run_guarded: exit 3 naming the backend, the framework's message quoted
         out = y.detach().to(torch.float64 if spec.dtype == "float64" else torch.float32).numpy()
         if spec.dtype in ("float16", "bfloat16"):
-            from convdiff.dtypes import np_dtype
+            from convdiff.spec.dtypes import np_dtype
 
             out = out.astype(np_dtype(spec.dtype))
         return SideResult(self.name, np.ascontiguousarray(to_nhwc.apply(out)), kernel, bias, spec.dtype,

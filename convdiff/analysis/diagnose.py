@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from convdiff.backends.numpy_ref import conv2d_nhwc
-from convdiff.dtypes import lower_precision, np_dtype
-from convdiff.precision import UNIT_ROUNDOFF
-from convdiff.spec import ConvSpec, Pads
+from convdiff.spec.dtypes import lower_precision, np_dtype
+from convdiff.analysis.precision import UNIT_ROUNDOFF
+from convdiff.spec.convspec import ConvSpec, Pads
 
 LAMBDA = 6.0
 CAUSES = ("dtype", "tf32", "padding", "kernel_transposed_hw", "kernel_rotated_180", "weights_permuted", "input_layout",
@@ -213,7 +213,7 @@ def _tf32(ctx: _Context, reference_dtype: str, candidate_dtype: str, bias: np.nd
     if candidate_dtype != "float32" or reference_dtype not in ("float32", "float64"):
         return Hypothesis("tf32", False, None, f"not applicable: the candidate computes in {candidate_dtype}, "
                                                "TF32 replaces float32 arithmetic only")
-    from convdiff.precision import tf32_consistency, tf32_reference
+    from convdiff.analysis.precision import tf32_consistency, tf32_reference
 
     emulated = tf32_reference(ctx.x, ctx.kernel, ctx.spec, bias)
     if emulated.shape != ctx.candidate.shape:
@@ -266,7 +266,7 @@ def _kernel_trials(ctx: _Context, variants: Iterable[tuple[str, np.ndarray]]) ->
 
 
 def _permutations(ctx: _Context) -> Iterator[tuple[str, np.ndarray]]:
-    from convdiff.layouts import WEIGHTS_LAYOUTS, from_hwio, to_hwio
+    from convdiff.spec.layouts import WEIGHTS_LAYOUTS, from_hwio, to_hwio
 
     k = ctx.kernel
     for perm in itertools.permutations(range(4)):

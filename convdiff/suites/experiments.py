@@ -1,6 +1,6 @@
 """Experiments: named sets of reference/candidate cases with expected verdicts, from TOML.
 
-Built-in experiments are TOML files shipped in `convdiff/builtin/`, read by the same parser as the
+Built-in experiments are TOML files shipped in `convdiff/suites/builtin/`, read by the same parser as the
 user's files, so that the documented schema is the only schema.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from convdiff.backends import backend_info
-from convdiff.compare import Tolerance, Verdict
+from convdiff.compare.core import Tolerance, Verdict
 from convdiff.errors import BadInputError
-from convdiff.precision import BoundForm, parse_bound_form, parse_tolerance_mode
-from convdiff.runner import CaseOptions, CaseResult, SideConfig
-from convdiff.spec import FIELD_PARSERS, build_spec, parse_fields
+from convdiff.analysis.precision import BoundForm, parse_bound_form, parse_tolerance_mode
+from convdiff.pipeline.execute import CaseOptions, CaseResult, SideConfig
+from convdiff.spec.convspec import FIELD_PARSERS, build_spec, parse_fields
 
 CASE_KEYS = {"name", "description", "reference", "candidate", "expect", "expect_kernels",
              "atol", "rtol", "shared_kernel", "top", "equal_nan", "expect_distribution", "expect_diagnosis",
@@ -126,11 +126,11 @@ class CaseOutcome:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("convdiff.builtin").iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in resources.files("convdiff.suites.builtin").iterdir() if p.name.endswith(".toml"))
 
 
 def load_builtin(name: str) -> Experiment:
-    path = resources.files("convdiff.builtin") / f"{name}.toml"
+    path = resources.files("convdiff.suites.builtin") / f"{name}.toml"
     if not path.is_file():
         raise BadInputError(f"unknown experiment '{name}' (built-in: {', '.join(builtin_names())}; or give a .toml file)")
     return parse_experiment(path.read_text(encoding="utf-8"), f"built-in {name}", base=Path(str(path)).parent)
@@ -223,14 +223,14 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))
     expect_diagnosis = _get(raw, "expect_diagnosis", str, where, default=None)
     if expect_diagnosis is not None:
-        from convdiff.diagnose import CAUSES
+        from convdiff.analysis.diagnose import CAUSES
 
         if expect_diagnosis not in (*CAUSES, "none"):
             raise BadInputError(f"{where}: unknown expect_diagnosis '{expect_diagnosis}' "
                                 f"(choose from {', '.join(CAUSES)}, none)")
     expect_regions = _get(raw, "expect_regions", str, where, default=None)
     if expect_regions is not None:
-        from convdiff.regions import REGION_KINDS
+        from convdiff.analysis.regions import REGION_KINDS
 
         if expect_regions not in REGION_KINDS:
             raise BadInputError(f"{where}: unknown expect_regions '{expect_regions}' "
@@ -258,8 +258,8 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
     except BadInputError as exc:  # say which file and case, unless the message already does
         raise BadInputError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
     if base is not None:
-        from convdiff.spec import BUILTIN_INPUTS
-        from convdiff.weights import resolve_relative
+        from convdiff.spec.convspec import BUILTIN_INPUTS
+        from convdiff.data.weights import resolve_relative
 
         for key in ("weights", "bias", "input"):
             if fields.get(key) and fields[key] not in BUILTIN_INPUTS:

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 
 from convdiff.errors import BadInputError
-from convdiff.spec import ConvSpec
+from convdiff.spec.convspec import ConvSpec
 
 DEFAULT_FRACTION = 0.5
 """Default limit: this fraction of the memory available when the command starts."""

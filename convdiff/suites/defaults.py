@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from convdiff.distribution import DistributionCheck, check_distribution
-from convdiff.initializers import parse_initializer
+from convdiff.analysis.kernels import DistributionCheck, check_distribution
+from convdiff.spec.initializers import parse_initializer
 
 KERNEL_INPUT = (16, 16, 32)
 FILTERS = 64
@@ -84,7 +84,7 @@ def _row(api: str, weight: str, declared: Any, values: np.ndarray) -> DefaultIni
 
 
 def keras_defaults(seed: int) -> list[DefaultInitializer]:
-    from convdiff.tfsetup import import_keras
+    from convdiff.frameworks import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(seed)  # the defaults are unseeded: make the draw reproducible
@@ -102,7 +102,7 @@ def keras_defaults(seed: int) -> list[DefaultInitializer]:
 def tf1_defaults(seed: int) -> list[DefaultInitializer]:
     import warnings
 
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow(legacy=True)
     v1 = tf.compat.v1
@@ -144,7 +144,7 @@ def collect_defaults(seed: int = 42) -> DefaultsReport:
     imported without it (e.g. inside a test process) they are listed as unavailable, with the reason.
     """
     from convdiff.backends import backend_info
-    from convdiff.tfsetup import LEGACY_ENV
+    from convdiff.frameworks import LEGACY_ENV
 
     info = backend_info("v1-layers")
     tf1_ok = not info.missing()
@@ -156,7 +156,7 @@ def collect_defaults(seed: int = 42) -> DefaultsReport:
     elif not tf1_ok:
         unavailable.append(("tf.compat.v1", f"needs {', '.join(info.missing())}: {info.install_hint}"))
     if tf1_ok:
-        from convdiff.tfsetup import import_tensorflow
+        from convdiff.frameworks import import_tensorflow
 
         import_tensorflow(legacy=True)  # before Keras imports TensorFlow
     rows = keras_defaults(seed)

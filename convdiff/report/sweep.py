@@ -11,8 +11,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from convdiff.report import SCHEMA_VERSION, fmt
-from convdiff.sweep import FAILED, PASSED, SKIPPED, ConfigOutcome, SweepPlan, SweepSummary
+from convdiff.report.tables import SCHEMA_VERSION, fmt
+from convdiff.suites.sweep import FAILED, PASSED, SKIPPED, ConfigOutcome, SweepPlan, SweepSummary
 
 
 def _figures(o: ConfigOutcome) -> str:

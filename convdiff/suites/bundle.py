@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from convdiff.compare import Tolerance, Verdict
+from convdiff.compare.core import Tolerance, Verdict
 from convdiff.errors import BadInputError
 
 FORMAT = 1
@@ -62,8 +62,8 @@ def save(directory: str | Path, cases: Sequence[tuple[Any, dict[str, Any]]], rep
         raise BadInputError(f"cannot save bundle: '{directory}' exists and is not a convdiff bundle")
     if not target.parent.is_dir():
         raise BadInputError(f"cannot save bundle: directory '{target.parent}' does not exist")
-    from convdiff.inputs import make_input
-    from convdiff.runner import _same_input
+    from convdiff.data.inputs import make_input
+    from convdiff.pipeline.execute import _same_input
 
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     umask = os.umask(0)
@@ -158,7 +158,7 @@ def backends(directory: str | Path) -> list[str]:
 
 
 def spec_from_json(doc: dict[str, Any], where: str) -> Any:
-    from convdiff.spec import build_spec, parse_fields
+    from convdiff.spec.convspec import build_spec, parse_fields
 
     if not isinstance(doc, dict):
         raise BadInputError(f"{where}: the spec must be an object")
@@ -173,9 +173,9 @@ def spec_from_json(doc: dict[str, Any], where: str) -> Any:
 def replay(directory: str | Path) -> list[Replayed]:
     """Re-run every case of a bundle on its saved input and kernels, and compare again."""
     from convdiff.backends import Weights, get_backend
-    from convdiff.dtypes import np_dtype
-    from convdiff.inputs import load_npy
-    from convdiff.runner import CaseOptions, SideConfig, compare_sides
+    from convdiff.spec.dtypes import np_dtype
+    from convdiff.data.inputs import load_npy
+    from convdiff.pipeline.execute import CaseOptions, SideConfig, compare_sides
 
     directory = Path(directory)
     manifest = load_manifest(directory)
@@ -230,7 +230,7 @@ def replay_outcomes(directory: str | Path) -> list[Any]:
     """Replayed cases as experiment outcomes: expected to reach the verdict (and kernel finding) saved."""
     import dataclasses
 
-    from convdiff.experiments import Case, CaseOutcome
+    from convdiff.suites.experiments import Case, CaseOutcome
 
     outcomes = []
     for r in replay(directory):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from convdiff.errors import BadInputError
-from convdiff.initializers import InitializerSpec, parse_initializer
+from convdiff.spec.initializers import InitializerSpec, parse_initializer
 
 REFERENCES = ("glorot_uniform", "he_normal")
 EXPLODING = 1e3
@@ -143,8 +143,8 @@ def run_propagation(init: InitializerSpec | str, depth: int = 30, kernel_size: i
 
 def _run_one(init: InitializerSpec, role: str, x: np.ndarray, depth: int, kernel_size: int, channels: int,
              seed: int, gradients: bool) -> Series:
-    from convdiff.distribution import theoretical
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.analysis.kernels import theoretical
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     kshape = (kernel_size, kernel_size, channels, channels)

@@ -76,6 +76,6 @@ def _polyline(image: np.ndarray, points: list[tuple[float, float]], colour: tupl
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     return bytes(import_tensorflow().io.encode_png(image).numpy())

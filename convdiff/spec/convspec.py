@@ -203,7 +203,7 @@ def validate(spec: ConvSpec) -> None:
         value = getattr(spec, name)
         if value is not None and value not in choices:
             raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(choices)})")
-    from convdiff.layouts import parse_input_layout, parse_weights_layout
+    from convdiff.spec.layouts import parse_input_layout, parse_weights_layout
 
     parse_input_layout(spec.input_layout)
     parse_weights_layout(spec.weights_layout)
@@ -341,7 +341,7 @@ FIELD_ALIASES = {"shape": "input_shape"}
 
 
 def _layouts():  # noqa: ANN202 - a module, imported late to keep spec.py's imports minimal
-    from convdiff import layouts
+    from convdiff.spec import layouts
 
     return layouts
 
@@ -353,7 +353,7 @@ def _path(value: Any, what: str) -> str:
 
 
 def _parse_initializer(value: Any) -> str:
-    from convdiff.initializers import parse_initializer
+    from convdiff.spec.initializers import parse_initializer
 
     return str(parse_initializer(value))
 
@@ -389,7 +389,7 @@ def build_spec(fields: dict[str, Any]) -> ConvSpec:
         if source in BUILTIN_INPUTS:
             fields["input_shape"] = default_shape_for(source)
         else:
-            from convdiff.inputs import file_input_shape
+            from convdiff.data.inputs import file_input_shape
 
             fields["input_shape"] = file_input_shape(source, fields.get("input_layout", "NHWC"))
     if fields.get("bias") and not fields.get("weights"):
@@ -404,8 +404,8 @@ def build_spec(fields: dict[str, Any]) -> ConvSpec:
 
 def _fields_from_weights(fields: dict[str, Any]) -> None:
     """Take kernel size and filters from a weights file, and check it fits the input's channels."""
-    from convdiff.layouts import fitting_layouts
-    from convdiff.weights import load_weights
+    from convdiff.spec.layouts import fitting_layouts
+    from convdiff.data.weights import load_weights
 
     layout = fields.get("weights_layout", "HWIO")
     loaded = load_weights(fields["weights"], layout, fields.get("bias"))

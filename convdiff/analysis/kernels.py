@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from convdiff.errors import BadInputError
-from convdiff.initializers import InitializerSpec, parse_initializer
+from convdiff.spec.initializers import InitializerSpec, parse_initializer
 
 # Standard deviation of a standard normal truncated to [-2, 2]. Keras and TF1 divide by it so that
 # the variance-scaling std holds *after* truncation.

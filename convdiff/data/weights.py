@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convdiff.errors import BadInputError
-from convdiff.layouts import Conversion, to_hwio
+from convdiff.spec.layouts import Conversion, to_hwio
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class LoadedWeights:
 
 
 def _npz_arrays(path: str, what: str) -> dict[str, np.ndarray]:
-    from convdiff.inputs import load_npy
+    from convdiff.data.inputs import load_npy
 
     data = load_npy(path, what)
     if not isinstance(data, np.lib.npyio.NpzFile):

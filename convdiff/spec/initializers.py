@@ -226,7 +226,7 @@ class InitializerSpec:
         """
         if self.is_default:
             return self.resolved("kernel").keras(seed)
-        from convdiff.tfsetup import import_keras
+        from convdiff.frameworks import import_keras
 
         keras = import_keras()
         cls = getattr(keras.initializers, _KINDS[self.name].keras_class)
@@ -245,7 +245,7 @@ class InitializerSpec:
         Args:
             seed: TF1 op-level seed (combined with the graph seed); None for nondeterministic draws.
         """
-        from convdiff.tfsetup import import_tensorflow
+        from convdiff.frameworks import import_tensorflow
 
         if self.is_default:
             return self.resolved("kernel").tf1(seed)
@@ -451,8 +451,8 @@ def make_kernel(init: InitializerSpec | str, shape: tuple[int, ...], dtype: str,
     Raises:
         BadInputError: unknown initializer, dtype, bad shape or seed.
     """
-    from convdiff.dtypes import np_dtype
-    from convdiff.spec import FLOAT_DTYPES
+    from convdiff.spec.dtypes import np_dtype
+    from convdiff.spec.convspec import FLOAT_DTYPES
 
     spec = parse_initializer(init)
     if dtype not in FLOAT_DTYPES:
@@ -475,7 +475,7 @@ def make_kernel(init: InitializerSpec | str, shape: tuple[int, ...], dtype: str,
 
     if spec.name == "orthogonal" and len(shape) < 2:
         raise BadInputError(f"orthogonal needs a kernel of at least 2 dimensions, got shape {shape}")
-    from convdiff.tfsetup import import_keras
+    from convdiff.frameworks import import_keras
 
     keras = import_keras()
     try:

@@ -179,7 +179,7 @@ def precision_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def parse_precision(tolerance_mode: str | None, bound_form: str):  # noqa: ANN201
-    from convdiff.precision import parse_bound_form, parse_tolerance_mode
+    from convdiff.analysis.precision import parse_bound_form, parse_tolerance_mode
 
     return (parse_tolerance_mode(tolerance_mode) if tolerance_mode is not None else None,
             parse_bound_form(bound_form))
@@ -196,7 +196,7 @@ def _parse_max_memory(ctx: click.Context, param: click.Parameter, value: str | N
     if value is None:
         return None
     from convdiff.errors import BadInputError
-    from convdiff.resources import parse_size
+    from convdiff.data.memory import parse_size
 
     try:
         return parse_size(value)
@@ -205,7 +205,7 @@ def _parse_max_memory(ctx: click.Context, param: click.Parameter, value: str | N
 
 
 def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201
-    from convdiff.compare import Tolerance
+    from convdiff.compare.core import Tolerance
 
     if (atol is None) != (rtol is None):
         raise click.UsageError("give --atol and --rtol together, or neither")
@@ -218,7 +218,7 @@ def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201
 
 def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
     """The spec options a user actually gave, parsed (unset ones keep the spec's defaults)."""
-    from convdiff.spec import parse_fields
+    from convdiff.spec.convspec import parse_fields
 
     params = dict(params)
     bias_option, no_bias = params.pop("bias_option", None), params.pop("no_bias", None)
@@ -237,7 +237,7 @@ def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
 
 def parse_overrides(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """`--set SIDE.FIELD=VALUE` (repeatable) -> {side: parsed fields}; later settings win."""
-    from convdiff.spec import parse_fields
+    from convdiff.spec.convspec import parse_fields
 
     raw: dict[str, dict[str, Any]] = {side: {} for side in SIDES}
     for text in values:
@@ -279,7 +279,7 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
     Exits 0 when the outputs are identical or equivalent, 1 when they are not.
     """
-    from convdiff.runner import CaseOptions
+    from convdiff.pipeline.execute import CaseOptions
 
     mode, form = parse_precision(tolerance_mode, bound_form)
     options = CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel,
@@ -287,15 +287,16 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     result = execute_compare(reference, candidate, spec_fields(spec_params), options, parse_overrides(overrides),
                              max_memory=max_memory)
     if heatmap:
-        from convdiff.regions import write_heatmap
+        from convdiff.analysis.regions import write_heatmap
 
         write_heatmap(heatmap, result.reference.output, result.candidate.output)
-    from convdiff import environment, report
+    from convdiff.backends import environment
+    from convdiff.report import tables as report
 
     env = environment.collect()
     doc = {"schema": report.SCHEMA_VERSION, "comparisons": [report.case_to_json(result, env)], "environment": env}
     if bundle_dir:
-        from convdiff import bundle
+        from convdiff.suites import bundle
 
         bundle.save(bundle_dir, [(result, {"experiment": "compare"})], doc)
     Output(fmt).show(report.render_case(result), doc)
@@ -306,8 +307,8 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
                     overrides: dict[str, dict[str, Any]] | None = None, max_memory: int | None = None):
     from convdiff.backends import prepare_frameworks
     from convdiff.errors import BadInputError
-    from convdiff.runner import SideConfig, run_case
-    from convdiff.spec import build_spec
+    from convdiff.pipeline.execute import SideConfig, run_case
+    from convdiff.spec.convspec import build_spec
 
     overrides = overrides or {}
     specs = {}
@@ -316,7 +317,7 @@ def execute_compare(reference: str, candidate: str, fields: dict[str, Any], opti
             specs[side] = build_spec({**fields, **overrides.get(side, {})})
         except BadInputError as exc:
             raise BadInputError(f"{side}: {exc}" if any(overrides.values()) else str(exc)) from None
-    from convdiff.resources import check_memory
+    from convdiff.data.memory import check_memory
 
     check_memory(specs["reference"], specs["candidate"], max_memory)  # before any framework or allocation
     prepare_frameworks([reference, candidate])
@@ -352,7 +353,8 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
     except InterruptedRun as exc:
         interrupted = exc
         outcomes, skipped = exc.partial  # type: ignore[misc]
-    from convdiff import environment, report
+    from convdiff.backends import environment
+    from convdiff.report import tables as report
 
     rows = [report.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected, report.key_figures(o.result))
             for o in outcomes]
@@ -380,7 +382,7 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
 
 
 def _run_json(outcomes: Any, skipped: Any, env: dict[str, Any]) -> dict[str, Any]:
-    from convdiff import report
+    from convdiff.report import tables as report
 
     return {
         "schema": report.SCHEMA_VERSION,
@@ -395,15 +397,17 @@ def _run_json(outcomes: Any, skipped: Any, env: dict[str, Any]) -> dict[str, Any
 
 
 def _save_run_bundle(directory: str, outcomes: Any, skipped: Any) -> None:
-    from convdiff import bundle, environment
+    from convdiff.suites import bundle
+    from convdiff.backends import environment
 
     bundle.save(directory, [(o.result, {"experiment": o.experiment}) for o in outcomes],
                 _run_json(outcomes, skipped, environment.collect()))
 
 
 def execute_run(targets: tuple[str, ...], max_memory: int | None = None):  # noqa: ANN201
-    from convdiff import bundle, experiments
-    from convdiff.runner import run_case
+    from convdiff.suites import bundle
+    from convdiff.suites import experiments
+    from convdiff.pipeline.execute import run_case
 
     explicit = bool(targets)
     bundles = [t for t in targets if bundle.is_bundle(t)]
@@ -423,7 +427,7 @@ def execute_run(targets: tuple[str, ...], max_memory: int | None = None):  # noq
             skipped.append((exp.name, "; ".join(missing)))
             continue
         runnable.append(exp)
-    from convdiff.resources import check_memory
+    from convdiff.data.memory import check_memory
 
     for exp in runnable:  # every case is checked before any runs: refuse the run, not its last case
         for case in exp.cases:
@@ -472,9 +476,9 @@ def propagate(initializer: str, depth: int, kernel_size: int, channels: int, sha
     Glorot uniform and He normal run alongside as references. A report, not a check: exits 0
     (2 on bad input).
     """
-    from convdiff import report
-    from convdiff.initializers import parse_initializer
-    from convdiff.spec import parse_ints
+    from convdiff.report import tables as report
+    from convdiff.spec.initializers import parse_initializer
+    from convdiff.spec.convspec import parse_ints
 
     init = parse_initializer(initializer)
     hw = parse_ints(shape, "input shape")
@@ -493,12 +497,12 @@ def propagate(initializer: str, depth: int, kernel_size: int, channels: int, sha
 
 def execute_propagate(init: Any, depth: int, kernel_size: int, channels: int, hw: tuple[int, ...], seed: int,
                       plot_path: str | None):  # noqa: ANN201
-    from convdiff.propagate import run_propagation
+    from convdiff.suites.propagate import run_propagation
 
     result = run_propagation(init, depth, kernel_size, channels, tuple(hw), seed)
     if plot_path:
         from convdiff.errors import BadInputError
-        from convdiff.plot import encode_png, log_line_plot
+        from convdiff.report.figures import encode_png, log_line_plot
 
         image = log_line_plot([[s.activation_std for s in series.layers] for series in result.series])
         try:
@@ -522,8 +526,8 @@ def defaults(seed: int, fmt: str) -> None:
 
     Exits 0 when every drawn weight follows the initializer its API declares, 1 otherwise.
     """
-    from convdiff import report
-    from convdiff.defaults import collect_defaults
+    from convdiff.report import tables as report
+    from convdiff.suites.defaults import collect_defaults
 
     result = collect_defaults(seed)
     Output(fmt).show(report.render_defaults(result), {"schema": report.SCHEMA_VERSION, **result.to_json()})
@@ -532,7 +536,7 @@ def defaults(seed: int, fmt: str) -> None:
 
 # --- sweep ---------------------------------------------------------------------------------------
 
-# (option, axis) for every sweepable option; values are comma lists (see `convdiff.sweep`).
+# (option, axis) for every sweepable option; values are comma lists (see `convdiff.suites.sweep`).
 SWEEP_OPTIONS = (
     ("--shape", "input_shape", "N,H,W,C shapes, written 1x16x16x4 (or separated by ';')"),
     ("--batch", "batch", "Batch sizes N"),
@@ -601,8 +605,9 @@ def sweep(reference: str | None, candidate: str | None, grid_file: str | None, e
         overrides=parse_overrides(overrides), mode=mode, bound_form=form)
     import time
 
-    from convdiff import environment, sweep_report
-    from convdiff.sweep import run_sweep, summarize
+    from convdiff.backends import environment
+    from convdiff.report import sweep as sweep_report
+    from convdiff.suites.sweep import run_sweep, summarize
 
     out = Output(fmt)
     start = time.perf_counter()
@@ -620,13 +625,13 @@ def execute_sweep_plan(reference: str | None, candidate: str | None, grid_file: 
                        shard: str | None, shared_kernel: bool, tolerance: Any, equal_nan: bool,
                        axes: dict[str, str | None]):  # noqa: ANN201
     """Options (and the grid file) -> a SweepPlan; bad values raise BadInputError (exit 2)."""
-    from convdiff.spec import parse_fields
-    from convdiff.sweep import DEFAULT_EXPECT, SweepPlan, load_grid_file, make_grid, parse_expect, parse_shard, split_values
+    from convdiff.spec.convspec import parse_fields
+    from convdiff.suites.sweep import DEFAULT_EXPECT, SweepPlan, load_grid_file, make_grid, parse_expect, parse_shard, split_values
 
     given = {axis: split_values(text) for axis, text in axes.items() if text is not None}
     file = load_grid_file(grid_file) if grid_file else None
     raw_axes = dict(file.axes) if file else {}
-    from convdiff.sweep import axis_name
+    from convdiff.suites.sweep import axis_name
 
     raw_axes = {axis_name(k): v for k, v in raw_axes.items()}
     raw_axes.update(given)
@@ -699,9 +704,9 @@ def list_() -> None:
     """List backends, initializers and built-in experiments, one line each."""
     from rich.table import Table
 
-    from convdiff import experiments
+    from convdiff.suites import experiments
     from convdiff.backends import REGISTRY
-    from convdiff.initializers import initializer_names
+    from convdiff.spec.initializers import initializer_names
 
     out = Output("table")
     table = Table(title="Backends", title_justify="left", show_edge=False)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from convdiff.compare import Comparison
+from convdiff.compare.core import Comparison
 from convdiff.errors import BadInputError
 
 REGION_KINDS = ("none", "border", "interior", "everywhere")
@@ -231,7 +231,7 @@ def heatmap_image(reference: np.ndarray, candidate: np.ndarray, min_side: int = 
 
 def write_heatmap(path: str, reference: np.ndarray, candidate: np.ndarray) -> None:
     """Encode `heatmap_image` with tf.io.encode_png and write it to `path`."""
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     image = heatmap_image(reference, candidate)
     tf = import_tensorflow()

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convdiff.compare import Tolerance, Verdict
+from convdiff.compare.core import Tolerance, Verdict
 from convdiff.errors import BackendFailedError, BadInputError
-from convdiff.spec import DEFAULT_SHAPE, FIELD_PARSERS, ConvSpec, build_spec, parse_positive_int
+from convdiff.spec.convspec import DEFAULT_SHAPE, FIELD_PARSERS, ConvSpec, build_spec, parse_positive_int
 
 # Axes that are not spec fields but set one dimension of the input shape.
 SHAPE_AXES = {"batch": 0, "input_size": (1, 2), "channels": 3}
@@ -317,7 +317,7 @@ def _pair(values: tuple[int, int]) -> str:
 def default_cause(result: Any) -> Cause:
     """The cause of a failed comparison: the diagnosis' confirmed causes, else the verdict, plus the facts.
 
-    A confirmed hypothesis of `convdiff.diagnose` names the group (e.g. `padding`), so that groups
+    A confirmed hypothesis of `convdiff.analysis.diagnose` names the group (e.g. `padding`), so that groups
     read "padding: 48 configs, all with stride 2 on even inputs".
     """
     confirmed = [h.cause for h in result.diagnosis if h.confirmed]
@@ -366,8 +366,8 @@ def run_sweep(plan: SweepPlan, progress: Callable[[SweepConfig], None] | None = 
     BackendUnavailableError (a missing dependency) still raises: no config could run.
     """
     from convdiff.backends import BackendRefusedError, get_backend
-    from convdiff.report import verdict_line
-    from convdiff.runner import CaseOptions, SideConfig, run_case
+    from convdiff.report.tables import verdict_line
+    from convdiff.pipeline.execute import CaseOptions, SideConfig, run_case
 
     get_backend(plan.reference), get_backend(plan.candidate)  # fail fast, exit 3, before any work
     extra = {} if plan.bound_form is None else {"bound_form": plan.bound_form}

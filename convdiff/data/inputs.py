@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convdiff.dtypes import np_dtype
+from convdiff.spec.dtypes import np_dtype
 from convdiff.errors import BadInputError
-from convdiff.spec import BUILTIN_INPUTS, ConvSpec
+from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -112,7 +112,7 @@ def _check_header(handle, size: int, where: str) -> None:  # noqa: ANN001
     declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
     available = size - handle.tell()
     if declared > available:
-        from convdiff.resources import format_size
+        from convdiff.data.memory import format_size
 
         raise BadInputError(f"{where} declares shape {_fmt(shape)} {dtype} ({format_size(declared)}) but holds "
                             f"only {format_size(max(available, 0))} of data: truncated or corrupt")
@@ -132,7 +132,7 @@ def load_input_file(source: str, layout: str = "NHWC") -> np.ndarray:
             raise BadInputError(f"input file '{path}' has rank {data.ndim}; layout {layout} expects rank {len(layout)}"
                                 + (" (NHWC or HWC)" if layout == "HWC" else ""))
         if layout != "NHWC":
-            from convdiff.layouts import to_nhwc
+            from convdiff.spec.layouts import to_nhwc
 
             data = to_nhwc(data, layout)[0]
         if data.size == 0:
@@ -169,7 +169,7 @@ def _npz_input(path: Path, data: np.lib.npyio.NpzFile) -> np.ndarray:
 def decode_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise BadInputError(f"input file '{path}' not found")
-    from convdiff.tfsetup import import_tensorflow
+    from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from convdiff.compare import json_float
+from convdiff.compare.core import json_float
 from convdiff.errors import BadInputError
 
 __all__ = [
@@ -369,7 +369,7 @@ def ulp_distance(reference: np.ndarray, candidate: np.ndarray, dtype: str) -> Ul
     zero, so +0 and -0 coincide) and subtracted. `tf32` is measured on TF32-rounded float32 values,
     in TF32 ULPs (2^13 float32 ULPs each).
     """
-    from convdiff.dtypes import np_dtype
+    from convdiff.spec.dtypes import np_dtype
 
     shift = 0
     if dtype == "tf32":

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from convdiff.compare import Comparison, Verdict
-from convdiff.precision import BoundCheck, ToleranceMode
-from convdiff.runner import CaseResult, kernel_summary
+from convdiff.compare.core import Comparison, Verdict
+from convdiff.analysis.precision import BoundCheck, ToleranceMode
+from convdiff.pipeline.execute import CaseResult, kernel_summary
 
 SCHEMA_VERSION = 1
 
@@ -247,7 +247,7 @@ def _ks_cell(check: Any) -> str:
 def _theory_line(case: CaseResult) -> str | None:
     """The initializer's theoretical law (e.g. the Glorot bound), when the distribution module knows it."""
     try:
-        from convdiff.distribution import theoretical
+        from convdiff.analysis.kernels import theoretical
     except ImportError:  # pragma: no cover
         return None
     try:
@@ -283,7 +283,7 @@ def render_output(c: Comparison) -> Table:
 
 def default_table() -> str:
     """The per-dtype elementwise defaults, as one cell."""
-    from convdiff.compare import DEFAULT_TOLERANCES
+    from convdiff.compare.core import DEFAULT_TOLERANCES
 
     return "; ".join(f"{name} atol={t.atol:g} rtol={t.rtol:g}" for name, t in DEFAULT_TOLERANCES.items())
 
@@ -356,7 +356,7 @@ def render_case(case: CaseResult) -> RenderableType:
 
 def render_regions(regions: Any) -> RenderableType:
     """Where the mismatches sit: the one-line summary, the profiles, and the downsampled map."""
-    from convdiff.regions import shade
+    from convdiff.analysis.regions import shade
 
     table = Table(title="Where the mismatches sit", title_justify="left", show_edge=False)
     table.add_column("")
@@ -452,7 +452,7 @@ def key_figures(case: CaseResult) -> str:
 
 def render_propagation(result: Any, plot_path: str | None = None) -> RenderableType:
     """Per-layer activation std of the candidate initializer next to the Glorot and He references."""
-    from convdiff.plot import COLOUR_NAMES
+    from convdiff.report.figures import COLOUR_NAMES
 
     cand, *refs = result.series
     table = Table(title=f"Activation std through {result.depth} conv+ReLU layers "

@@ -14,16 +14,16 @@ import numpy as np
 
 from convdiff.backends import SideResult, Weights, backend_info, get_backend
 from convdiff.backends.guard import run_guarded
-from convdiff.compare import Comparison, Tolerance, Verdict, compare_arrays, default_tolerance
-from convdiff.dtypes import lower_precision
-from convdiff.fingerprint import input_sha256
-from convdiff.inputs import make_input
-from convdiff.precision import (BoundCheck, BoundForm, ThreeWay, ToleranceMode, UlpDistance, check_bound,
+from convdiff.compare.core import Comparison, Tolerance, Verdict, compare_arrays, default_tolerance
+from convdiff.spec.dtypes import lower_precision
+from convdiff.data.fingerprint import input_sha256
+from convdiff.data.inputs import make_input
+from convdiff.analysis.precision import (BoundCheck, BoundForm, ThreeWay, ToleranceMode, UlpDistance, check_bound,
                                 rounding_bound, side_error, ulp_distance)
-from convdiff.spec import ConvSpec
+from convdiff.spec.convspec import ConvSpec
 
 if TYPE_CHECKING:
-    from convdiff.distribution import KernelDistribution
+    from convdiff.analysis.kernels import KernelDistribution
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def file_weights(spec: ConvSpec):  # noqa: ANN201 - LoadedWeights | None
     """The weights a spec reads from files, converted to HWIO, or None."""
     if not spec.weights:
         return None
-    from convdiff.weights import load_weights
+    from convdiff.data.weights import load_weights
 
     return load_weights(spec.weights, spec.weights_layout, spec.bias)
 
@@ -185,7 +185,7 @@ def compare_sides(name: str, reference: SideConfig, candidate: SideConfig, ref: 
                             equal_nan=options.equal_nan)
     distribution = None
     if kernels.verdict.value != "identical":
-        from convdiff.distribution import kernel_distribution
+        from convdiff.analysis.kernels import kernel_distribution
 
         distribution = kernel_distribution(ref.kernel, cand.kernel, reference.spec.initializer,
                                            candidate.spec.initializer)
@@ -225,8 +225,8 @@ def run_case(name: str, reference: SideConfig, candidate: SideConfig, options: C
 
 def explain(result: CaseResult, x_ref: np.ndarray | None = None) -> CaseResult:
     """Where the outputs mismatch and why: run only on a failing comparison (it costs recomputations)."""
-    from convdiff.diagnose import diagnose
-    from convdiff.regions import analyze_regions
+    from convdiff.analysis.diagnose import diagnose
+    from convdiff.analysis.regions import analyze_regions
 
     if x_ref is None:
         x_ref = make_input(result.reference_config.spec)
