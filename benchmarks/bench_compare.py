@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from convdiff.compare.core import DEFAULT_CHUNK_SIZE, compare_arrays, default_tolerance  # noqa: E402
+from convdiff.compare import DEFAULT_CHUNK_SIZE, compare_arrays, default_tolerance  # noqa: E402
 
 
 def timed(*functions, repeat: int = 3, clock=time.perf_counter) -> list[float]:

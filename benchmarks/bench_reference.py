@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from convdiff.backends.numpy_ref import conv2d_nhwc  # noqa: E402
+from convdiff.reference.convolution import conv2d_nhwc  # noqa: E402
 from convdiff.spec.convspec import Padding  # noqa: E402
 from convdiff.frameworks import import_tensorflow  # noqa: E402
 

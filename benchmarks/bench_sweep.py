@@ -22,15 +22,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from convdiff.suites.sweep import SweepPlan, make_grid, run_sweep  # noqa: E402
+from convdiff.suites.sweep import SweepPlan, make_grid, run_sweep, split_values  # noqa: E402
 from convdiff.frameworks import import_keras, import_tensorflow  # noqa: E402
 
 SHAPE = (1, 16, 16, 4)
 
 
 def grid(n_configs: int):
-    seeds = [str(s) for s in range(max(1, n_configs // 4))]
-    return make_grid({"strides": ["1", "2"], "padding": ["same", "valid"], "seed": seeds},
+    seeds = list(range(max(1, n_configs // 4)))
+    return make_grid({"strides": split_values("1,2"), "padding": split_values("same,valid"), "seed": seeds},
                      {"input_shape": SHAPE, "filters": 4, "kernel_size": (3, 3)})
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     for pair in args.pairs.split(","):
         reference, candidate = pair.split(":")
         plan = SweepPlan(g, reference, candidate)
-        run_sweep(SweepPlan(make_grid({"seed": ["0"]}, dict(configs[0].fields)), reference, candidate))  # warm-up
+        run_sweep(SweepPlan(make_grid({"seed": [0]}, dict(configs[0].fields)), reference, candidate))  # warm-up
         hand_loop(reference, candidate, configs[:2])
         outcomes = run_sweep(plan)
         assert all(o.status == "passed" for o in outcomes), [o.verdict_line for o in outcomes if o.status != "passed"]

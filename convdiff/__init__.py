@@ -17,12 +17,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 # name -> module that defines it, imported on first attribute access (PEP 562).
 _LAZY = {
-    "compare_arrays": "convdiff.compare.core",
-    "Comparison": "convdiff.compare.core",
-    "Tolerance": "convdiff.compare.core",
-    "Verdict": "convdiff.compare.core",
-    "ConvSpec": "convdiff.spec.convspec",
+    "compare_arrays": "convdiff.compare",
+    "Comparison": "convdiff.compare",
+    "Rule": "convdiff.compare",
+    "Tolerance": "convdiff.compare",
+    "Verdict": "convdiff.compare",
+    "ConvSpec": "convdiff.spec",
     "assert_conv_close": "convdiff.testing",
+    "tf32_consistency": "convdiff.analysis.bound",
 }
 
 __all__ = ["__version__", *_LAZY]

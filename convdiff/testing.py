@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from convdiff.compare.core import Comparison, Tolerance, Verdict, compare_arrays
+from convdiff.compare import Comparison, Tolerance, Verdict, compare_arrays
 
 __all__ = ["assert_conv_close", "plain_text"]
 
@@ -29,28 +29,11 @@ def plain_text(renderable: Any, width: int = REPORT_WIDTH) -> str:
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
-def comparison_line(c: Comparison) -> str:
-    """The verdict line of a bare array comparison (the CLI's line without the kernel part)."""
-    from convdiff.report.tables import fmt, fmt_index, fmt_shape
-
-    rule = f"atol={c.tolerance.atol:g}, rtol={c.tolerance.rtol:g}"
-    if c.verdict is Verdict.SHAPE_MISMATCH:
-        return f"shape_mismatch: reference {fmt_shape(c.reference_shape)} vs candidate {fmt_shape(c.candidate_shape)}"
-    if c.verdict is Verdict.EMPTY:
-        return "empty: the arrays have no elements, nothing was compared"
-    if c.verdict is Verdict.IDENTICAL:
-        return "identical: arrays are bitwise equal"
-    if c.verdict is Verdict.EQUIVALENT:
-        return f"equivalent: all {c.total:,} elements within {rule} (max abs diff {fmt(c.max_abs_diff)})"
-    return (f"mismatch: elementwise {rule}: {c.mismatched:,} / {c.total:,} mismatched "
-            f"({100 * c.mismatch_fraction:.3g}%), max abs diff {fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}")
-
-
 def render_comparison(c: Comparison) -> Any:
     from rich.console import Group
     from rich.text import Text
 
-    from convdiff.report.tables import render_output, render_worst
+    from convdiff.report.tables import comparison_line, render_output, render_worst
 
     parts = [render_output(c)]
     worst = render_worst(c)
@@ -63,7 +46,11 @@ def render_comparison(c: Comparison) -> Any:
 def assert_conv_close(reference: Any, candidate: Any, *, spec: Any = None, atol: float | None = None,
                       rtol: float | None = None, equal_nan: bool = False, top_k: int = 10,
                       shared_kernel: bool = False, expect: tuple[str, ...] = ("identical", "equivalent")) -> Any:
-    """Assert that `candidate` matches `reference` under `|candidate - reference| <= atol + rtol * |reference|`.
+    """Assert that `candidate` matches `reference`.
+
+    Two arrays are compared under `|candidate - reference| <= atol + rtol * |reference|`; two backends
+    run on `spec` are compared under the rule `convdiff compare` uses (the rounding bound, unless atol
+    and rtol are given).
 
     Args:
         reference: The reference array, or with `spec` a backend name (`"numpy"`, `"nn"`, ...).
@@ -88,21 +75,20 @@ def assert_conv_close(reference: Any, candidate: Any, *, spec: Any = None, atol:
         if result.verdict not in expected:
             raise AssertionError("\n" + plain_text(render_comparison(result)))
         return result
+    from convdiff.data.specs import build_spec
+    from convdiff.errors import BadInputError
+    from convdiff.pipeline import Case, CaseOptions, SideConfig, execute
     from convdiff.report.tables import render_case
-    from convdiff.pipeline.execute import CaseOptions, SideConfig, run_case
-    from convdiff.spec.convspec import ConvSpec, build_spec, parse_fields
+    from convdiff.spec.convspec import ConvSpec
+    from convdiff.spec.fields import parse_fields
 
     if not isinstance(spec, ConvSpec):
         spec = build_spec(parse_fields(dict(spec)))
     if (atol is None) != (rtol is None):
-        from convdiff.errors import BadInputError
-
         raise BadInputError("give atol and rtol together, or neither")
     tolerance = Tolerance(atol, rtol, equal_nan) if atol is not None else None  # type: ignore[arg-type]
     options = CaseOptions(tolerance=tolerance, shared_kernel=shared_kernel, top_k=top_k, equal_nan=equal_nan)
-    case = run_case("compare", SideConfig(reference, spec), SideConfig(candidate, spec), options)
-    from convdiff.suites.sweep import case_verdict
-
-    if case_verdict(case) not in expected:
+    case = execute(Case("compare", SideConfig(reference, spec), SideConfig(candidate, spec), options))
+    if case.verdict not in expected:
         raise AssertionError("\n" + plain_text(render_case(case)))
     return case

@@ -8,3 +8,10 @@ def strip_timings(value):  # noqa: ANN001, ANN201
     if isinstance(value, list):
         return [strip_timings(v) for v in value]
     return value
+
+
+def run_case(name, reference, candidate, options=None):  # noqa: ANN001, ANN201
+    """One case through the pipeline, as every command runs it."""
+    from convdiff.pipeline import Case, CaseOptions, execute
+
+    return execute(Case(name, reference, candidate, options or CaseOptions()))

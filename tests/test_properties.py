@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from convdiff.cli.commands import cli
+from convdiff.cli import cli
 from convdiff.errors import BadInputError
 from helpers import strip_timings
 
@@ -55,7 +55,8 @@ def valid_fields(draw) -> dict:
 
 
 def build(fields: dict):  # noqa: ANN201
-    from convdiff.spec.convspec import build_spec, parse_fields
+    from convdiff.data.specs import build_spec
+    from convdiff.spec.fields import parse_fields
 
     try:
         return build_spec(parse_fields(fields))
@@ -71,7 +72,7 @@ def float32_dot_bound(spec, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
 
     An independent, hand-written cross-check of the product's bound verdict.
     """
-    from convdiff.backends.numpy_ref import conv2d_nhwc
+    from convdiff.reference.convolution import conv2d_nhwc
 
     k = spec.dot_length + 2
     u = 2.0**-24
@@ -87,8 +88,9 @@ def float32_dot_bound(spec, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
 @given(fields=valid_fields())
 def test_tensorflow_backends_agree_with_the_float64_reference(candidate, fields):
     from convdiff.data.inputs import make_input
-    from convdiff.analysis.precision import ToleranceMode
-    from convdiff.pipeline.execute import SideConfig, run_case
+    from convdiff.compare import RuleKind as ToleranceMode
+    from convdiff.pipeline import SideConfig
+    from helpers import run_case
 
     spec = build(fields)
     case = run_case("property", SideConfig("numpy", spec), SideConfig(candidate, spec))
@@ -98,7 +100,7 @@ def test_tensorflow_backends_agree_with_the_float64_reference(candidate, fields)
     assert case.candidate.output.shape == case.reference.output.shape == spec.output_shape
     # The product's verdict: every element within the float32 rounding bound (the default rule).
     assert case.tolerance_mode is ToleranceMode.BOUND
-    assert case, (spec, case.verdict, case.bound.max_ratio)
+    assert case, (spec, case.verdict, case.output.max_ratio)
     # And the rigorous worst-case bound written out by hand, independently of convdiff's precision module.
     bound = float32_dot_bound(spec, make_input(spec), case.reference.kernel, case.reference.bias)
     diff = np.abs(case.candidate.output.astype(np.float64) - case.reference.output)
@@ -110,21 +112,22 @@ def test_tensorflow_backends_agree_with_the_float64_reference(candidate, fields)
        zero_tolerance=st.booleans())
 def test_reports_are_deterministic(fields, pair, zero_tolerance):
     from convdiff.backends import environment
-    from convdiff.report import tables as report
-    from convdiff.cli.commands import execute_compare
-    from convdiff.compare.core import Tolerance
-    from convdiff.pipeline.execute import CaseOptions
+    from convdiff.cli.compare import make_case
+    from convdiff.compare import Tolerance
+    from convdiff.pipeline import CaseOptions, execute
+    from convdiff.report.json import case_to_json
+    from convdiff.report.tables import verdict_line
 
     if pair[1] == "caffe":
         fields = {**fields, "padding": "1"}  # caffe pads symmetrically
     build(fields)
-    from convdiff.spec.convspec import parse_fields
+    from convdiff.spec.fields import parse_fields
 
     # A zero tolerance makes most cases mismatch, so the diagnosis and regions are covered too.
     options = CaseOptions(tolerance=Tolerance(0.0, 0.0) if zero_tolerance else None)
-    docs = [json.dumps(strip_timings(report.case_to_json(execute_compare(*pair, parse_fields(fields), options),
-                                                          environment.collect())), sort_keys=True)
-            for _ in range(2)]
+    results = [execute(make_case(*pair, parse_fields(fields), options)) for _ in range(2)]
+    docs = [json.dumps(strip_timings(case_to_json(r, environment.collect(), verdict_line(r))), sort_keys=True)
+            for r in results]
     assert docs[0] == docs[1]
 
 

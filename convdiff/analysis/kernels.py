@@ -103,10 +103,6 @@ class Theoretical:
             return stats.beta.cdf(x, a, a, loc=self.low, scale=self.high - self.low)
         raise ValueError(f"no cdf for family {self.family!r}")
 
-    def to_json(self) -> dict[str, Any]:
-        return {"family": self.family, "mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
-                "description": self.description}
-
 
 def theoretical(init: InitializerSpec | str, shape: tuple[int, ...]) -> Theoretical | None:
     """The law `init` draws from for a kernel of `shape`.
@@ -216,25 +212,6 @@ class DistributionCheck:
 
     def __bool__(self) -> bool:
         return self.consistent
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; non-finite statistics (a kernel holding NaN or inf) become null."""
-        return {
-            "initializer": self.initializer,
-            "shape": list(self.shape),
-            "fan_in": self.fan_in,
-            "fan_out": self.fan_out,
-            "mean": _finite_or_none(self.mean),
-            "std": _finite_or_none(self.std),
-            "min": _finite_or_none(self.min),
-            "max": _finite_or_none(self.max),
-            "expected": None if self.expected is None else self.expected.to_json(),
-            "ks_statistic": self.ks_statistic,
-            "ks_pvalue": self.ks_pvalue,
-            "within_support": self.within_support,
-            "consistent": self.consistent,
-            "alpha": self.alpha,
-        }
 
 
 def check_distribution(kernel: np.ndarray, init: InitializerSpec | str, alpha: float = DEFAULT_ALPHA) -> DistributionCheck:
@@ -425,9 +402,6 @@ def resolution_allowance(values: np.ndarray, dtype: np.dtype, law: Theoretical) 
     return eps + float(cell.max())
 
 
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
 
 @dataclass(frozen=True)
 class KernelDistribution:
@@ -439,9 +413,6 @@ class KernelDistribution:
     """The reference kernel against its own initializer's law."""
     candidate: DistributionCheck
     """The candidate kernel against its own initializer's law."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "reference": self.reference.to_json(), "candidate": self.candidate.to_json()}
 
 
 def kernel_distribution(reference: np.ndarray, candidate: np.ndarray, init_reference: InitializerSpec | str,
@@ -465,3 +436,19 @@ def kernel_distribution(reference: np.ndarray, candidate: np.ndarray, init_refer
         return None
     return KernelDistribution(verdict, check_distribution(reference, ref_init, alpha),
                               check_distribution(candidate, cand_init, alpha))
+
+
+@dataclass(frozen=True)
+class KernelStats:
+    """Summary figures of one kernel, in float64."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+def kernel_stats(kernel: np.ndarray) -> KernelStats:
+    k = np.asarray(kernel, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        return KernelStats(float(k.mean()), float(k.std()), float(k.min()), float(k.max()))

@@ -1,6 +1,5 @@
 """Where the mismatches sit: border rows/columns or the interior, per-row/column/channel/batch counts,
-a downsampled mismatch map, and a PNG heatmap. Pure NumPy (the PNG encoder is TensorFlow's, imported
-only to write it).
+and a downsampled mismatch map. Pure NumPy; mismatches are marked by the comparison's own rule.
 
 Border depths are found by peeling: starting from the whole output plane, the edge line (top row,
 bottom row, left or right column of what is left) with the largest fraction of mismatching positions
@@ -20,11 +19,9 @@ from typing import Any
 import numpy as np
 
 from convdiff.compare.core import Comparison
-from convdiff.errors import BadInputError
 
 REGION_KINDS = ("none", "border", "interior", "everywhere")
 MAP_ROWS, MAP_COLS = 16, 48
-SHADES = ("·", "░", "▒", "▓", "█")
 
 
 @dataclass(frozen=True)
@@ -56,25 +53,16 @@ class MismatchRegions:
     summary: str
     """One sentence, e.g. 'mismatches confined to the last 1 row and the last 1 column'."""
 
-    def to_json(self) -> dict[str, Any]:
-        top, bottom, left, right = self.border
-        return {"kind": self.kind, "summary": self.summary,
-                "border": {"top": top, "bottom": bottom, "left": left, "right": right},
-                "border_mismatches": self.border_mismatches, "interior_mismatches": self.interior_mismatches,
-                "rows": list(self.rows), "columns": list(self.columns), "channels": list(self.channels),
-                "batch": list(self.batch), "extra_rows": self.extra_rows, "extra_columns": self.extra_columns}
 
+def analyze_regions(reference: np.ndarray, candidate: np.ndarray, comparison: Comparison,
+                    bound: np.ndarray | None = None) -> MismatchRegions | None:
+    """Locate the mismatches of two NHWC outputs by the rule that decided `comparison`.
 
-def _mismatch_mask(reference: np.ndarray, candidate: np.ndarray, comparison: Comparison) -> np.ndarray:
-    tol = comparison.tolerance
-    ref = np.asarray(reference, dtype=np.float64)
-    cand = np.asarray(candidate, dtype=np.float64)
-    # The rule of compare.py: |candidate - reference| <= atol + rtol * |reference|.
-    return ~np.isclose(cand, ref, rtol=tol.rtol, atol=tol.atol, equal_nan=comparison.tolerance.equal_nan)
-
-
-def analyze_regions(reference: np.ndarray, candidate: np.ndarray, comparison: Comparison) -> MismatchRegions | None:
-    """Locate the mismatches of two NHWC outputs compared under `comparison`'s tolerance.
+    Args:
+        reference, candidate: the outputs compared.
+        comparison: their comparison; its rule marks the mismatching positions, so the regions count
+            exactly what `comparison.mismatched` counts.
+        bound: the bound array, when the rule is the rounding bound (of the reference's shape).
 
     Returns:
         The regions, or None when the outputs are not rank-4 with equal batch and channel counts.
@@ -85,7 +73,7 @@ def analyze_regions(reference: np.ndarray, candidate: np.ndarray, comparison: Co
     n, rh, rw, c = ref.shape
     ch, cw = cand.shape[1:3]
     h, w = min(rh, ch), min(rw, cw)
-    mask = _mismatch_mask(ref[:, :h, :w], cand[:, :h, :w], comparison)
+    mask = comparison.rule.failing(ref[:, :h, :w], cand[:, :h, :w], None if bound is None else bound[:, :h, :w])
     per_position = mask.sum(axis=(0, 3))
     big_h, big_w = max(rh, ch), max(rw, cw)
     plane = np.zeros((big_h, big_w), dtype=np.int64)  # mismatching elements per position
@@ -195,49 +183,3 @@ def _grid(fraction: np.ndarray) -> tuple[tuple[float, ...], ...]:
     rows = np.array_split(np.arange(h), min(h, MAP_ROWS))
     cols = np.array_split(np.arange(w), min(w, MAP_COLS))
     return tuple(tuple(float(fraction[np.ix_(r, c)].max()) for c in cols) for r in rows)
-
-
-def shade(value: float) -> str:
-    """The map character for a cell's mismatch fraction: · none, ░ ▒ ▓ █ by quarters."""
-    if value <= 0:
-        return SHADES[0]
-    return SHADES[min(4, 1 + int(value * 4 - 1e-9))]
-
-
-def heatmap_image(reference: np.ndarray, candidate: np.ndarray, min_side: int = 128) -> np.ndarray:
-    """RGB uint8 image of the per-position max abs diff over batch and channels (black -> red -> yellow -> white).
-
-    Positions only one side has are drawn at full intensity. Small maps are enlarged by an integer
-    factor so that their shorter side is at least `min_side` pixels.
-    """
-    ref = np.asarray(reference, dtype=np.float64)
-    cand = np.asarray(candidate, dtype=np.float64)
-    if ref.ndim != 4 or cand.ndim != 4:
-        raise BadInputError("a heatmap needs NHWC outputs on both sides")
-    h, w = min(ref.shape[1], cand.shape[1]), min(ref.shape[2], cand.shape[2])
-    diff = np.abs(cand[:, :h, :w, : min(ref.shape[3], cand.shape[3])] - ref[:, :h, :w, : min(ref.shape[3], cand.shape[3])])
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    per_position = diff.max(axis=(0, 3)) if diff.size else np.zeros((h, w))
-    top = per_position[np.isfinite(per_position)].max(initial=0.0)
-    value = np.zeros((max(ref.shape[1], cand.shape[1]), max(ref.shape[2], cand.shape[2])))
-    value[:h, :w] = np.where(np.isfinite(per_position), per_position / top if top > 0 else 0.0, 1.0)
-    value[h:, :] = 1.0
-    value[:, w:] = 1.0
-    rgb = np.stack([np.clip(3 * value, 0, 1), np.clip(3 * value - 1, 0, 1), np.clip(3 * value - 2, 0, 1)], axis=-1)
-    image = np.rint(rgb * 255).astype(np.uint8)
-    factor = int(min(16, max(1, -(-min_side // max(1, min(image.shape[:2]))))))
-    return image.repeat(factor, axis=0).repeat(factor, axis=1)
-
-
-def write_heatmap(path: str, reference: np.ndarray, candidate: np.ndarray) -> None:
-    """Encode `heatmap_image` with tf.io.encode_png and write it to `path`."""
-    from convdiff.frameworks import import_tensorflow
-
-    image = heatmap_image(reference, candidate)
-    tf = import_tensorflow()
-    data = tf.io.encode_png(image).numpy()
-    try:
-        with open(path, "wb") as fh:
-            fh.write(data)
-    except OSError as exc:
-        raise BadInputError(f"cannot write heatmap '{path}': {exc.strerror or exc}") from None

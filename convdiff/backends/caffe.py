@@ -11,25 +11,19 @@ import time
 
 import numpy as np
 
-from convdiff.backends.base import BackendRefusedError, SideResult, Weights
+from convdiff.backends.base import SideResult, Weights
+from convdiff.backends.factory import initial_weights
+from convdiff.backends.registry import backend_info
 from convdiff.spec.dtypes import np_dtype
 from convdiff.spec.layouts import conversion, from_hwio
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 
 def caffe_pad(spec: ConvSpec) -> tuple[int, int]:
-    """(pad_h, pad_w) as in a prototxt, or BackendRefusedError when Caffe cannot express the padding."""
-    if spec.padding.mode is PaddingMode.SAME:
-        raise BackendRefusedError(
-            "backend 'caffe' has no SAME padding: Caffe's Convolution layer takes a symmetric pad (pad_h, pad_w) "
-            "and computes floor((H + 2*pad - dilation*(k-1) - 1) / stride) + 1 outputs; give --padding P or PH,PW "
-            "(TF SAME with stride 1 and an odd kernel k equals pad (k-1)/2)")
+    """(pad_h, pad_w) as in a prototxt (the registry has refused SAME and asymmetric pads already)."""
     if spec.padding.mode is PaddingMode.VALID:
         return (0, 0)
-    if not spec.padding.symmetric:
-        raise BackendRefusedError(
-            f"backend 'caffe' pads symmetrically (pad_h, pad_w); explicit pads {spec.padding} are asymmetric")
-    (t, _), (l, _) = spec.padding.pads
+    (t, _), (l, _) = spec.pads
     return (t, l)
 
 
@@ -66,19 +60,13 @@ class CaffeBackend:
     install_hint = ""
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.spec.initializers import make_kernel
-
+        backend_info(self.name).check_spec(spec)
         pad = caffe_pad(spec)
-        if spec.dtype not in ("float32", "float64"):
-            raise BackendRefusedError(f"backend 'caffe' computes in float32 or float64 (Caffe's Dtype), not {spec.dtype}")
         start = time.perf_counter()
-        if weights is None:
-            kernel = make_kernel(spec.initializer, spec.kernel_shape, spec.dtype, spec.seed)
-            bias = make_kernel(spec.bias_initializer, (spec.filters,), spec.dtype, spec.seed) if spec.use_bias else None
-        else:
-            kernel = np.asarray(weights.kernel).astype(spec.dtype)
-            bias = (np.asarray(weights.bias).astype(spec.dtype)
-                    if spec.use_bias and weights.bias is not None else None)
+        weights = weights or initial_weights(spec)
+        kernel = np.asarray(weights.kernel).astype(spec.dtype)
+        bias = (np.asarray(weights.bias).astype(spec.dtype)
+                if spec.use_bias and weights.bias is not None else None)
         dtype = np_dtype(spec.dtype)
         to_nchw, to_nhwc = conversion("NHWC", "NCHW"), conversion("NCHW", "NHWC")
         oihw, to_oihw = from_hwio(kernel, "OIHW")

@@ -8,7 +8,8 @@ import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
 from convdiff.spec.dtypes import lower_precision
-from convdiff.backends.tf_common import refuse_strided_dilation, run_framework
+from convdiff.backends.registry import backend_info
+from convdiff.backends.tf_common import run_framework
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 
@@ -20,7 +21,7 @@ class KerasPredictBackend:
     call_directly = False
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        refuse_strided_dilation(spec, self.name)
+        backend_info(self.name).check_spec(spec)
         return run_framework(self.name, lambda: self._run(spec, x, weights))
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:

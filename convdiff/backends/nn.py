@@ -7,7 +7,9 @@ import time
 import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
-from convdiff.backends.tf_common import refuse_strided_dilation, run_framework, tf_padding
+from convdiff.backends.factory import initial_weights
+from convdiff.backends.registry import backend_info
+from convdiff.backends.tf_common import run_framework, tf_padding
 from convdiff.spec.convspec import ConvSpec
 
 
@@ -18,24 +20,20 @@ class NnBackend:
     install_hint = ""
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        refuse_strided_dilation(spec, self.name)
+        backend_info(self.name).check_spec(spec)
         return run_framework(self.name, lambda: self._run(spec, x, weights))
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        from convdiff.spec.initializers import parse_initializer
         from convdiff.frameworks import import_tensorflow
 
         tf = import_tensorflow()
         start = time.perf_counter()
-        if weights is None:
-            kernel = tf.Variable(parse_initializer(spec.initializer).resolved("kernel").keras(spec.seed)(spec.kernel_shape, dtype=spec.dtype),
-                                 name="kernel")
-            bias = (tf.Variable(parse_initializer(spec.bias_initializer).resolved("bias").keras(spec.seed)((spec.filters,), dtype=spec.dtype),
-                                name="bias") if spec.use_bias else None)
-        else:
-            kernel = tf.Variable(tf.constant(weights.kernel, dtype=spec.dtype), name="kernel")
-            bias = (tf.Variable(tf.constant(weights.bias, dtype=spec.dtype), name="bias")
-                    if spec.use_bias and weights.bias is not None else None)
+        # The shared factory draws through the Keras initializer in the variable's dtype: the value a
+        # get_variable-style tf.Variable gets from that initializer and seed, bit for bit.
+        weights = weights or initial_weights(spec)
+        kernel = tf.Variable(tf.constant(weights.kernel, dtype=spec.dtype), name="kernel")
+        bias = (tf.Variable(tf.constant(weights.bias, dtype=spec.dtype), name="bias")
+                if spec.use_bias and weights.bias is not None else None)
         inputs = tf.convert_to_tensor(x)
         notes = []
         filt, b = kernel, bias

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
-from convdiff.backends.tf_common import refuse_strided_dilation, run_framework, tf_padding
+from convdiff.backends.registry import backend_info
+from convdiff.backends.tf_common import run_framework, tf_padding
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 
@@ -32,7 +33,7 @@ class _V1Backend:
     install_hint = "pip install 'convdiff[legacy]'"
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
-        refuse_strided_dilation(spec, self.name)
+        backend_info(self.name).check_spec(spec)
         return run_framework(self.name, lambda: self._run(spec, x, weights))
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from convdiff.backends.base import BackendRefusedError
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 
 T = TypeVar("T")
@@ -17,14 +16,6 @@ def tf_padding(spec: ConvSpec) -> str | list[list[int]]:
         (t, b), (l, r) = spec.padding.pads
         return [[0, 0], [t, b], [l, r], [0, 0]]
     return spec.padding.mode.value.upper()
-
-
-def refuse_strided_dilation(spec: ConvSpec, backend: str) -> None:
-    # TensorFlow's CPU kernels and Keras both reject this combination; say so before they raise.
-    if spec.strides != (1, 1) and spec.dilation != (1, 1):
-        raise BackendRefusedError(
-            f"backend '{backend}' cannot combine strides {spec.strides} with dilation {spec.dilation} "
-            "(TensorFlow requires one of them to be 1)")
 
 
 def run_framework(backend: str, fn: Callable[[], T]) -> T:

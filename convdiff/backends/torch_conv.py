@@ -13,7 +13,9 @@ import warnings
 
 import numpy as np
 
-from convdiff.backends.base import BackendRefusedError, SideResult, Weights
+from convdiff.backends.base import SideResult, Weights
+from convdiff.backends.factory import initial_weights
+from convdiff.backends.registry import backend_info
 from convdiff.errors import BackendUnavailableError
 from convdiff.spec.layouts import conversion, from_hwio
 from convdiff.spec.convspec import ConvSpec, PaddingMode
@@ -28,6 +30,7 @@ class TorchBackend:
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
         from convdiff.backends.guard import run_guarded
 
+        backend_info(self.name).check_spec(spec)
         return run_guarded(self.name, lambda: self._run(spec, x, weights))
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
@@ -38,17 +41,12 @@ class TorchBackend:
             raise BackendUnavailableError(
                 f"backend 'torch' needs torch, which is not installed: {self.install_hint}") from None
 
-        from convdiff.spec.initializers import make_kernel
-
         start = time.perf_counter()
         dtype = getattr(torch, spec.dtype)
-        if weights is None:
-            # The shared seeded factory: the same kernel the TF backends draw, so only the ops differ.
-            kernel = make_kernel(spec.initializer, spec.kernel_shape, spec.dtype, spec.seed)
-            bias = make_kernel(spec.bias_initializer, (spec.filters,), spec.dtype, spec.seed) if spec.use_bias else None
-        else:
-            kernel = weights.kernel
-            bias = weights.bias if spec.use_bias else None
+        # The shared seeded factory: the same kernel the TF backends draw, so only the ops differ.
+        weights = weights or initial_weights(spec)
+        kernel = weights.kernel
+        bias = weights.bias if spec.use_bias else None
         to_nchw, to_nhwc = conversion("NHWC", "NCHW"), conversion("NCHW", "NHWC")
         oihw, to_oihw = from_hwio(kernel, "OIHW")
         notes = [f"input {to_nchw}; weights {to_oihw}; output {to_nhwc}"]
@@ -68,19 +66,10 @@ class TorchBackend:
                 notes.append(f"asymmetric pads applied with F.pad(x, ({l}, {r}, {t}, {b})) before conv2d")
         else:
             padding = spec.padding.mode.value
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                # PyTorch notes that an even kernel with `same` copies the input; a fact, not a problem.
-                warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
-                y = F.conv2d(xt, wt, bt, stride=spec.strides, padding=padding, dilation=spec.dilation)
-        except (RuntimeError, ValueError) as exc:
-            if padding == "same" and spec.strides != (1, 1):
-                from convdiff.backends.guard import first_line
-
-                raise BackendRefusedError(
-                    f"backend 'torch' refuses padding='same' with strides {spec.strides}: PyTorch says "
-                    f"\"{first_line(exc)}\"; give explicit pads (e.g. --padding 1) instead") from None
-            raise  # run_guarded: exit 3 naming the backend, the framework's message quoted
+        with torch.no_grad(), warnings.catch_warnings():
+            # PyTorch notes that an even kernel with `same` copies the input; a fact, not a problem.
+            warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
+            y = F.conv2d(xt, wt, bt, stride=spec.strides, padding=padding, dilation=spec.dilation)
         out = y.detach().to(torch.float64 if spec.dtype == "float64" else torch.float32).numpy()
         if spec.dtype in ("float16", "bfloat16"):
             from convdiff.spec.dtypes import np_dtype

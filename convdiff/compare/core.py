@@ -1,13 +1,13 @@
 """Compare a candidate array against a reference: two arrays in, a frozen `Comparison` out.
 
-One rule decides whether an element passes:
+One rule decides (`convdiff.compare.rules.Rule`): the elementwise tolerance
 
     |candidate - reference| <= atol + rtol * |reference|
 
-The relative part scales with the *reference*, so swapping the two sides can change the result;
-it is the rule of `np.isclose(candidate, reference, rtol=rtol, atol=atol)`. `atol` and `rtol` are
-given together or not at all; when neither is given, the default comes from the lower-precision
-dtype of the two arrays (`DEFAULT_TOLERANCES`).
+or, for convolutions, the rounding-error bound of each output's dot product, `|candidate -
+reference| <= bound[pos]`. The relative part scales with the *reference*, so swapping the two sides
+can change the result. Every count the comparison carries (`mismatched`, the per-axis counts, the
+worst positions, `max_ratio`) is by that rule.
 
 Attributes come before values. Arrays of different shapes are `SHAPE_MISMATCH` and get no value
 statistics. Arrays with no elements are `EMPTY`, an error rather than a vacuous pass. Arrays of
@@ -16,17 +16,18 @@ different dtypes are compared by value but are never `IDENTICAL`, which means bi
 Differences are computed in float64, so `|candidate - reference|` is exact for float16, bfloat16
 and float32 inputs (integers wider than 53 bits are rounded on the way).
 
-Non-finite values:
+Non-finite values are compared first, by pattern:
 
 - A position where either side is NaN is a mismatch, unless `equal_nan` is set and both sides
   are NaN. Bitwise-identical arrays that hold NaN are therefore a `MISMATCH` unless `equal_nan`
   is set, and an all-NaN output never passes by default.
 - An infinity matches only an infinity of the same sign at the same position.
 - Positions where either side is NaN or infinite are counted (`reference_nan`, `candidate_inf`,
-  ...) and, when they fail, in `mismatched` and `mismatch_counts_by_axis`; they are left out of
-  the difference statistics (`max_abs_diff`, `max_rel_diff`, `sum_abs_diff`, `mean_abs_diff`,
-  `rmse`, `worst`), and the means average over the positions finite on both sides. A failing
-  non-finite position makes `min_atol` infinite: no atol would pass it.
+  `nonfinite_mismatched`, ...) and left out of every figure (`max_abs_diff`, `max_rel_diff`,
+  `sum_abs_diff`, `mean_abs_diff`, `rmse`, `max_ratio`, `median_ratio`, `worst`):
+  `nonfinite_excluded` says how many. A failing non-finite position makes `min_atol` infinite.
+- Where the rule's threshold is not finite (a bound whose magnitudes overflowed), the position is
+  compared exactly and counted in `exact_compared`.
 
 The arrays are read once, in chunks of `chunk_size` elements in C order, with buffers of at most
 one chunk each: the extra memory does not grow with the arrays (apart from the per-axis counts,
@@ -38,13 +39,14 @@ those alone, and one where most differ is computed whole, in cache-sized blocks.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from convdiff.compare.rules import Rule, RuleKind
+from convdiff.compare.tolerance import DEFAULT_TOLERANCES, Tolerance, default_tolerance, resolve_tolerance
 from convdiff.errors import BadInputError
 
 __all__ = [
@@ -70,13 +72,17 @@ _PROBE_EVERY = 8
 _SHORT_AXIS = 4096
 # Mismatches above 1/_MASKED_PROFILE of a chunk are profiled from a mask rather than positions.
 _MASKED_PROFILE = 32
+# The median of |diff| / threshold is read from a histogram of log2(ratio) with this many bins
+# per octave over [2^-_RATIO_OCTAVES, 2^_RATIO_OCTAVES]: within 0.6% of the exact median.
+_RATIO_BINS_PER_OCTAVE = 64
+_RATIO_OCTAVES = 128
 
 
 class Verdict(StrEnum):
     """The outcome of a comparison; only `IDENTICAL` and `EQUIVALENT` pass.
 
     - `IDENTICAL`: same shape and dtype, bitwise equal (holding NaN only under `equal_nan`).
-    - `EQUIVALENT`: every element within the tolerance.
+    - `EQUIVALENT`: every element within the rule.
     - `MISMATCH`: at least one element outside it.
     - `SHAPE_MISMATCH`: the shapes differ; no value was compared.
     - `EMPTY`: no elements; an error, never a vacuous pass.
@@ -89,55 +95,12 @@ class Verdict(StrEnum):
     EMPTY = "empty"
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """`|candidate - reference| <= atol + rtol * |reference|`, with NaN == NaN when `equal_nan`."""
-
-    atol: float
-    rtol: float
-    equal_nan: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("atol", "rtol"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise BadInputError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise BadInputError(f"{name} must be finite and >= 0, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        object.__setattr__(self, "equal_nan", bool(self.equal_nan))
-
-
-# The loosest first: `default_tolerance` picks the first of these among the dtypes compared.
-DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "bfloat16": Tolerance(atol=1e-5, rtol=1.6e-2),
-    "float16": Tolerance(atol=1e-5, rtol=1e-3),
-    "float32": Tolerance(atol=1e-5, rtol=1.3e-6),
-    "float64": Tolerance(atol=1e-7, rtol=1e-7),
-}
-_EXACT = Tolerance(atol=0.0, rtol=0.0)
-
-
-def default_tolerance(*dtypes: str) -> Tolerance:
-    """The default tolerance for comparing arrays of these dtypes.
-
-    Args:
-        *dtypes: NumPy dtype names (`"float32"`, `"bfloat16"`, ...); dtype objects also work.
-
-    Returns:
-        The entry of `DEFAULT_TOLERANCES` for the lowest-precision floating dtype among
-        `dtypes`, or an exact tolerance (0, 0) when none is floating (integers, booleans).
-    """
-    names = {str(getattr(dtype, "name", dtype)) for dtype in dtypes}
-    for name, tolerance in DEFAULT_TOLERANCES.items():
-        if name in names:
-            return tolerance
-    return _EXACT
+PASSING = (Verdict.IDENTICAL, Verdict.EQUIVALENT)
 
 
 @dataclass(frozen=True)
 class WorstPosition:
-    """One of the positions with the largest absolute difference."""
+    """One of the positions furthest outside (or least inside) the rule."""
 
     index: tuple[int, ...]
     """Position in the arrays (one entry per axis)."""
@@ -147,6 +110,8 @@ class WorstPosition:
     """Candidate value there."""
     abs_diff: float
     """`|candidate - reference|`, computed in float64."""
+    ratio: float
+    """`abs_diff` over the rule's threshold there (> 1: fails; inf: the threshold is 0)."""
 
 
 @dataclass(frozen=True)
@@ -154,9 +119,9 @@ class Comparison:
     """The result of comparing a candidate array against a reference; truthy when it passes."""
 
     verdict: Verdict
-    """Overall outcome; only `IDENTICAL` and `EQUIVALENT` pass."""
-    tolerance: Tolerance
-    """Tolerance applied (given, or the default for the dtypes)."""
+    """Overall outcome by `rule`; only `IDENTICAL` and `EQUIVALENT` pass."""
+    rule: Rule
+    """The rule that decided (and that every count here follows)."""
     reference_shape: tuple[int, ...]
     """Shape of the reference array."""
     candidate_shape: tuple[int, ...]
@@ -173,6 +138,12 @@ class Comparison:
     """Elements compared (0 when the shapes differ)."""
     mismatched: int
     """Elements failing the rule, NaN and infinity mismatches included."""
+    nonfinite_mismatched: int
+    """Positions where the non-finite patterns disagree (NaN or an infinity on one side only, or of the other sign)."""
+    nonfinite_excluded: int
+    """Positions left out of the figures because a side is NaN or infinite there."""
+    exact_compared: int
+    """Positions compared exactly because the rule's threshold there is not finite."""
     max_abs_diff: float
     """Largest `|candidate - reference|` over positions finite on both sides."""
     max_abs_diff_index: tuple[int, ...] | None
@@ -187,6 +158,12 @@ class Comparison:
     """`sum_abs_diff` over the number of finite positions (NaN when there are none)."""
     rmse: float
     """Root mean square difference over the finite positions (NaN when there are none)."""
+    max_ratio: float
+    """Largest `|candidate - reference|` over the rule's threshold (1.0 = at the limit; inf: a zero threshold)."""
+    max_ratio_index: tuple[int, ...] | None
+    """First position of `max_ratio`; None when nothing differs."""
+    median_ratio: float
+    """Median of that ratio over the finite positions, within 0.6% (NaN when there are none)."""
     reference_nan: int
     """NaN elements in the reference."""
     candidate_nan: int
@@ -198,76 +175,33 @@ class Comparison:
     nan_positions_agree: bool
     """Whether the two sides hold NaN at exactly the same positions."""
     worst: tuple[WorstPosition, ...]
-    """Up to `top_k` differing finite positions, largest difference first, ties by position."""
+    """Up to `top_k` differing finite positions, worst first by the rule (by ratio under the bound,
+    by abs diff under the elementwise rule), ties by position."""
     min_atol: float
-    """Smallest atol that would pass at this rtol: 0.0 if all pass at 0, inf if none can."""
+    """Smallest atol that would pass at the tolerance's rtol: 0.0 if all pass at 0, inf if none can."""
     mismatch_counts_by_axis: tuple[tuple[int, ...], ...]
-    """Per axis, mismatches at each index along it (NHWC: per batch, row, column, channel).
-
-    One count per index of every axis: small for images, one per element for a 1-D array.
-    """
+    """Per axis, mismatches (by the rule) at each index along it (NHWC: per batch, row, column, channel)."""
 
     def __bool__(self) -> bool:
-        return self.verdict in (Verdict.IDENTICAL, Verdict.EQUIVALENT)
+        return self.verdict in PASSING
+
+    @property
+    def tolerance(self) -> Tolerance:
+        return self.rule.tolerance
 
     @property
     def mismatch_fraction(self) -> float:
         """`mismatched / total`, 0.0 when nothing was compared."""
         return self.mismatched / self.total if self.total else 0.0
 
-    def to_json(self) -> dict[str, Any]:
-        """A dict that `json.dumps(..., allow_nan=False)` accepts; inf and NaN become strings."""
-        tol = self.tolerance
-        return {
-            "verdict": self.verdict.value,
-            "shape_match": self.shape_match,
-            "dtype_match": self.dtype_match,
-            "reference_shape": list(self.reference_shape),
-            "candidate_shape": list(self.candidate_shape),
-            "reference_dtype": self.reference_dtype,
-            "candidate_dtype": self.candidate_dtype,
-            "max_abs_diff": json_float(self.max_abs_diff),
-            "max_abs_diff_index": _json_index(self.max_abs_diff_index),
-            "max_rel_diff": json_float(self.max_rel_diff),
-            "max_rel_diff_index": _json_index(self.max_rel_diff_index),
-            "sum_abs_diff": json_float(self.sum_abs_diff),
-            "mean_abs_diff": json_float(self.mean_abs_diff),
-            "rmse": json_float(self.rmse),
-            "mismatched": self.mismatched,
-            "total": self.total,
-            "atol": json_float(tol.atol),
-            "rtol": json_float(tol.rtol),
-            "equal_nan": tol.equal_nan,
-            "min_atol": json_float(self.min_atol),
-            "nan": {
-                "reference": self.reference_nan,
-                "candidate": self.candidate_nan,
-                "positions_agree": self.nan_positions_agree,
-            },
-            "inf": {"reference": self.reference_inf, "candidate": self.candidate_inf},
-            "worst": [
-                {
-                    "index": list(w.index),
-                    "reference": json_float(w.reference),
-                    "candidate": json_float(w.candidate),
-                    "abs_diff": json_float(w.abs_diff),
-                }
-                for w in self.worst
-            ],
-        }
-
-
-def json_float(value: float) -> float | str:
-    """A float for strict JSON: inf and NaN become the strings "inf", "-inf", "nan"."""
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return float(value)
-
-
-def _json_index(index: tuple[int, ...] | None) -> list[int] | None:
-    return None if index is None else list(index)
+    @property
+    def elementwise_verdict(self) -> Verdict:
+        """What the elementwise tolerance alone would say (a figure; under the bound rule it decides nothing)."""
+        if self.verdict in (Verdict.SHAPE_MISMATCH, Verdict.EMPTY, Verdict.IDENTICAL):
+            return self.verdict
+        if self.rule.kind is RuleKind.ELEMENTWISE:
+            return self.verdict
+        return Verdict.MISMATCH if self.min_atol > self.tolerance.atol else Verdict.EQUIVALENT
 
 
 def compare_arrays(
@@ -278,6 +212,8 @@ def compare_arrays(
     rtol: float | None = None,
     tolerance: Tolerance | None = None,
     equal_nan: bool = False,
+    rule: Rule | None = None,
+    bound: Any = None,
     top_k: int = 10,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Comparison:
@@ -290,6 +226,8 @@ def compare_arrays(
         rtol: Relative tolerance, a multiple of `|reference|`.
         tolerance: The tolerance as one value, instead of `atol`/`rtol`/`equal_nan`.
         equal_nan: Whether NaN on both sides at the same position counts as a match.
+        rule: The deciding rule, instead of a tolerance (the bound rule needs `bound`).
+        bound: The per-element bound of the bound rule, an array of the reference's shape.
         top_k: How many of the worst positions to report.
         chunk_size: Elements read per step; bounds the extra memory used.
 
@@ -305,7 +243,10 @@ def compare_arrays(
     candidate = np.asarray(candidate)
     for side, array in (("reference", reference), ("candidate", candidate)):
         _check_dtype(side, array.dtype)
-    tol = _resolve_tolerance(atol, rtol, tolerance, equal_nan, reference.dtype, candidate.dtype)
+    if rule is None:
+        rule = Rule.elementwise(resolve_tolerance(atol, rtol, tolerance, equal_nan, reference.dtype, candidate.dtype))
+    elif atol is not None or rtol is not None or tolerance is not None:
+        raise BadInputError("give either rule= or a tolerance (atol/rtol, tolerance=), not both")
     if not _is_int(top_k) or top_k < 0:
         raise BadInputError(f"top_k must be an integer >= 0, got {top_k!r}")
     if not _is_int(chunk_size) or chunk_size < 1:
@@ -313,7 +254,7 @@ def compare_arrays(
 
     shape_match = reference.shape == candidate.shape
     attributes = {
-        "tolerance": tol,
+        "rule": rule,
         "reference_shape": tuple(reference.shape),
         "candidate_shape": tuple(candidate.shape),
         "reference_dtype": reference.dtype.name,
@@ -325,11 +266,19 @@ def compare_arrays(
         return _without_values(Verdict.SHAPE_MISMATCH, attributes, ())
     if reference.size == 0:
         return _without_values(Verdict.EMPTY, attributes, tuple((0,) * n for n in reference.shape))
+    if rule.kind is RuleKind.BOUND:
+        if bound is None:
+            raise BadInputError("the bound rule needs its bound array (bound=)")
+        bound = np.asarray(bound)
+        if bound.shape != reference.shape:
+            raise BadInputError(f"the bound has shape {bound.shape}, the arrays {reference.shape}")
+    else:
+        bound = None
 
-    scan = _Scan(reference, candidate, tol, int(top_k), min(int(chunk_size), reference.size))
+    scan = _Scan(reference, candidate, rule, int(top_k), min(int(chunk_size), reference.size))
     with np.errstate(all="ignore"):
-        for offset, ref_chunk, cand_chunk in _chunks(reference, candidate, scan.chunk_size):
-            scan.add_chunk(ref_chunk, cand_chunk, offset)
+        for offset, ref_chunk, cand_chunk, bound_chunk in _chunks(reference, candidate, bound, scan.chunk_size):
+            scan.add_chunk(ref_chunk, cand_chunk, bound_chunk, offset)
     return scan.result(attributes)
 
 
@@ -346,61 +295,25 @@ def _check_dtype(side: str, dtype: np.dtype) -> None:
         raise BadInputError(f"{side} dtype {dtype} is not boolean, integer or real floating point")
 
 
-def _resolve_tolerance(
-    atol: float | None,
-    rtol: float | None,
-    tolerance: Tolerance | None,
-    equal_nan: bool,
-    reference_dtype: np.dtype,
-    candidate_dtype: np.dtype,
-) -> Tolerance:
-    if (atol is None) != (rtol is None):
-        given, missing = ("atol", "rtol") if rtol is None else ("rtol", "atol")
-        raise BadInputError(f"{given} was given without {missing}: give both, or neither")
-    if tolerance is not None:
-        if atol is not None:
-            raise BadInputError("give either tolerance= or atol=/rtol=, not both")
-        if equal_nan and not tolerance.equal_nan:
-            raise BadInputError("equal_nan=True contradicts tolerance.equal_nan=False")
-        return tolerance
-    if atol is not None:
-        return Tolerance(atol, rtol, equal_nan)
-    default = default_tolerance(reference_dtype.name, candidate_dtype.name)
-    return Tolerance(default.atol, default.rtol, equal_nan)
-
-
 def _without_values(verdict: Verdict, attributes: dict[str, Any],
                     axis_counts: tuple[tuple[int, ...], ...]) -> Comparison:
     return Comparison(
-        verdict=verdict,
-        **attributes,
-        total=0,
-        mismatched=0,
-        max_abs_diff=0.0,
-        max_abs_diff_index=None,
-        max_rel_diff=0.0,
-        max_rel_diff_index=None,
-        sum_abs_diff=0.0,
-        mean_abs_diff=0.0,
-        rmse=0.0,
-        reference_nan=0,
-        candidate_nan=0,
-        reference_inf=0,
-        candidate_inf=0,
-        nan_positions_agree=True,
-        worst=(),
-        min_atol=0.0,
-        mismatch_counts_by_axis=axis_counts,
-    )
+        verdict=verdict, **attributes, total=0, mismatched=0, nonfinite_mismatched=0, nonfinite_excluded=0,
+        exact_compared=0, max_abs_diff=0.0, max_abs_diff_index=None, max_rel_diff=0.0, max_rel_diff_index=None,
+        sum_abs_diff=0.0, mean_abs_diff=0.0, rmse=0.0, max_ratio=0.0, max_ratio_index=None, median_ratio=math.nan,
+        reference_nan=0, candidate_nan=0, reference_inf=0, candidate_inf=0, nan_positions_agree=True, worst=(),
+        min_atol=0.0, mismatch_counts_by_axis=axis_counts)
 
 
-def _chunks(reference: np.ndarray, candidate: np.ndarray, chunk_size: int):
-    """Yield (flat offset, reference chunk, candidate chunk), 1-D and contiguous, in C order."""
+def _chunks(reference: np.ndarray, candidate: np.ndarray, bound: np.ndarray | None, chunk_size: int):
+    """Yield (flat offset, reference chunk, candidate chunk, bound chunk or None), 1-D, in C order."""
     ref_flat = _flat(reference)
     cand_flat = _flat(candidate)
+    bound_flat = None if bound is None else _flat(bound)
     for start in range(0, reference.size, chunk_size):
         stop = start + chunk_size
-        yield start, ref_flat[start:stop], cand_flat[start:stop]
+        yield (start, ref_flat[start:stop], cand_flat[start:stop],
+               None if bound_flat is None else bound_flat[start:stop])
 
 
 def _flat(array: np.ndarray):
@@ -411,31 +324,37 @@ def _flat(array: np.ndarray):
 class _Scan:
     """Running statistics over the chunks, taken in increasing flat-index order."""
 
-    def __init__(self, reference: np.ndarray, candidate: np.ndarray, tol: Tolerance, top_k: int,
-                 chunk_size: int):
+    def __init__(self, reference: np.ndarray, candidate: np.ndarray, rule: Rule, top_k: int, chunk_size: int):
         self.shape = reference.shape
-        self.tol = tol
+        self.rule = rule
+        self.bound_rule = rule.kind is RuleKind.BOUND
+        self.atol, self.rtol = rule.tolerance.atol, rule.tolerance.rtol
+        self.equal_nan = rule.tolerance.equal_nan
         self.top_k = top_k
         self.chunk_size = chunk_size
         same_dtype = reference.dtype == candidate.dtype
         # Bitwise comparison views each chunk as unsigned integers of the element size.
         self.bits = np.dtype(f"u{reference.dtype.itemsize}") if same_dtype else None
         self.identical = same_dtype
-        self.floating = reference.dtype.kind in "fV"  # "V": ml_dtypes floats such as bfloat16
+        self.floating = reference.dtype.kind in "fV" or candidate.dtype.kind in "fV"  # "V": ml_dtypes floats
         # Reused with out=: float64 buffers of one block each, a bitwise mask of one chunk.
         block = min(chunk_size, _BLOCK)
         self._ref = np.empty(block)
         self._cand = np.empty(block)
         self._diff = np.empty(block)
+        self._limit = np.empty(block) if self.bound_rule else self._ref  # the bound's float64 copy
         self._tmp = np.empty(block)
         self._tmp2 = np.empty(block)
         self._failing = np.empty(block, dtype=bool)
         self._maybe = np.empty(block, dtype=bool)
+        self._bin_index = np.empty(block, dtype=np.intp)
         self._differ = np.empty(chunk_size, dtype=bool)
         self._skip_probes = 0
         self.profile = _AxisProfile(self.shape, chunk_size)
 
         self.mismatched = 0
+        self.nonfinite_mismatched = 0
+        self.exact = 0
         self.finite = 0
         self.sum_abs = 0.0
         self.sum_sq = 0.0
@@ -443,18 +362,25 @@ class _Scan:
         self.max_abs_at = -1
         self.max_rel = 0.0
         self.max_rel_at = -1
+        self.max_ratio = 0.0
+        self.max_ratio_at = -1
         self.min_atol = 0.0
         self.ref_nan = self.cand_nan = self.ref_inf = self.cand_inf = 0
         self.nan_disagree = 0
-        # The top-k so far, sorted by (-abs_diff, flat index). Chunks come in index order, so a
-        # later position must beat the k-th value strictly: on ties the earlier position wins.
-        self.top_diff = np.empty(0)
+        self.ratio_zero = 0
+        self.ratio_bins = np.zeros(2 * _RATIO_OCTAVES * _RATIO_BINS_PER_OCTAVE, dtype=np.int64)
+        # The top-k so far, sorted by (-key, flat index); key is the ratio under the bound rule, the
+        # abs diff under the elementwise one. Chunks come in index order, so a later position must
+        # beat the k-th key strictly: on ties the earlier position wins.
+        self.top_key = np.empty(0)
         self.top_at = np.empty(0, dtype=np.intp)
         self.top_ref = np.empty(0)
         self.top_cand = np.empty(0)
+        self.top_diff = np.empty(0)
+        self.top_ratio = np.empty(0)
         self.top_floor = 0.0
 
-    def add_chunk(self, ref: np.ndarray, cand: np.ndarray, offset: int) -> None:
+    def add_chunk(self, ref: np.ndarray, cand: np.ndarray, bound: np.ndarray | None, offset: int) -> None:
         n = ref.size
         if self.bits is not None and self._skip_probes == 0:
             differ = np.not_equal(ref.view(self.bits), cand.view(self.bits), out=self._differ[:n])
@@ -462,15 +388,16 @@ class _Scan:
             n_differ = differing.size
             if n_differ <= _DENSE_FRACTION * n:
                 # Equal bits mean a zero difference: compute only where the bits differ.
-                self._add_equal_bits(ref, differ if n_differ else None, n - n_differ, offset)
+                self._add_equal_bits(ref, bound, differ if n_differ else None, n - n_differ, offset)
                 if n_differ:
                     self.identical = False
                     for start in range(0, n_differ, _BLOCK):
                         at = differing[start:start + _BLOCK]
                         where = at + offset
                         failing = self._failing[:at.size]
-                        if self._add_values(ref[at].astype(np.float64),
-                                            cand[at].astype(np.float64), where, failing):
+                        if self._add_values(ref[at].astype(np.float64), cand[at].astype(np.float64),
+                                            None if bound is None else bound[at].astype(np.float64),
+                                            where, failing):
                             self._add_failing(failing, where, offset, n)
                 return
             self.identical = False
@@ -483,9 +410,10 @@ class _Scan:
         any_failing = False
         for start in range(0, n, _BLOCK):
             stop = min(start + _BLOCK, n)
-            any_failing |= self._add_values(self._as_float64(ref[start:stop], self._ref),
-                                            self._as_float64(cand[start:stop], self._cand),
-                                            offset + start, failing[start:stop])
+            any_failing |= self._add_values(
+                self._as_float64(ref[start:stop], self._ref), self._as_float64(cand[start:stop], self._cand),
+                None if bound is None else self._as_float64(bound[start:stop], self._limit),
+                offset + start, failing[start:stop])
         if any_failing:
             self._add_failing(failing, offset, offset, n)
 
@@ -497,28 +425,37 @@ class _Scan:
         np.copyto(out, chunk, casting="unsafe")
         return out
 
-    def _add_equal_bits(self, ref: np.ndarray, differ: np.ndarray | None, n_equal: int,
+    def _add_equal_bits(self, ref: np.ndarray, bound: np.ndarray | None, differ: np.ndarray | None, n_equal: int,
                         offset: int) -> None:
-        """Positions where both sides have the same bits: only NaN and infinity need counting."""
-        if not self.floating or not _holds_nonfinite(ref):
-            self.finite += n_equal
-            return
-        values = ref.astype(np.float64)
-        nan, inf = np.isnan(values), np.isinf(values)
-        if differ is not None:
-            nan &= ~differ
-            inf &= ~differ
-        n_nan, n_inf = int(np.count_nonzero(nan)), int(np.count_nonzero(inf))
-        self.ref_nan += n_nan
-        self.cand_nan += n_nan
-        self.ref_inf += n_inf
-        self.cand_inf += n_inf
-        self.finite += n_equal - n_nan - n_inf
-        if n_nan and not self.tol.equal_nan:
-            self.min_atol = math.inf
-            self._add_failing(nan, offset, offset, ref.size)
+        """Positions where both sides have the same bits: a zero difference; only NaN, infinity and a
+        non-finite bound need counting."""
+        finite_equal = n_equal
+        if self.floating and _holds_nonfinite(ref):
+            values = ref.astype(np.float64)
+            nan, inf = np.isnan(values), np.isinf(values)
+            if differ is not None:
+                nan &= ~differ
+                inf &= ~differ
+            n_nan, n_inf = int(np.count_nonzero(nan)), int(np.count_nonzero(inf))
+            self.ref_nan += n_nan
+            self.cand_nan += n_nan
+            self.ref_inf += n_inf
+            self.cand_inf += n_inf
+            finite_equal -= n_nan + n_inf
+            if n_nan and not self.equal_nan:
+                self.min_atol = math.inf
+                self._add_failing(nan, offset, offset, ref.size)
+        if bound is not None and _holds_nonfinite(bound):
+            unbounded = ~np.isfinite(bound.astype(np.float64))
+            if differ is not None:
+                unbounded &= ~differ
+            if self.floating:
+                unbounded &= np.isfinite(ref.astype(np.float64))
+            self.exact += int(np.count_nonzero(unbounded))
+        self.finite += finite_equal
+        self.ratio_zero += finite_equal
 
-    def _add_values(self, ref: np.ndarray, cand: np.ndarray, where: int | np.ndarray,
+    def _add_values(self, ref: np.ndarray, cand: np.ndarray, bound: np.ndarray | None, where: int | np.ndarray,
                     failing: np.ndarray) -> bool:
         """Add float64 values at flat positions `where + i` (an int) or `where[i]` (an array).
 
@@ -529,11 +466,11 @@ class _Scan:
         diff = np.subtract(cand, ref, out=self._diff[:n])
         np.absolute(diff, out=diff)
         total = float(diff.sum())
-        failing_nonfinite = None
+        failing_nonfinite = finite = None
         if math.isfinite(total):
             self.finite += n
         else:
-            ref, cand, failing_nonfinite = self._split_nonfinite(ref, cand)
+            ref, cand, failing_nonfinite, finite = self._split_nonfinite(ref, cand)
             diff = np.subtract(cand, ref, out=diff)
             np.absolute(diff, out=diff)
             total = float(diff.sum())
@@ -544,43 +481,76 @@ class _Scan:
         if top > self.max_abs:
             self.max_abs = top
             self.max_abs_at = _position(where, int(diff.argmax()))
-        if self.top_k and top > self.top_floor:
-            self._add_top(diff, ref, cand, where)
 
         magnitude = np.absolute(ref, out=self._tmp[:n])
         if top > 0 and self.max_rel != math.inf:
             self._add_max_rel(diff, magnitude, where)
+        if top > self.min_atol:
+            # The smallest atol passing at rtol: max(diff - rtol * |ref|) (an elementwise figure).
+            excess = np.multiply(magnitude, self.rtol, out=self._tmp2[:n])
+            np.subtract(diff, excess, out=excess)
+            self.min_atol = max(self.min_atol, float(excess.max()))
 
-        atol, rtol = self.tol.atol, self.tol.rtol
-        # `diff - rtol*|ref|` never exceeds `diff`, and the bound `atol + rtol*|ref|` is never
-        # below atol: blocks whose largest difference is small skip both computations.
-        if top > self.min_atol or top > atol:
-            bound = np.multiply(magnitude, rtol, out=magnitude)
-            if top > self.min_atol:
-                excess = float(np.subtract(diff, bound, out=self._tmp2[:n]).max())
-                self.min_atol = max(self.min_atol, excess)
-            if top > atol:
-                np.add(bound, atol, out=bound)
-                np.greater(diff, bound, out=failing)
-                if failing_nonfinite is not None:
-                    np.logical_or(failing, failing_nonfinite, out=failing)
-                return True
+        # The rule's threshold at each position; where it is not finite, compare exactly.
+        if self.bound_rule:
+            limit = bound if bound is not None else np.zeros(n)
+            unbounded = ~np.isfinite(limit)
+            if unbounded.any():
+                if finite is not None:
+                    unbounded &= finite
+                self.exact += int(np.count_nonzero(unbounded))
+                limit = np.where(np.isfinite(limit), limit, 0.0)
+        else:
+            limit = np.multiply(magnitude, self.rtol, out=magnitude)
+            np.add(limit, self.atol, out=limit)
+        np.greater(diff, limit, out=failing)
         if failing_nonfinite is not None:
-            np.copyto(failing, failing_nonfinite)
-            return True
-        failing.fill(False)
-        return False
+            np.logical_or(failing, failing_nonfinite, out=failing)
+        self._add_ratios(diff, limit, ref, cand, where, finite)
+        return bool(failing.any())
 
-    def _add_max_rel(self, diff: np.ndarray, magnitude: np.ndarray,
-                     where: int | np.ndarray) -> None:
+    def _add_ratios(self, diff: np.ndarray, limit: np.ndarray, ref: np.ndarray, cand: np.ndarray,
+                    where: int | np.ndarray, finite: np.ndarray | None) -> None:
+        """diff / limit: its maximum, its histogram (for the median) and the worst positions by the rule.
+
+        Computed in the scan's own buffers: the extra memory stays a few blocks whatever the arrays."""
+        n = diff.size
+        ratio = np.divide(diff, limit, out=self._tmp2[:n])
+        zero = np.equal(diff, 0.0, out=self._maybe[:n])
+        if finite is not None:
+            np.logical_or(zero, ~finite, out=zero)
+        np.copyto(ratio, 0.0, where=zero)  # 0/0: an exact match where nothing is allowed; non-finite: left out
+        n_zero = int(np.count_nonzero(zero))
+        self.ratio_zero += n_zero - (0 if finite is None else n - int(np.count_nonzero(finite)))
+        top = float(ratio.max())
+        if top > self.max_ratio:
+            self.max_ratio = top
+            self.max_ratio_at = _position(where, int(ratio.argmax()))
+        if n_zero < n:
+            # Bins of log2(ratio); the zeros go to an extra bin past the end, which is dropped, and an
+            # infinite ratio (a zero threshold) to the last bin, which the median reads as inf.
+            bins = np.log2(ratio, out=self._tmp[:n], where=~zero)
+            np.multiply(bins, _RATIO_BINS_PER_OCTAVE, out=bins)
+            np.add(bins, _RATIO_OCTAVES * _RATIO_BINS_PER_OCTAVE, out=bins)
+            last = self.ratio_bins.size - 1
+            np.clip(bins, 0, last, out=bins)
+            np.copyto(bins, last + 1, where=zero)
+            index = self._bin_index[:n]
+            np.copyto(index, bins, casting="unsafe")
+            self.ratio_bins += np.bincount(index, minlength=last + 2)[:last + 1]
+        if self.top_k:
+            key = ratio if self.bound_rule else diff
+            if float(key.max()) > self.top_floor:
+                self._add_top(key, diff, ratio, ref, cand, where)
+
+    def _add_max_rel(self, diff: np.ndarray, magnitude: np.ndarray, where: int | np.ndarray) -> None:
         """Track the largest diff / |ref|; 0/0 is NaN here, which fmax and nanargmax ignore."""
         n = diff.size
         at = None
         if self.max_rel > 0:
             # fl(diff / |ref|) > m implies diff >= fl(m * |ref|): a product is cheaper than a
             # quotient, so divide only where the product says the record may be beaten.
-            maybe = np.greater_equal(diff, np.multiply(magnitude, self.max_rel,
-                                                       out=self._tmp2[:n]),
+            maybe = np.greater_equal(diff, np.multiply(magnitude, self.max_rel, out=self._tmp2[:n]),
                                      out=self._maybe[:n])
             count = int(np.count_nonzero(maybe))
             if not count:
@@ -598,7 +568,7 @@ class _Scan:
             self.max_rel_at = _position(where, i if at is None else int(at[i]))
 
     def _split_nonfinite(self, ref: np.ndarray, cand: np.ndarray):
-        """Count NaN/Inf; return finite-only copies (0 elsewhere) and the failing non-finite."""
+        """Count NaN/Inf; return finite-only copies (0 elsewhere), the failing non-finite and the finite mask."""
         ref_nan, cand_nan = np.isnan(ref), np.isnan(cand)
         ref_fin, cand_fin = np.isfinite(ref), np.isfinite(cand)
         n = ref.size
@@ -611,12 +581,15 @@ class _Scan:
         finite = ref_fin & cand_fin
         self.finite += int(np.count_nonzero(finite))
         agree = ref == cand  # equal infinities
-        if self.tol.equal_nan:
+        if self.equal_nan:
             agree |= ref_nan & cand_nan
         failing = ~(finite | agree)
-        if failing.any():
+        n_failing = int(np.count_nonzero(failing))
+        if n_failing:
             self.min_atol = math.inf
-        return np.where(finite, ref, 0.0), np.where(finite, cand, 0.0), failing
+            # NaN on both sides without equal_nan fails, but the patterns agree: not a pattern mismatch.
+            self.nonfinite_mismatched += n_failing - int(np.count_nonzero(failing & ref_nan & cand_nan))
+        return np.where(finite, ref, 0.0), np.where(finite, cand, 0.0), failing, finite
 
     def _add_failing(self, failing: np.ndarray, where: int | np.ndarray, offset: int,
                      n_chunk: int) -> None:
@@ -632,24 +605,48 @@ class _Scan:
             self.profile.add_positions(at + where if isinstance(where, int) else where[at],
                                        offset, n_chunk)
 
-    def _add_top(self, diff: np.ndarray, ref: np.ndarray, cand: np.ndarray,
+    def _add_top(self, key: np.ndarray, diff: np.ndarray, ratio: np.ndarray, ref: np.ndarray, cand: np.ndarray,
                  where: int | np.ndarray) -> None:
-        picked = np.flatnonzero(diff > self.top_floor)
+        picked = np.flatnonzero(key > self.top_floor)
+        k = self.top_k
+        if picked.size > k:
+            # Only this block's own top k can enter the record: the k largest keys, ties to the lowest
+            # position, so that nothing larger than k values is ever concatenated.
+            values = key[picked]
+            kth = np.partition(values, values.size - k)[values.size - k]
+            above = values > kth
+            ties = np.flatnonzero(values == kth)[:k - int(np.count_nonzero(above))]
+            above[ties] = True
+            picked = picked[above]
         at = picked + where if isinstance(where, int) else where[picked]
-        values = np.concatenate((self.top_diff, diff[picked]))
+        keys = np.concatenate((self.top_key, key[picked]))
         at = np.concatenate((self.top_at, at))
         refs = np.concatenate((self.top_ref, ref[picked]))
         cands = np.concatenate((self.top_cand, cand[picked]))
-        k = self.top_k
-        if values.size > k:
-            kth = np.partition(values, values.size - k)[values.size - k]
-            keep = values >= kth
-            values, at, refs, cands = values[keep], at[keep], refs[keep], cands[keep]
-        order = np.lexsort((at, -values))[:k]
-        self.top_diff, self.top_at = values[order], at[order]
-        self.top_ref, self.top_cand = refs[order], cands[order]
-        if self.top_diff.size == k:
-            self.top_floor = float(self.top_diff[-1])
+        diffs = np.concatenate((self.top_diff, diff[picked]))
+        ratios = np.concatenate((self.top_ratio, ratio[picked]))
+        if keys.size > k:
+            kth = np.partition(keys, keys.size - k)[keys.size - k]
+            keep = keys >= kth
+            keys, at, refs, cands, diffs, ratios = (a[keep] for a in (keys, at, refs, cands, diffs, ratios))
+        order = np.lexsort((at, -keys))[:k]
+        self.top_key, self.top_at, self.top_ref = keys[order], at[order], refs[order]
+        self.top_cand, self.top_diff, self.top_ratio = cands[order], diffs[order], ratios[order]
+        if self.top_key.size == k:
+            self.top_floor = float(self.top_key[-1])
+
+    def _median_ratio(self) -> float:
+        count = self.ratio_zero + int(self.ratio_bins.sum())
+        if count == 0:
+            return math.nan
+        rank = (count - 1) // 2  # the lower middle, as a count of elements before it
+        if rank < self.ratio_zero:
+            return 0.0
+        rank -= self.ratio_zero
+        b = int(np.searchsorted(np.cumsum(self.ratio_bins), rank, side="right"))
+        if b >= self.ratio_bins.size - 1:
+            return math.inf
+        return float(2.0 ** ((b + 0.5) / _RATIO_BINS_PER_OCTAVE - _RATIO_OCTAVES))
 
     def result(self, attributes: dict[str, Any]) -> Comparison:
         if self.mismatched:
@@ -659,11 +656,15 @@ class _Scan:
         else:
             verdict = Verdict.EQUIVALENT
         finite = self.finite
+        total = math.prod(self.shape)
         return Comparison(
             verdict=verdict,
             **attributes,
-            total=math.prod(self.shape),
+            total=total,
             mismatched=self.mismatched,
+            nonfinite_mismatched=self.nonfinite_mismatched,
+            nonfinite_excluded=total - finite,
+            exact_compared=self.exact,
             max_abs_diff=self.max_abs,
             max_abs_diff_index=self._index(self.max_abs_at),
             max_rel_diff=self.max_rel,
@@ -671,17 +672,20 @@ class _Scan:
             sum_abs_diff=self.sum_abs,
             mean_abs_diff=self.sum_abs / finite if finite else math.nan,
             rmse=math.sqrt(self.sum_sq / finite) if finite else math.nan,
+            max_ratio=self.max_ratio,
+            max_ratio_index=self._index(self.max_ratio_at),
+            median_ratio=self._median_ratio(),
             reference_nan=self.ref_nan,
             candidate_nan=self.cand_nan,
             reference_inf=self.ref_inf,
             candidate_inf=self.cand_inf,
             nan_positions_agree=self.nan_disagree == 0,
             worst=tuple(
-                WorstPosition(self._index(int(at)), float(ref), float(cand), float(diff))
-                for at, ref, cand, diff in zip(self.top_at, self.top_ref, self.top_cand,
-                                               self.top_diff)
+                WorstPosition(self._index(int(at)), float(ref), float(cand), float(diff), float(ratio))
+                for at, ref, cand, diff, ratio in zip(self.top_at, self.top_ref, self.top_cand, self.top_diff,
+                                                      self.top_ratio)
             ),
-            min_atol=self.min_atol,
+            min_atol=max(self.min_atol, 0.0),
             mismatch_counts_by_axis=self.profile.counts_by_axis(),
         )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convdiff.data.arrays import npz_arrays
 from convdiff.errors import BadInputError
 from convdiff.spec.layouts import Conversion, to_hwio
 
@@ -37,25 +38,6 @@ class LoadedWeights:
                 f"{self.conversion}")
 
 
-def _npz_arrays(path: str, what: str) -> dict[str, np.ndarray]:
-    from convdiff.data.inputs import load_npy
-
-    data = load_npy(path, what)
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        return {"": data}
-    try:
-        with data:
-            arrays = {key: data[key] for key in data.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise BadInputError(f"{what} file '{path}' holds pickled objects, which convdiff refuses to load") from None
-        raise BadInputError(f"{what} file '{path}' is not a valid .npz file: {exc}") from None
-    for key, array in arrays.items():
-        if array.dtype.kind not in "fiub":
-            raise BadInputError(f"{what} file '{path}': array '{key}' has dtype {array.dtype}; expected numbers")
-    return arrays
-
-
 def load_weights(path: str, layout: str, bias_path: str | None = None) -> LoadedWeights:
     """Read a kernel in `layout` and its optional bias, return them with the kernel as HWIO.
 
@@ -67,7 +49,7 @@ def load_weights(path: str, layout: str, bias_path: str | None = None) -> Loaded
     Raises:
         BadInputError: missing file or keys, pickles, wrong rank, non-numeric data.
     """
-    arrays = _npz_arrays(path, "weights")
+    arrays = npz_arrays(path, "weights")
     bias = None
     if "" in arrays:
         kernel = arrays[""]
@@ -87,7 +69,7 @@ def load_weights(path: str, layout: str, bias_path: str | None = None) -> Loaded
         raise BadInputError(f"weights file '{path}' holds an empty kernel")
     source = str(path)
     if bias_path is not None:
-        bias_arrays = _npz_arrays(bias_path, "bias")
+        bias_arrays = npz_arrays(bias_path, "bias")
         if "" in bias_arrays:
             bias = bias_arrays[""]
         elif "bias" in bias_arrays:

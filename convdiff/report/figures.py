@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convdiff.data.files import write_atomically
+from convdiff.errors import BadInputError
+
 COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 COLOUR_NAMES = ("blue", "orange", "green", "red")
 WIDTH, HEIGHT, MARGIN = 720, 420, 40
@@ -79,3 +82,33 @@ def encode_png(image: np.ndarray) -> bytes:
     from convdiff.frameworks import import_tensorflow
 
     return bytes(import_tensorflow().io.encode_png(image).numpy())
+
+
+def heatmap_image(reference: np.ndarray, candidate: np.ndarray, min_side: int = 128) -> np.ndarray:
+    """RGB uint8 image of the per-position max abs diff over batch and channels (black -> red -> yellow -> white).
+
+    Positions only one side has are drawn at full intensity. Small maps are enlarged by an integer
+    factor so that their shorter side is at least `min_side` pixels.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidate, dtype=np.float64)
+    if ref.ndim != 4 or cand.ndim != 4:
+        raise BadInputError("a heatmap needs NHWC outputs on both sides")
+    h, w = min(ref.shape[1], cand.shape[1]), min(ref.shape[2], cand.shape[2])
+    diff = np.abs(cand[:, :h, :w, : min(ref.shape[3], cand.shape[3])] - ref[:, :h, :w, : min(ref.shape[3], cand.shape[3])])
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    per_position = diff.max(axis=(0, 3)) if diff.size else np.zeros((h, w))
+    top = per_position[np.isfinite(per_position)].max(initial=0.0)
+    value = np.zeros((max(ref.shape[1], cand.shape[1]), max(ref.shape[2], cand.shape[2])))
+    value[:h, :w] = np.where(np.isfinite(per_position), per_position / top if top > 0 else 0.0, 1.0)
+    value[h:, :] = 1.0
+    value[:, w:] = 1.0
+    rgb = np.stack([np.clip(3 * value, 0, 1), np.clip(3 * value - 1, 0, 1), np.clip(3 * value - 2, 0, 1)], axis=-1)
+    image = np.rint(rgb * 255).astype(np.uint8)
+    factor = int(min(16, max(1, -(-min_side // max(1, min(image.shape[:2]))))))
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def write_heatmap(path: str, reference: np.ndarray, candidate: np.ndarray) -> None:
+    """Encode `heatmap_image` as PNG and write it to `path` (atomically)."""
+    write_atomically(path, encode_png(heatmap_image(reference, candidate)), "heatmap")

@@ -11,8 +11,15 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from convdiff.report.tables import SCHEMA_VERSION, fmt
+from convdiff.report.json import SCHEMA_VERSION, comparison_json
+from convdiff.report.tables import verdict_line
+from convdiff.report.text import fmt, one_line
 from convdiff.suites.sweep import FAILED, PASSED, SKIPPED, ConfigOutcome, SweepPlan, SweepSummary
+
+
+def outcome_line(o: ConfigOutcome) -> str:
+    """The verdict line of a config, or why it did not run."""
+    return verdict_line(o.result) if o.result is not None else o.reason
 
 
 def _figures(o: ConfigOutcome) -> str:
@@ -40,7 +47,7 @@ def render_summary(plan: SweepPlan, summary: SweepSummary) -> RenderableType:
         for col in ("cause", "what the failing configs share", "worst config", "worst figures"):
             groups.add_column(col)
         for g in summary.groups:
-            groups.add_row(g.cause, g.description, g.worst.config.name, _figures(g.worst))
+            groups.add_row(g.cause, g.description, one_line(g.worst.config.name), _figures(g.worst))
         parts.append(groups)
     if summary.skip_reasons:
         skipped = Table(title="Skipped", title_justify="left", show_edge=False)
@@ -64,13 +71,13 @@ def config_to_json(o: ConfigOutcome) -> dict[str, Any]:
         "params": dict(o.config.params),
         "status": o.status,
         "verdict": o.verdict,
-        "verdict_line": o.verdict_line or None,
+        "verdict_line": outcome_line(o) or None,
         "cause": o.cause.key if o.cause else None,
         "reason": o.reason or None,
         "seconds": round(o.seconds, 6),
     }
     if o.result is not None:
-        out = o.result.output.to_json()
+        out = comparison_json(o.result.output)
         doc.update({k: out[k] for k in ("max_abs_diff", "max_abs_diff_index", "max_rel_diff", "mismatched", "total",
                                          "atol", "rtol")})
         doc["kernels_identical"] = o.result.kernels_identical
@@ -116,13 +123,14 @@ def sweep_to_junit(plan: SweepPlan, summary: SweepSummary, outcomes: Sequence[Co
                              name=o.config.name, time=_secs(o.seconds))
         if o.status == FAILED:
             cause = o.cause.key if o.cause else "unknown"
-            failure = ET.SubElement(case, "failure", message=o.verdict_line, type=cause)
+            line = outcome_line(o)
+            failure = ET.SubElement(case, "failure", message=line, type=cause)
             facts = ", ".join(o.cause.facts) if o.cause else ""
-            failure.text = f"{o.verdict_line}\ncause: {cause}" + (f"\nfacts: {facts}" if facts else "")
+            failure.text = f"{line}\ncause: {cause}" + (f"\nfacts: {facts}" if facts else "")
         elif o.status == SKIPPED:
             ET.SubElement(case, "skipped", message=o.reason)
-        elif o.status == PASSED and o.verdict_line:
-            ET.SubElement(case, "system-out").text = o.verdict_line
+        elif o.status == PASSED:
+            ET.SubElement(case, "system-out").text = outcome_line(o)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 

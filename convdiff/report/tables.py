@@ -1,22 +1,20 @@
-"""Renderers: results in, rich renderables or JSON-ready dicts out. Nothing here prints."""
+"""Rich renderers: results in, renderables out. Nothing here prints or computes a figure."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from convdiff.compare.core import Comparison, Verdict
-from convdiff.analysis.precision import BoundCheck, ToleranceMode
-from convdiff.pipeline.execute import CaseResult, kernel_summary
-
-SCHEMA_VERSION = 1
+from convdiff.analysis.diagnose import Finding
+from convdiff.analysis.regions import MismatchRegions
+from convdiff.compare import DEFAULT_TOLERANCES, Comparison, RuleKind, Verdict
+from convdiff.pipeline import CaseResult
+from convdiff.report.text import fmt, fmt_index, fmt_percent, fmt_shape, fmt_times, one_line
 
 VERDICT_STYLE = {
     Verdict.IDENTICAL: "bold green",
@@ -25,81 +23,51 @@ VERDICT_STYLE = {
     Verdict.SHAPE_MISMATCH: "bold red",
     Verdict.EMPTY: "bold red",
 }
+SHADES = ("·", "░", "▒", "▓", "█")
 
 
-def fmt(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
-        return str(x)
-    if x == 0:
-        return "0"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return f"{x:.3e}" if abs(x) < 1e-3 or abs(x) >= 1e6 else f"{x:.6g}"
-
-
-def fmt_index(index: Sequence[int] | None) -> str:
-    return "-" if index is None else "(" + ", ".join(str(i) for i in index) + ")"
-
-
-def fmt_shape(shape: Sequence[int]) -> str:
-    return "x".join(str(s) for s in shape)
-
-
-def tolerance_rule(c: Comparison) -> str:
-    return f"|candidate - reference| <= atol + rtol * |reference|, atol={c.tolerance.atol:g}, rtol={c.tolerance.rtol:g}"
-
-
-def bound_rule(b: BoundCheck) -> str:
-    g = b.gamma
-    return f"{g.dtype} rounding bound ({g.form.value}, gamma = {g.description})"
+def comparison_line(c: Comparison) -> str:
+    """The verdict of a comparison in one line, naming the rule that decided it."""
+    if c.verdict is Verdict.SHAPE_MISMATCH:
+        return f"shape_mismatch: reference {fmt_shape(c.reference_shape)} vs candidate {fmt_shape(c.candidate_shape)}"
+    if c.verdict is Verdict.EMPTY:
+        return "empty: the output has no elements, nothing was compared"
+    if c.verdict is Verdict.IDENTICAL:
+        return "identical: outputs are bitwise equal"
+    g = c.rule.gamma
+    tol = c.tolerance
+    if g is not None:
+        rule = f"the {g.dtype} rounding bound"
+        if c.verdict is Verdict.EQUIVALENT:
+            text = (f"equivalent: all {c.total:,} elements within {rule} (max {fmt_percent(c.max_ratio)} of bound at "
+                    f"{fmt_index(c.max_ratio_index)}, {g.form.value}; max abs diff {fmt(c.max_abs_diff)})")
+        else:
+            text = (f"mismatch: {c.mismatched:,} / {c.total:,} elements exceed {rule} ({g.form.value}), up to "
+                    f"{fmt_times(c.max_ratio)} at {fmt_index(c.max_ratio_index)}; max abs diff {fmt(c.max_abs_diff)}")
+    else:
+        rule = f"atol={tol.atol:g}, rtol={tol.rtol:g}"
+        if c.verdict is Verdict.EQUIVALENT:
+            text = f"equivalent: all {c.total:,} elements within elementwise {rule} (max abs diff {fmt(c.max_abs_diff)})"
+        else:
+            text = (f"mismatch: elementwise {rule}: {c.mismatched:,} / {c.total:,} mismatched "
+                    f"({100 * c.mismatch_fraction:.3g}%), max abs diff {fmt(c.max_abs_diff)} at "
+                    f"{fmt_index(c.max_abs_diff_index)}")
+    if c.nonfinite_mismatched:
+        text += f"; {c.nonfinite_mismatched:,} position(s) where NaN/inf differ between the sides"
+    if c.nonfinite_excluded:
+        text += f"; {c.nonfinite_excluded:,} non-finite position(s) left out of the figures"
+    if c.exact_compared:
+        text += f"; {c.exact_compared:,} position(s) compared exactly where the bound overflowed"
+    return text
 
 
 def verdict_line(case: CaseResult) -> str:
     """One line saying what was found and by which rule: the line CI logs and assertion messages show."""
-    out = case.output
-    tol = out.tolerance
-    rule = f"atol={tol.atol:g}, rtol={tol.rtol:g}"
-    b = case.bound
-    if case.tolerance_mode is ToleranceMode.BOUND and b is not None and case.verdict is Verdict.EQUIVALENT:
-        text = (f"equivalent: all {b.total:,} elements within the {b.gamma.dtype} rounding bound "
-                f"(max {fmt_percent(b.max_ratio)} of bound at {fmt_index(b.max_ratio_index)}, {b.gamma.form.value}; "
-                f"max abs diff {fmt(out.max_abs_diff)})")
-    elif case.tolerance_mode is ToleranceMode.BOUND and b is not None and case.verdict is Verdict.MISMATCH:
-        text = (f"mismatch: {b.exceeded:,} / {b.total:,} elements exceed the {b.gamma.dtype} rounding bound "
-                f"({b.gamma.form.value}), up to {fmt_times(b.max_ratio)} at {fmt_index(b.max_ratio_index)}; "
-                f"max abs diff {fmt(out.max_abs_diff)}")
-    elif out.verdict is Verdict.SHAPE_MISMATCH:
-        text = (f"shape_mismatch: reference {fmt_shape(out.reference_shape)} vs "
-                f"candidate {fmt_shape(out.candidate_shape)}")
-    elif out.verdict is Verdict.EMPTY:
-        text = "empty: the output has no elements, nothing was compared"
-    elif out.verdict is Verdict.IDENTICAL:
-        text = "identical: outputs are bitwise equal"
-    elif out.verdict is Verdict.EQUIVALENT:
-        text = (f"equivalent: all {out.total:,} elements within elementwise {rule} "
-                f"(max abs diff {fmt(out.max_abs_diff)})")
-    else:
-        text = (f"mismatch: elementwise {rule}: {out.mismatched:,} / {out.total:,} mismatched "
-                f"({100 * out.mismatch_fraction:.3g}%), max abs diff {fmt(out.max_abs_diff)} at "
-                f"{fmt_index(out.max_abs_diff_index)}")
+    text = comparison_line(case.output)
     if not case.kernels_identical:
         text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
         text += f": {case.kernel_distribution.verdict})" if case.kernel_distribution is not None else ")"
     return text
-
-
-def fmt_percent(ratio: float) -> str:
-    if math.isinf(ratio) or math.isnan(ratio):
-        return str(ratio)
-    return f"{100 * ratio:.2g}%"
-
-
-def fmt_times(ratio: float) -> str:
-    if math.isinf(ratio):
-        return "a zero bound"
-    return f"{ratio:.3g} times the bound"
 
 
 def inputs_warning(case: CaseResult) -> str:
@@ -120,72 +88,8 @@ def kernel_difference(k: Comparison) -> str:
     return f"kernels max abs diff {fmt(k.max_abs_diff)}, {k.mismatched:,} / {k.total:,} elements differ"
 
 
-# --- JSON --------------------------------------------------------------------------------------
-
-
-def _side_json(case: CaseResult, which: str) -> dict[str, Any]:
-    config = getattr(case, f"{which}_config")
-    result = getattr(case, which)
-    return {
-        "name": config.backend,
-        "dtype": result.compute_dtype,
-        "shape": list(result.output.shape),
-        "output_dtype": str(result.output.dtype),
-        "kernel_shape": list(result.kernel.shape),
-        "kernel_dtype": str(result.kernel.dtype),
-        "kernel_stats": kernel_summary(result.kernel),
-        "notes": list(result.notes),
-        "seconds": round(result.seconds, 6),
-        "input_sha256": result.input_sha256,
-        "spec": config.spec.to_json(),
-    }
-
-
-def case_to_json(case: CaseResult, environment: dict[str, Any]) -> dict[str, Any]:
-    """The documented JSON object of one comparison (README: "JSON report")."""
-    out = case.output.to_json()
-    doc: dict[str, Any] = {
-        "name": case.name,
-        "verdict": case.verdict.value,
-        "elementwise_verdict": out.pop("verdict"),
-        "verdict_line": verdict_line(case),
-        "passed": bool(case),
-        "tolerance_mode": case.tolerance_mode.value,
-        "bound": case.bound.to_json() if case.bound is not None else None,
-        "ulp": case.ulp.to_json() if case.ulp is not None else None,
-        "reference_error": case.three_way.reference.to_json() if case.three_way is not None else None,
-        "candidate_error": case.three_way.candidate.to_json() if case.three_way is not None else None,
-        "three_way": ({"wrong": case.three_way.wrong.value, "summary": case.three_way.summary}
-                      if case.three_way is not None else None),
-        "reference": _side_json(case, "reference"),
-        "candidate": _side_json(case, "candidate"),
-        "shared_kernel": case.options.shared_kernel,
-        "inputs_identical": case.inputs_identical,
-        "kernels_identical": case.kernels_identical,
-        "kernels": {
-            "verdict": case.kernels.verdict.value,
-            "shape_match": case.kernels.shape_match,
-            "max_abs_diff": case.kernels.to_json()["max_abs_diff"],
-            "mismatched": case.kernels.mismatched,
-            "total": case.kernels.total,
-        },
-    }
-    doc["kernel_distribution"] = (case.kernel_distribution.to_json()
-                                  if case.kernel_distribution is not None else None)
-    doc.update(out)
-    doc["mismatch_regions"] = case.regions.to_json() if case.regions is not None else None
-    doc["diagnosis"] = [h.to_json() for h in case.diagnosis]
-    doc["spec"] = case.reference_config.spec.to_json()
-    doc["environment"] = environment
-    return doc
-
-
-# --- rich --------------------------------------------------------------------------------------
-
-
 def _side_title(case: CaseResult, which: str) -> str:
-    config = getattr(case, f"{which}_config")
-    return f"{which}: {config.backend} ({getattr(case, which).compute_dtype})"
+    return f"{which}: {case.side(which).config.backend} ({case.side(which).result.compute_dtype})"
 
 
 def render_spec(case: CaseResult) -> Table:
@@ -197,19 +101,19 @@ def render_spec(case: CaseResult) -> Table:
     if not same:
         table.add_column(_side_title(case, "candidate"))
     for key, value in ref.items():
-        row = [key, _cell(value)]
+        row = [key, escape(_cell(value))]
         if not same:
-            other = _cell(cand[key])
+            other = escape(_cell(cand[key]))
             row.append(other if cand[key] == value else f"[yellow]{other}[/]")
         table.add_row(*row)
     table.add_row("computes in", case.reference.compute_dtype, *([] if same else [case.candidate.compute_dtype]))
     return table
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if isinstance(value, list):
         return "x".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else str(value)
-    return str(value)
+    return one_line(str(value))
 
 
 def render_kernels(case: CaseResult) -> Table:
@@ -217,18 +121,21 @@ def render_kernels(case: CaseResult) -> Table:
     table.add_column("")
     table.add_column("reference")
     table.add_column("candidate")
-    r, c = kernel_summary(case.reference.kernel), kernel_summary(case.candidate.kernel)
+    ref_run, cand_run = case.sides
+    r, c = ref_run.kernel_stats, cand_run.kernel_stats
     table.add_row("shape / dtype", f"{fmt_shape(case.reference.kernel.shape)} {case.reference.kernel.dtype}",
                   f"{fmt_shape(case.candidate.kernel.shape)} {case.candidate.kernel.dtype}")
     for key in ("mean", "std", "min", "max"):
-        table.add_row(key, fmt(r[key]), fmt(c[key]))
-    bound = None if case.reference_config.spec.weights else _theory_line(case)
-    if bound:
-        table.add_row("theory", bound, "")
+        table.add_row(key, fmt(getattr(r, key)), fmt(getattr(c, key)))
+    theory = case.kernel_theory
+    if theory is not None:
+        table.add_row("theory", theory.description, "")
     source = "shared (--shared-kernel): candidate uses the reference's kernel" if case.options.shared_kernel else (
         "each side initialized its own kernel")
     if case.reference_config.spec.weights or case.candidate_config.spec.weights:
         source = "weights from files (see the notes for each side's layout conversion)"
+    if case.reference_config.given_weights is not None:
+        source = "the saved kernels of a bundle"
     style = "green" if case.kernels_identical else "bold yellow"
     table.add_row("kernels", f"[{style}]{kernel_difference(case.kernels)}[/]", source)
     dist = case.kernel_distribution
@@ -238,23 +145,10 @@ def render_kernels(case: CaseResult) -> Table:
     return table
 
 
-def _ks_cell(check: Any) -> str:
+def _ks_cell(check) -> str:  # noqa: ANN001
     if check.ks_pvalue is None:
         return "consistent" if check.consistent else "inconsistent"
     return f"{check.ks_pvalue:.3g} vs {check.initializer} ({'consistent' if check.consistent else 'inconsistent'})"
-
-
-def _theory_line(case: CaseResult) -> str | None:
-    """The initializer's theoretical law (e.g. the Glorot bound), when the distribution module knows it."""
-    try:
-        from convdiff.analysis.kernels import theoretical
-    except ImportError:  # pragma: no cover
-        return None
-    try:
-        law = theoretical(case.reference_config.spec.initializer, case.reference.kernel.shape)
-    except Exception:  # noqa: BLE001 - theory is decoration; never let it break a report
-        return None
-    return law.description if law is not None else None
 
 
 def render_output(c: Comparison) -> Table:
@@ -270,48 +164,55 @@ def render_output(c: Comparison) -> Table:
         table.add_row("sum abs diff", fmt(c.sum_abs_diff))
         table.add_row("mean abs diff", fmt(c.mean_abs_diff))
         table.add_row("rmse", fmt(c.rmse))
-        table.add_row("mismatched", f"{c.mismatched:,} / {c.total:,} ({100 * c.mismatch_fraction:.3g}%)")
-        table.add_row("tolerance rule", tolerance_rule(c))
-        table.add_row("min atol to pass", f"{fmt(c.min_atol)} (at rtol={c.tolerance.rtol:g})")
-        table.add_row("default table", default_table())
+        decided = "rounding bound" if c.rule.is_bound else "elementwise rule"
+        table.add_row("mismatched", f"{c.mismatched:,} / {c.total:,} ({100 * c.mismatch_fraction:.3g}%) by the "
+                      f"{decided}")
+        table.add_row("deciding rule", escape(c.rule.description))
+        t = c.tolerance
+        elementwise = "" if not c.rule.is_bound else f"; the elementwise rule alone: {c.elementwise_verdict.value}"
+        table.add_row("min atol to pass", f"{fmt(c.min_atol)} (elementwise, at rtol={t.rtol:g}){elementwise}")
+        if not c.rule.is_bound:
+            table.add_row("default table", default_table())
         if c.reference_nan or c.candidate_nan or c.reference_inf or c.candidate_inf:
             table.add_row("NaN / Inf", f"reference {c.reference_nan} / {c.reference_inf}, "
                           f"candidate {c.candidate_nan} / {c.candidate_inf}; NaN positions "
-                          f"{'agree' if c.nan_positions_agree else 'differ'}")
+                          f"{'agree' if c.nan_positions_agree else 'differ'}; {c.nonfinite_mismatched:,} position(s) "
+                          f"where the patterns differ; {c.nonfinite_excluded:,} left out of the figures above")
+        if c.exact_compared:
+            table.add_row("exact", f"{c.exact_compared:,} position(s) compared exactly: their bound overflowed float64")
     return table
 
 
 def default_table() -> str:
     """The per-dtype elementwise defaults, as one cell."""
-    from convdiff.compare.core import DEFAULT_TOLERANCES
-
     return "; ".join(f"{name} atol={t.atol:g} rtol={t.rtol:g}" for name, t in DEFAULT_TOLERANCES.items())
 
 
 def render_precision(case: CaseResult) -> Table | None:
-    """The bound check, ULP distance and the three-way check against float64."""
-    if case.bound is None:
+    """The deciding bound, the ULP distance and the three-way check against float64."""
+    c = case.output
+    g = c.rule.gamma
+    if (g is None and case.ulp is None and case.three_way is None) or not c.shape_match or not c.total:
         return None
-    b = case.bound
-    decides = case.tolerance_mode is ToleranceMode.BOUND
-    table = Table(title="Precision (rounding bound |candidate - reference| <= gamma * (|x| (*) |w|) + bias term)"
-                  + ("" if decides else " (not deciding: --tolerance elementwise)"),
-                  title_justify="left", show_edge=False)
+    title = ("Precision (rounding bound |candidate - reference| <= gamma * (|x| (*) |w|) + bias term, deciding)"
+             if g is not None else "Precision (--tolerance elementwise decides; no bound computed)")
+    table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("metric")
     table.add_column("value")
-    table.add_row("tolerance rule", f"{case.tolerance_mode.value}" + (" (decides the verdict)" if decides else ""))
-    table.add_row("bound", bound_rule(b))
-    table.add_row("gamma", f"{b.gamma.value:.3e}")
-    table.add_row("exceeded", f"{b.exceeded:,} / {b.total:,}")
-    table.add_row("max diff / bound", f"{fmt(b.max_ratio)} ({fmt_percent(b.max_ratio)}) at {fmt_index(b.max_ratio_index)}")
-    table.add_row("median diff / bound", fmt(b.median_ratio))
+    if g is not None:
+        table.add_row("bound", escape(c.rule.description))
+        table.add_row("gamma", f"{g.value:.3e}")
+        table.add_row("exceeded", f"{c.mismatched:,} / {c.total:,}")
+        table.add_row("max diff / bound", f"{fmt(c.max_ratio)} ({fmt_percent(c.max_ratio)}) at "
+                      f"{fmt_index(c.max_ratio_index)}")
+        table.add_row("median diff / bound", fmt(c.median_ratio))
     if case.ulp is not None:
         table.add_row("ULP distance", f"max {case.ulp.max:,}, median {case.ulp.median:g} ({case.ulp.dtype})")
     t = case.three_way
     if t is not None:
         for which, e in (("reference", t.reference), ("candidate", t.candidate)):
             table.add_row(f"{which} vs float64", f"max abs {fmt(e.max_abs)}, rmse {fmt(e.rmse)}, max bound ratio "
-                          f"{fmt(e.bound.max_ratio)} ({e.bound.gamma.dtype})"
+                          f"{fmt(e.max_ratio)} ({e.dtype})"
                           + ("" if e.within else "  [bold red]outside its bound[/]"))
         table.add_row("which side", t.summary)
     return table
@@ -320,44 +221,51 @@ def render_precision(case: CaseResult) -> Table | None:
 def render_worst(c: Comparison) -> Table | None:
     if not c.worst or c.max_abs_diff == 0:
         return None
-    table = Table(title=f"Worst {len(c.worst)} positions", title_justify="left", show_edge=False)
-    for col in ("index (n, y, x, c)", "reference", "candidate", "abs diff"):
+    by = "|diff| / bound" if c.rule.is_bound else "abs diff"
+    table = Table(title=f"Worst {len(c.worst)} positions (by {by})", title_justify="left", show_edge=False)
+    for col in ("index", "reference", "candidate", "abs diff", "of limit"):
         table.add_column(col, justify="right")
     for w in c.worst:
-        table.add_row(fmt_index(w.index), f"{w.reference:.9g}", f"{w.candidate:.9g}", fmt(w.abs_diff))
+        table.add_row(fmt_index(w.index), f"{w.reference:.9g}", f"{w.candidate:.9g}", fmt(w.abs_diff),
+                      fmt_percent(w.ratio))
     return table
 
 
-def render_case(case: CaseResult) -> RenderableType:
+def render_case(case: CaseResult, notes: Sequence[str] = ()) -> RenderableType:
     parts: list[RenderableType] = [
-        Text(f"{case.name}: {_side_title(case, 'reference')} vs {_side_title(case, 'candidate')}", style="bold"),
+        Text(f"{one_line(case.name)}: {_side_title(case, 'reference')} vs {_side_title(case, 'candidate')}",
+             style="bold"),
         render_spec(case),
         render_kernels(case),
     ]
     if not case.inputs_identical:  # said before any value, like differing kernels
         parts.append(Text(inputs_warning(case), style="bold yellow"))
     parts.append(render_output(case.output))
-    precision = render_precision(case)
-    if precision is not None:
-        parts.append(precision)
-    worst = render_worst(case.output)
-    if worst is not None:
-        parts.append(worst)
+    for renderable in (render_precision(case), render_worst(case.output)):
+        if renderable is not None:
+            parts.append(renderable)
     if case.regions is not None:
         parts.append(render_regions(case.regions))
     if case.diagnosis:
         parts.append(render_diagnosis(case.diagnosis))
-    for which in ("reference", "candidate"):
-        for note in getattr(case, which).notes:
-            parts.append(Text(f"note ({which}): {note}", style="dim"))
+    for run in case.sides:
+        for note in run.result.notes:
+            parts.append(Text(f"note ({run.role}): {note}", style="dim"))
+    for note in notes:
+        parts.append(Text(f"note: {note}", style="dim"))
     parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.verdict]))
     return Group(*parts)
 
 
-def render_regions(regions: Any) -> RenderableType:
-    """Where the mismatches sit: the one-line summary, the profiles, and the downsampled map."""
-    from convdiff.analysis.regions import shade
+def shade(value: float) -> str:
+    """The map character for a cell's mismatch fraction: · none, ░ ▒ ▓ █ by quarters."""
+    if value <= 0:
+        return SHADES[0]
+    return SHADES[min(4, 1 + int(value * 4 - 1e-9))]
 
+
+def render_regions(regions: MismatchRegions) -> RenderableType:
+    """Where the mismatches sit: the one-line summary, the profiles, and the downsampled map."""
     table = Table(title="Where the mismatches sit", title_justify="left", show_edge=False)
     table.add_column("")
     table.add_column("")
@@ -383,21 +291,21 @@ def _profile(counts: Sequence[int], limit: int = 8) -> str:
     return f"{len(nonzero)} of {len(counts)} with mismatches ({shown}{more})"
 
 
-def render_diagnosis(hypotheses: Sequence[Any]) -> RenderableType:
+def render_diagnosis(findings: Sequence[Finding]) -> RenderableType:
     """The hypotheses table: every recomputation tried, its residual, and whether it explains the mismatch."""
     table = Table(title="Diagnosis (the reference recomputed in float64 with each suspected mistake)",
                   title_justify="left", show_edge=False)
     for col in ("cause", "confirmed", "residual", "detail"):
         table.add_column(col)
-    for h in hypotheses:
-        mark = "[bold green]yes[/]" if h.confirmed else "no"
-        table.add_row(h.cause, mark, "-" if h.residual is None else fmt(h.residual), escape(h.detail))
-    confirmed = [h.cause for h in hypotheses if h.confirmed]
+    for f in findings:
+        mark = "[bold green]yes[/]" if f.confirmed else "no"
+        table.add_row(f.cause, mark, "-" if f.residual is None else fmt(f.residual), escape(f.detail))
+    confirmed = [f.cause for f in findings if f.confirmed]
     if confirmed:
         line = Text(f"explained by: {', '.join(confirmed)}", style="bold")
     else:
-        line = Text(f"nothing explains the mismatch: none of the {len(hypotheses)} hypotheses brings the "
-                    "difference down to rounding level", style="bold yellow")
+        line = Text(f"nothing explains the mismatch: none of the {len(findings)} hypotheses brings the "
+                    "difference within the rounding bound", style="bold yellow")
     return Group(table, line)
 
 
@@ -421,10 +329,11 @@ def render_summary(rows: Sequence[SummaryRow], skipped: Sequence[tuple[str, str]
     table.add_column("key figures", ratio=4)
     for row in rows:
         mark = "[green]ok[/]" if row.as_expected else "[bold red]UNEXPECTED[/]"
-        table.add_row(row.experiment, row.case, row.expected, row.got, mark, row.figures)
+        table.add_row(escape(one_line(row.experiment)), escape(one_line(row.case)), row.expected, row.got, mark,
+                      row.figures)
     parts: list[RenderableType] = [table]
     for name, reason in skipped:
-        parts.append(Text(f"skipped {name}: {reason}", style="yellow"))
+        parts.append(Text(f"skipped {one_line(name)}: {reason}", style="yellow"))
     failed = sum(not r.as_expected for r in rows)
     style = "bold red" if failed else "bold green"
     parts.append(Text(f"{len(rows) - failed} of {len(rows)} cases as expected"
@@ -439,10 +348,10 @@ def key_figures(case: CaseResult) -> str:
         return f"shapes {fmt_shape(o.reference_shape)} vs {fmt_shape(o.candidate_shape)}"
     kern = "" if case.kernels_identical else ", kernels differ"
     bound = ""
-    if case.bound is not None:
-        r = case.bound.max_ratio
-        share = fmt_percent(r) + " of" if r <= 1 or math.isnan(r) else f"{r:.3g}x"
-        bound = f", {share} {case.bound.gamma.dtype} bound"
+    if o.rule.gamma is not None:
+        r = o.max_ratio
+        share = fmt_percent(r) + " of" if r <= 1 or r != r else f"{r:.3g}x"
+        bound = f", {share} {o.rule.gamma.dtype} bound"
     kern += "" if case.inputs_identical else ", inputs differ"
     return f"{dtypes}, max abs {fmt(o.max_abs_diff)}, sum abs {fmt(o.sum_abs_diff)}{bound}{kern}"
 
@@ -450,7 +359,7 @@ def key_figures(case: CaseResult) -> str:
 # --- propagate -----------------------------------------------------------------------------------
 
 
-def render_propagation(result: Any, plot_path: str | None = None) -> RenderableType:
+def render_propagation(result, plot_path: str | None = None) -> RenderableType:  # noqa: ANN001
     """Per-layer activation std of the candidate initializer next to the Glorot and He references."""
     from convdiff.report.figures import COLOUR_NAMES
 
@@ -494,7 +403,7 @@ def _flag_cell(flag: str) -> str:
 # --- defaults ------------------------------------------------------------------------------------
 
 
-def render_defaults(result: Any) -> RenderableType:
+def render_defaults(result) -> RenderableType:  # noqa: ANN001
     """One row per API and weight: what the framework attaches, and whether a real draw follows it."""
     table = Table(title="Default initializers (none given; asked live, confirmed by a draw)", title_justify="left")
     for col in ("api", "weight", "framework attaches", "initializer", "drawn", "std", "max", "KS p", "confirmed"):
@@ -508,3 +417,8 @@ def render_defaults(result: Any) -> RenderableType:
     for api, why in result.unavailable:
         parts.append(Text(f"skipped {api}: {why}", style="yellow"))
     return Group(*parts)
+
+
+__all__ = ["RuleKind", "SummaryRow", "comparison_line", "key_figures", "render_case", "render_defaults",
+           "render_diagnosis", "render_output", "render_propagation", "render_regions", "render_spec",
+           "render_summary", "render_worst", "verdict_line"]

@@ -21,3 +21,8 @@ def lower_precision(*names: str) -> str:
     """The least precise of the given float dtype names (by unit roundoff)."""
     order = {"float64": 0, "float32": 1, "tf32": 2, "float16": 3, "bfloat16": 4}
     return max(names, key=lambda n: order.get(n, -1))
+
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# tf32 is an emulation of the NumPy reference only: float32 storage, multiplicands rounded to TF32.
+COMPUTE_DTYPES = (*FLOAT_DTYPES, "tf32")

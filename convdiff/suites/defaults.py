@@ -43,21 +43,12 @@ class DefaultInitializer:
     def confirmed(self) -> bool:
         return self.check is not None and self.check.consistent
 
-    def to_json(self) -> dict[str, Any]:
-        return {"api": self.api, "weight": self.weight, "declared": self.declared, "initializer": self.initializer,
-                "shape": list(self.shape), "confirmed": self.confirmed,
-                "check": None if self.check is None else self.check.to_json()}
-
 
 @dataclass(frozen=True)
 class DefaultsReport:
     rows: tuple[DefaultInitializer, ...]
     unavailable: tuple[tuple[str, str], ...]
     """(api, why) for the APIs that could not be asked here."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"defaults": [r.to_json() for r in self.rows],
-                "unavailable": [{"api": api, "reason": why} for api, why in self.unavailable]}
 
 
 def _describe(init: Any) -> tuple[str, str | None]:

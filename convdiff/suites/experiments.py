@@ -12,12 +12,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from convdiff.analysis.diagnose import CAUSES
+from convdiff.analysis.regions import REGION_KINDS
 from convdiff.backends import backend_info
-from convdiff.compare.core import Tolerance, Verdict
+from convdiff.compare import Tolerance, Verdict, parse_rule_kind
+from convdiff.data.specs import build_spec
 from convdiff.errors import BadInputError
-from convdiff.analysis.precision import BoundForm, parse_bound_form, parse_tolerance_mode
-from convdiff.pipeline.execute import CaseOptions, CaseResult, SideConfig
-from convdiff.spec.convspec import FIELD_PARSERS, build_spec, parse_fields
+from convdiff.pipeline import Case, CaseOptions, CaseResult, SideConfig
+from convdiff.reference.rounding import BoundForm, parse_bound_form
+from convdiff.spec.fields import field_name, parse_fields
 
 CASE_KEYS = {"name", "description", "reference", "candidate", "expect", "expect_kernels",
              "atol", "rtol", "shared_kernel", "top", "equal_nan", "expect_distribution", "expect_diagnosis",
@@ -28,7 +31,9 @@ EXPECT_DISTRIBUTION = ("same distribution, different draws", "different distribu
 
 
 @dataclass(frozen=True)
-class Case:
+class ExperimentCase:
+    """A case of an experiment: what to run, and what it must come out as."""
+
     name: str
     reference: SideConfig
     candidate: SideConfig
@@ -43,6 +48,10 @@ class Case:
     expect_regions: str | None = None
     """Where the mismatches must sit: none, border, interior or everywhere."""
 
+    @property
+    def case(self) -> Case:
+        return Case(self.name, self.reference, self.candidate, self.options)
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -50,7 +59,7 @@ class Experiment:
     title: str
     description: str
     source: str
-    cases: tuple[Case, ...]
+    cases: tuple[ExperimentCase, ...]
 
     def missing_requirements(self) -> list[str]:
         """Install hints for backends this experiment needs that are not installed."""
@@ -66,8 +75,10 @@ class Experiment:
 @dataclass(frozen=True)
 class CaseOutcome:
     experiment: str
-    case: Case
+    case: ExperimentCase
     result: CaseResult
+    notes: tuple[str, ...] = ()
+    """Facts about the run of this case (a replay says whether it reproduced the saved outputs)."""
 
     @property
     def got(self) -> str:
@@ -176,11 +187,11 @@ def parse_experiment(text: str, source: str, base: Path | None = None) -> Experi
                       _get(doc, "description", str, source, default=""), source, cases)
 
 
-def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: Path | None = None) -> Case:
+def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: Path | None = None) -> ExperimentCase:
     where = f"{source}: case {i + 1}"
     if not isinstance(raw, dict):
         raise BadInputError(f"{where}: expected a table")
-    spec_keys = {k for k in raw if k.replace("-", "_") in FIELD_PARSERS}
+    spec_keys = {k for k in raw if field_name(k) is not None}
     _check_keys(raw, CASE_KEYS | spec_keys, where, extra_hint=True)
     name = _get(raw, "name", str, where, default=f"case-{i + 1}")
     where = f"{source}: case '{name}'"
@@ -213,7 +224,7 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
     mode_text = _get(raw, "tolerance", str, where, default=None)
     form_text = _get(raw, "bound_form", str, where, default=None)
     try:
-        mode = parse_tolerance_mode(mode_text) if mode_text is not None else None
+        mode = parse_rule_kind(mode_text) if mode_text is not None else None
         form = parse_bound_form(form_text) if form_text is not None else BoundForm.PROBABILISTIC
     except BadInputError as exc:
         raise BadInputError(f"{where}: {exc}") from None
@@ -223,19 +234,15 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))
     expect_diagnosis = _get(raw, "expect_diagnosis", str, where, default=None)
     if expect_diagnosis is not None:
-        from convdiff.analysis.diagnose import CAUSES
-
         if expect_diagnosis not in (*CAUSES, "none"):
             raise BadInputError(f"{where}: unknown expect_diagnosis '{expect_diagnosis}' "
                                 f"(choose from {', '.join(CAUSES)}, none)")
     expect_regions = _get(raw, "expect_regions", str, where, default=None)
     if expect_regions is not None:
-        from convdiff.analysis.regions import REGION_KINDS
-
         if expect_regions not in REGION_KINDS:
             raise BadInputError(f"{where}: unknown expect_regions '{expect_regions}' "
                                 f"(choose from {', '.join(REGION_KINDS)})")
-    return Case(name, reference, candidate, expect, expect_kernels, options,
+    return ExperimentCase(name, reference, candidate, expect, expect_kernels, options,
                 _get(raw, "description", str, where, default=""), expect_distribution, expect_diagnosis,
                 expect_regions)
 
@@ -258,8 +265,8 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
     except BadInputError as exc:  # say which file and case, unless the message already does
         raise BadInputError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
     if base is not None:
-        from convdiff.spec.convspec import BUILTIN_INPUTS
         from convdiff.data.weights import resolve_relative
+        from convdiff.spec.convspec import BUILTIN_INPUTS
 
         for key in ("weights", "bias", "input"):
             if fields.get(key) and fields[key] not in BUILTIN_INPUTS:

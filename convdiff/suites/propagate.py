@@ -65,20 +65,6 @@ class Series:
     def first_nonfinite(self) -> LayerStats | None:
         return next((s for s in self.layers if s.flag in ("inf", "nan")), None)
 
-    def to_json(self) -> dict[str, Any]:
-        first = self.first_flag
-        return {
-            "initializer": self.initializer,
-            "role": self.role,
-            "expected_growth": self.expected_growth,
-            "measured_growth": self.measured_growth,
-            "first_flag": None if first is None else {"layer": first.layer, "flag": first.flag},
-            "layers": [{"layer": s.layer, "activation_std": _json(s.activation_std),
-                        "activation_max_abs": _json(s.activation_max_abs),
-                        "gradient_std": None if s.gradient_std is None else _json(s.gradient_std),
-                        "flag": s.flag} for s in self.layers],
-        }
-
 
 @dataclass(frozen=True)
 class Propagation:
@@ -91,18 +77,6 @@ class Propagation:
     fan_in: int
     series: tuple[Series, ...]
     """The candidate first, then the references."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "depth": self.depth, "kernel_size": self.kernel_size, "channels": self.channels,
-            "input_shape": list(self.input_shape), "seed": self.seed, "input_std": self.input_std,
-            "fan_in": self.fan_in, "thresholds": {"exploding": EXPLODING, "vanishing": VANISHING},
-            "series": [s.to_json() for s in self.series],
-        }
-
-
-def _json(x: float) -> float | str:
-    return x if math.isfinite(x) else str(x)
 
 
 def run_propagation(init: InitializerSpec | str, depth: int = 30, kernel_size: int = 5, channels: int = 32,

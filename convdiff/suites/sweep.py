@@ -19,39 +19,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convdiff.compare.core import Tolerance, Verdict
+from convdiff.backends import BackendRefusedError, get_backend
+from convdiff.compare import RuleKind, Tolerance, Verdict
+from convdiff.pipeline import Case, CaseOptions, CaseResult, SideConfig, execute
+from convdiff.reference.rounding import BoundForm
+from convdiff.data.specs import build_spec
 from convdiff.errors import BackendFailedError, BadInputError
-from convdiff.spec.convspec import DEFAULT_SHAPE, FIELD_PARSERS, ConvSpec, build_spec, parse_positive_int
+from convdiff.spec.convspec import DEFAULT_SHAPE, ConvSpec
+from convdiff.spec.fields import BY_NAME, FIELDS, SHAPE_AXES, field_name
+from convdiff.spec.parse import CliText, parse_positive_int
 
-# Axes that are not spec fields but set one dimension of the input shape.
-SHAPE_AXES = {"batch": 0, "input_size": (1, 2), "channels": 3}
+_SHAPE_DIMS = {axis.name: axis.dims for axis in SHAPE_AXES}
 # The order axes vary in (the last varies fastest), whatever order they were given in: the grid
-# and its indices, hence the shards, depend only on the axes and their values.
-AXIS_ORDER = ("input_shape", "batch", "input_size", "channels", "filters", "kernel_size", "strides", "padding",
-              "dilation", "use_bias", "dtype", "input_dtype", "initializer", "bias_initializer", "input", "seed")
-AXIS_ALIASES = {"shape": "input_shape", "init": "initializer", "bias_init": "bias_initializer", "bias": "use_bias"}
+# and its indices, hence the shards, depend only on the axes and their values. It is the field
+# table's order, the input shape's own dimensions right after the input shape.
+AXIS_ORDER = tuple(name for f in FIELDS if f.sweep_flag
+                   for name in ((f.name, *_SHAPE_DIMS) if f.name == "input_shape" else (f.name,)))
+# In grid files `bias = [true, false]` has always meant use_bias (the bias *file* is not sweepable).
+AXIS_ALIASES = {"bias": "use_bias"}
 DEFAULT_EXPECT = (Verdict.IDENTICAL, Verdict.EQUIVALENT)
 
 
 def _parse_axis_value(axis: str, value: Any) -> Any:
-    if axis in SHAPE_AXES:
+    if axis in _SHAPE_DIMS:
         return parse_positive_int(value, axis.replace("_", " "))
-    return FIELD_PARSERS[axis](value)
+    return BY_NAME[axis].parse(value)
 
 
 def axis_name(name: str) -> str:
     """Canonical axis name for an option or TOML key (`kernel-size` -> `kernel_size`)."""
     key = name.strip().replace("-", "_")
     key = AXIS_ALIASES.get(key, key)
+    key = key if key in _SHAPE_DIMS else (field_name(key) or key)
     if key not in AXIS_ORDER:
         raise BadInputError(f"unknown sweep axis '{name}' (known: {', '.join(AXIS_ORDER)})")
     return key
 
 
 def split_values(text: str) -> list[str]:
-    """`'1,2,3'` -> ['1', '2', '3']; with a `;` anywhere, split on `;` (`'same;1,2'`)."""
+    """`'1,2,3'` -> ['1', '2', '3']; with a `;` anywhere, split on `;` (`'same;1,2'`). Command-line text."""
     sep = ";" if ";" in text else ","
-    values = [v.strip() for v in text.split(sep)]
+    values = [CliText(v.strip()) for v in text.split(sep)]
     if not values or any(not v for v in values):
         raise BadInputError(f"malformed sweep values '{text}': empty value (separate values with ',' or ';')")
     return values
@@ -133,21 +141,19 @@ def make_grid(axes: dict[str, Sequence[Any]], base: dict[str, Any] | None = None
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise BadInputError(f"sweep axis '{sorted(dupes)[0]}' given twice")
-    if "input_shape" in names and any(n in SHAPE_AXES for n in names):
+    if "input_shape" in names and any(n in _SHAPE_DIMS for n in names):
         raise BadInputError("sweep either the whole input shape or batch/input_size/channels, not both")
     parsed.sort(key=lambda a: AXIS_ORDER.index(a.name))
     return Grid(tuple(parsed), dict(base or {}))
 
 
 def _fields(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    fields = {**base, **{k: v for k, v in values.items() if k not in SHAPE_AXES}}
-    if any(k in SHAPE_AXES for k in values):
+    fields = {**base, **{k: v for k, v in values.items() if k not in _SHAPE_DIMS}}
+    if any(k in _SHAPE_DIMS for k in values):
         shape = list(fields.get("input_shape", DEFAULT_SHAPE))
         for axis, value in values.items():
-            if axis in SHAPE_AXES:
-                dims = SHAPE_AXES[axis]
-                for d in dims if isinstance(dims, tuple) else (dims,):
-                    shape[d] = value
+            for d in _SHAPE_DIMS.get(axis, ()):
+                shape[d] = value
         fields["input_shape"] = tuple(shape)
     return fields
 
@@ -235,13 +241,20 @@ def load_grid_file(path: str | Path) -> GridFile:
     atol, rtol = doc.get("atol"), doc.get("rtol")
     if (atol is None) != (rtol is None):
         raise BadInputError(f"{path}: give atol and rtol together, or neither")
+    for key in ("atol", "rtol"):
+        value = doc.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BadInputError(f"{path}: {key} must be a number, got {type(value).__name__} {value!r}")
+    for key in ("shared_kernel", "equal_nan"):
+        if key in doc and not isinstance(doc[key], bool):
+            raise BadInputError(f"{path}: {key} must be true or false, got {type(doc[key]).__name__} {doc[key]!r}")
     for key in ("reference", "candidate"):
         if key in doc and not isinstance(doc[key], str):
             raise BadInputError(f"{path}: {key} must be a backend name")
     return GridFile(axes, spec, doc.get("reference"), doc.get("candidate"),
                     tuple(expect) if expect is not None else None,
                     Tolerance(float(atol), float(rtol)) if atol is not None else None,
-                    bool(doc.get("shared_kernel", False)), bool(doc.get("equal_nan", False)))
+                    doc.get("shared_kernel", False), doc.get("equal_nan", False))
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -264,27 +277,22 @@ class ConfigOutcome:
     config: SweepConfig
     status: str
     """passed | failed | skipped."""
-    result: Any = None
+    result: CaseResult | None = None
     """The CaseResult (None when skipped or the backend failed)."""
     reason: str = ""
     """Why it was skipped, or the backend error."""
     cause: Cause | None = None
     """Set on failures."""
-    verdict_line: str = ""
     seconds: float = 0.0
 
     @property
     def verdict(self) -> str:
         if self.result is None:
             return "error" if self.status == FAILED else SKIPPED
-        return case_verdict(self.result).value
+        return self.result.verdict.value
 
 
-def case_verdict(result: Any) -> Verdict:
-    return result.verdict
-
-
-def config_facts(spec: ConvSpec, result: Any = None) -> tuple[str, ...]:
+def config_facts(spec: ConvSpec, result: CaseResult | None = None) -> tuple[str, ...]:
     """Facts about a config that often explain a failure, computed from the spec (and the result)."""
     facts = []
     _, h, w, _ = spec.input_shape
@@ -314,7 +322,7 @@ def _pair(values: tuple[int, int]) -> str:
     return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
 
 
-def default_cause(result: Any) -> Cause:
+def default_cause(result: CaseResult) -> Cause:
     """The cause of a failed comparison: the diagnosis' confirmed causes, else the verdict, plus the facts.
 
     A confirmed hypothesis of `convdiff.analysis.diagnose` names the group (e.g. `padding`), so that groups
@@ -324,9 +332,9 @@ def default_cause(result: Any) -> Cause:
     if confirmed:
         key = " + ".join(confirmed)
     elif result.diagnosis:
-        key = f"{case_verdict(result).value}, unexplained"
+        key = f"{result.verdict.value}, unexplained"
     else:
-        key = case_verdict(result).value
+        key = result.verdict.value
     if not result.kernels_identical:
         key += "; weights differ before convolution"
     return Cause(key, config_facts(result.reference_config.spec, result))
@@ -346,10 +354,10 @@ class SweepPlan:
     shard: tuple[int, int] | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-side spec fields (`--set SIDE.FIELD=VALUE`) applied on top of every config."""
-    mode: Any = None
-    """ToleranceMode, or None for the default rule."""
-    bound_form: Any = None
-    """BoundForm, or None for the default form."""
+    mode: RuleKind | None = None
+    """The deciding rule, or None for the default rule."""
+    bound_form: BoundForm | None = None
+    """The bound's gamma form, or None for the default form."""
 
     def side_specs(self, fields: dict[str, Any]) -> tuple[ConvSpec, ConvSpec]:
         return (build_spec({**fields, **self.overrides.get("reference", {})}),
@@ -360,15 +368,11 @@ class SweepPlan:
 
 
 def run_sweep(plan: SweepPlan, progress: Callable[[SweepConfig], None] | None = None,
-              cause_of: Callable[[Any], Cause] = default_cause) -> list[ConfigOutcome]:
+              cause_of: Callable[[CaseResult], Cause] = default_cause) -> list[ConfigOutcome]:
     """Run every selected config. Invalid configs are skipped with the reason, never raised.
 
     BackendUnavailableError (a missing dependency) still raises: no config could run.
     """
-    from convdiff.backends import BackendRefusedError, get_backend
-    from convdiff.report.tables import verdict_line
-    from convdiff.pipeline.execute import CaseOptions, SideConfig, run_case
-
     get_backend(plan.reference), get_backend(plan.candidate)  # fail fast, exit 3, before any work
     extra = {} if plan.bound_form is None else {"bound_form": plan.bound_form}
     options = CaseOptions(tolerance=plan.tolerance, shared_kernel=plan.shared_kernel, top_k=1,
@@ -378,19 +382,17 @@ def run_sweep(plan: SweepPlan, progress: Callable[[SweepConfig], None] | None = 
         start = time.perf_counter()
         try:
             ref_spec, cand_spec = plan.side_specs(config.fields)
-            result = run_case(config.name, SideConfig(plan.reference, ref_spec), SideConfig(plan.candidate, cand_spec),
-                              options)
+            result = execute(Case(config.name, SideConfig(plan.reference, ref_spec),
+                                  SideConfig(plan.candidate, cand_spec), options))
         except BackendRefusedError as exc:
             outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
         except BackendFailedError as exc:
-            outcome = ConfigOutcome(config, FAILED, reason=str(exc), cause=Cause("backend error", ()),
-                                    verdict_line=str(exc))
+            outcome = ConfigOutcome(config, FAILED, reason=str(exc), cause=Cause("backend error", ()))
         except BadInputError as exc:  # spec validation: e.g. a kernel larger than the input
             outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
         else:
-            ok = case_verdict(result) in plan.expect
-            outcome = ConfigOutcome(config, PASSED if ok else FAILED, result,
-                                    cause=None if ok else cause_of(result), verdict_line=verdict_line(result))
+            ok = result.verdict in plan.expect
+            outcome = ConfigOutcome(config, PASSED if ok else FAILED, result, cause=None if ok else cause_of(result))
         outcomes.append(ConfigOutcome(**{**outcome.__dict__, "seconds": time.perf_counter() - start}))
         if progress is not None:
             progress(config)
@@ -466,3 +468,32 @@ def _badness(o: ConfigOutcome) -> tuple[float, float]:
         return (float("inf"), 0.0)
     out = o.result.output
     return (out.max_abs_diff if out.shape_match else float("inf"), out.mismatch_fraction)
+
+
+def make_plan(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
+              shard: str | None, options: CaseOptions, axes: dict[str, Sequence[Any]],
+              overrides: dict[str, dict[str, Any]] | None = None) -> SweepPlan:
+    """A SweepPlan from the command's options and the grid file; options given replace the file's.
+
+    Raises:
+        BadInputError: bad values (exit 2), or nothing to sweep.
+    """
+    from convdiff.backends import backend_info
+    from convdiff.spec.fields import parse_fields
+
+    file = load_grid_file(grid_file) if grid_file else None
+    raw_axes = {axis_name(k): v for k, v in (file.axes if file else {}).items()}
+    raw_axes.update({axis: values for axis, values in axes.items() if values is not None})
+    if not raw_axes:
+        raise BadInputError("nothing to sweep: give at least one axis (e.g. --kernel-size 1,3,5) or --grid FILE")
+    base = parse_fields(file.base, where=f" in {grid_file}") if file else {}
+    grid = make_grid(raw_axes, base)
+    verdicts = (parse_expect(expect.split(",")) if expect else
+                parse_expect(file.expect) if file and file.expect else DEFAULT_EXPECT)
+    ref = reference or (file.reference if file and file.reference else "nn")
+    cand = candidate or (file.candidate if file and file.candidate else "keras")
+    backend_info(ref), backend_info(cand)
+    return SweepPlan(grid, ref, cand, verdicts, options.tolerance or (file.tolerance if file else None),
+                     options.shared_kernel or bool(file and file.shared_kernel),
+                     options.equal_nan or bool(file and file.equal_nan), parse_shard(shard),
+                     overrides or {}, options.mode, options.bound_form)

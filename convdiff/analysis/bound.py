@@ -1,0 +1,209 @@
+"""Precision analyses of a comparison: each side against float64 (which side is wrong?), the ULP
+distance between the sides, and whether a float32 result is what TF32 arithmetic computes.
+
+Each measurement is a comparison under the bound rule (`convdiff.compare`), so it counts the way
+the verdict does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from convdiff.compare import Comparison, Rule, Tolerance, compare_arrays
+from convdiff.errors import BadInputError
+from convdiff.reference.convolution import convolve
+from convdiff.reference.rounding import BoundForm, round_to_tf32, rounding_bound, tf32_reference
+from convdiff.spec.convspec import ConvSpec
+from convdiff.spec.dtypes import np_dtype
+
+
+def bound_comparison(reference: np.ndarray, candidate: np.ndarray, x: np.ndarray, kernel: np.ndarray,
+                     spec: ConvSpec, dtype: str, form: BoundForm = BoundForm.PROBABILISTIC,
+                     bias: np.ndarray | None = None, equal_nan: bool = False, top_k: int = 10) -> Comparison:
+    """`candidate` against `reference` under the `dtype` rounding bound of the convolution of `x` and `kernel`."""
+    bound, g = rounding_bound(x, kernel, spec, dtype, form, bias)
+    return compare_arrays(reference, candidate, rule=Rule.bound(g, Tolerance(0.0, 0.0, equal_nan)), bound=bound,
+                          top_k=top_k)
+
+
+@dataclass(frozen=True)
+class SideError:
+    """One side's output against float64 recomputed from ITS OWN input, kernel and bias."""
+
+    against_float64: Comparison
+    """The side's output (candidate) against float64 (reference), under the rounding bound of the side's dtype."""
+
+    @property
+    def within(self) -> bool:
+        return bool(self.against_float64)
+
+    @property
+    def max_abs(self) -> float:
+        return self.against_float64.max_abs_diff
+
+    @property
+    def rmse(self) -> float:
+        return self.against_float64.rmse
+
+    @property
+    def max_ratio(self) -> float:
+        return self.against_float64.max_ratio
+
+    @property
+    def dtype(self) -> str:
+        gamma = self.against_float64.rule.gamma
+        return gamma.dtype if gamma is not None else "?"
+
+
+def side_error(output: np.ndarray, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
+               dtype: str, form: BoundForm = BoundForm.PROBABILISTIC) -> SideError:
+    """Measure one side against the float64 NumPy convolution of its own input and kernel."""
+    exact = convolve(x, kernel, spec, bias)
+    if np.shape(output) != exact.shape:
+        raise BadInputError(f"output shape {np.shape(output)} differs from the float64 recomputation {exact.shape}")
+    return SideError(bound_comparison(exact, output, x, kernel, spec, dtype, form, bias, top_k=0))
+
+
+class Attribution(StrEnum):
+    CANDIDATE = "candidate"
+    REFERENCE = "reference"
+    BOTH = "both"
+    NEITHER = "neither"
+
+
+@dataclass(frozen=True)
+class ThreeWay:
+    """Each side measured against float64: which one is wrong?"""
+
+    reference: SideError
+    candidate: SideError
+
+    @property
+    def wrong(self) -> Attribution:
+        r, c = self.reference.within, self.candidate.within
+        if r and c:
+            return Attribution.NEITHER
+        if r:
+            return Attribution.CANDIDATE
+        if c:
+            return Attribution.REFERENCE
+        return Attribution.BOTH
+
+    @property
+    def summary(self) -> str:
+        w = self.wrong
+        if w is Attribution.NEITHER:
+            return ("both sides are within their precision of the float64 reference: "
+                    "they simply rounded differently")
+        if w is Attribution.BOTH:
+            return "both sides exceed their rounding bound against the float64 reference"
+        bad = self.candidate if w is Attribution.CANDIDATE else self.reference
+        return (f"the {w.value} is wrong: it exceeds its {bad.dtype} rounding bound against "
+                f"the float64 reference {_times(bad.max_ratio)}, the other side is within its bound")
+
+
+def _times(ratio: float) -> str:
+    if math.isinf(ratio):
+        return "where the bound is 0"
+    return f"{ratio:.3g} times"
+
+
+# --- ULP distance ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UlpDistance:
+    """Distance between the two sides in units in the last place of `dtype`."""
+
+    dtype: str
+    max: int
+    median: float
+    compared: int
+    """Positions finite on both sides (the others are left out)."""
+
+
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def ulp_distance(reference: np.ndarray, candidate: np.ndarray, dtype: str) -> UlpDistance:
+    """Max and median ULP distance after casting both sides to `dtype`.
+
+    The bit patterns are mapped sign-magnitude -> ordered integers (negative floats mirrored below
+    zero, so +0 and -0 coincide) and subtracted. `tf32` is measured on TF32-rounded float32 values,
+    in TF32 ULPs (2^13 float32 ULPs each).
+    """
+    shift = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        if dtype == "tf32":
+            reference, candidate = round_to_tf32(reference), round_to_tf32(candidate)
+            np_t, shift = np.dtype(np.float32), 13
+        else:
+            np_t = np_dtype(dtype)
+        a = np.asarray(reference).astype(np_t)
+        b = np.asarray(candidate).astype(np_t)
+    finite = np.isfinite(a.astype(np.float64)) & np.isfinite(b.astype(np.float64))
+    oa, ob = _ordered(a[finite], shift), _ordered(b[finite], shift)
+    if oa.size == 0:
+        return UlpDistance(dtype, 0, 0.0, 0)
+    with np.errstate(over="ignore"):
+        d = np.abs(oa - ob)
+    return UlpDistance(dtype, int(d.max()), float(np.median(d)), int(oa.size))
+
+
+def _ordered(values: np.ndarray, shift: int) -> np.ndarray:
+    bits = values.view(_UINT[values.dtype.itemsize]).astype(np.uint64)
+    sign = np.uint64(1) << np.uint64(8 * values.dtype.itemsize - 1)
+    magnitude = (bits & ~sign).astype(np.int64) >> shift
+    return np.where(bits & sign, -magnitude, magnitude)
+
+
+# --- TF32 ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tf32Consistency:
+    """Is a float32 result explained by TF32 inputs (GPU tensor cores) rather than a bug?"""
+
+    against_tf32: Comparison
+    """The result against the TF32-emulated float64 reference, under the float32 rounding bound."""
+    against_float32: Comparison
+    """The result against the plain float64 reference, under the float32 rounding bound."""
+
+    @property
+    def consistent(self) -> bool:
+        """Within float32 rounding of the TF32 reference while failing the plain float32 bound."""
+        return bool(self.against_tf32) and not self.against_float32
+
+    def __bool__(self) -> bool:
+        return self.consistent
+
+    @property
+    def summary(self) -> str:
+        if self.consistent:
+            return (f"consistent with TF32: within float32 rounding of the TF32-emulated reference "
+                    f"(max {self.against_tf32.max_ratio:.3g} of bound), outside the plain float32 bound "
+                    f"(up to {self.against_float32.max_ratio:.3g} times)")
+        if self.against_float32:
+            return "within the plain float32 bound: no need for TF32 to explain it"
+        return (f"not TF32: exceeds float32 rounding of the TF32-emulated reference "
+                f"up to {self.against_tf32.max_ratio:.3g} times")
+
+
+def tf32_consistency(candidate: np.ndarray, x: np.ndarray, kernel: np.ndarray, spec: ConvSpec,
+                     bias: np.ndarray | None = None, form: BoundForm = BoundForm.PROBABILISTIC) -> Tf32Consistency:
+    """Check whether `candidate` is what a float32 convolution with TF32 inputs computes.
+
+    TF32 rounds the multiplicands (input and kernel) to 10 mantissa bits and accumulates in float32,
+    so a TF32 result is within float32 accumulation rounding of the float64 convolution of the
+    TF32-rounded operands, and usually well outside the float32 bound of the exact one.
+    """
+    bound, g = rounding_bound(x, kernel, spec, "float32", form, bias)
+    rule = Rule.bound(g, Tolerance(0.0, 0.0))
+    emulated = tf32_reference(x, kernel, spec, bias)
+    exact = convolve(x, kernel, spec, bias)
+    return Tf32Consistency(compare_arrays(emulated, candidate, rule=rule, bound=bound, top_k=0),
+                           compare_arrays(exact, candidate, rule=rule, bound=bound, top_k=0))

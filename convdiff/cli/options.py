@@ -1,0 +1,173 @@
+"""Option groups declared once and stacked on every command that takes them: the spec options (from
+the one field table), the sides, the tolerance, the rule, the output format, `--set`, `--max-memory`.
+
+Each group is a decorator; each has one parser turning its values into typed data for the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from convdiff.backends.registry import backend_names
+from convdiff.cli.params import FieldType, OverrideType, SizeType, SweepValuesType
+from convdiff.spec.fields import BY_NAME, FIELDS, SHAPE_AXES
+
+FORMATS = ("table", "json")
+TOLERANCE_MODES = ("bound", "elementwise")
+BOUND_FORMS = ("probabilistic", "worst-case")
+_BIAS_FLAG = "\0flag"
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def stack(*options: Decorator) -> Decorator:
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
+
+
+def format_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                        help="table for people, json for machines.")(fn)
+
+
+def side_options(reference: str | None, candidate: str | None, what: str = "") -> Decorator:
+    """--reference/--candidate, with their defaults (None: decided later, e.g. by a grid file)."""
+    ref_default = f" Default: {what}" if reference is None and what else ""
+    return stack(
+        click.option("--reference", type=click.Choice(backend_names()), default=reference,
+                     show_default=reference is not None,
+                     help=f"Backend whose output is the reference (relative errors divide by it).{ref_default}"),
+        click.option("--candidate", type=click.Choice(backend_names()), default=candidate,
+                     show_default=candidate is not None,
+                     help="Backend whose output is checked against the reference." + (
+                         f" Default: {what.replace('nn', 'keras')}" if candidate is None and what else "")),
+    )
+
+
+def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options describing one convolution: one per field of the field table, plus `--bias [PATH]`/`--no-bias`."""
+    options: list[Decorator] = [
+        click.option(*f.flags, f.name, type=FieldType(f), default=None, metavar=f.metavar, help=f.help)
+        for f in FIELDS if f.flags
+    ]
+    # `--bias` alone keeps its old meaning (add a bias); `--bias PATH` reads the bias from a file.
+    options.append(click.option("--bias", "bias_option", is_flag=False, flag_value=_BIAS_FLAG, default=None,
+                                metavar="[PATH]",
+                                help="Add a bias (default); with PATH, read it from a .npy/.npz file (needs --weights)."))
+    options.append(click.option("--no-bias", "no_bias", is_flag=True, default=None, help="No bias."))
+    return stack(*options)(fn)
+
+
+def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """The spec options a user actually gave, already parsed (unset ones keep the spec's defaults)."""
+    fields = {f.name: params.pop(f.name) for f in FIELDS if f.flags and params.get(f.name) is not None}
+    bias_option, no_bias = params.pop("bias_option", None), params.pop("no_bias", None)
+    if bias_option is not None and no_bias:
+        raise click.UsageError("give --bias or --no-bias, not both")
+    if no_bias:
+        fields["use_bias"] = False
+    elif bias_option is not None:
+        fields["use_bias"] = True
+        if bias_option != _BIAS_FLAG:
+            fields["bias"] = BY_NAME["bias"].parse(bias_option)
+    for f in FIELDS:
+        params.pop(f.name, None)
+    return fields
+
+
+def set_option(help_text: str) -> Decorator:
+    return click.option("--set", "overrides", multiple=True, type=OverrideType(), metavar="SIDE.FIELD=VALUE",
+                        help=help_text)
+
+
+def overrides_by_side(values: tuple[tuple[str, str, Any], ...]) -> dict[str, dict[str, Any]]:
+    """Parsed `--set` values by side; later settings win."""
+    by_side: dict[str, dict[str, Any]] = {"reference": {}, "candidate": {}}
+    for side, field, value in values:
+        by_side[side][field] = value
+    return by_side
+
+
+tolerance_options = stack(
+    click.option("--atol", type=float, default=None,
+                 help="Absolute tolerance of the elementwise rule (with --rtol). Default: per compute dtype."),
+    click.option("--rtol", type=float, default=None,
+                 help="Relative tolerance, relative to the reference (with --atol)."),
+    click.option("--equal-nan", is_flag=True, help="Treat NaN in the same position on both sides as equal."),
+)
+
+
+def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201 - Tolerance | None
+    """The one check of the atol/rtol pair: both or neither, finite and not negative."""
+    from convdiff.compare import Tolerance
+    from convdiff.errors import BadInputError
+
+    if (atol is None) != (rtol is None):
+        raise click.UsageError("give --atol and --rtol together, or neither")
+    if atol is None:
+        return None
+    if atol < 0 or rtol < 0:  # type: ignore[operator]
+        raise click.BadParameter("tolerances must not be negative", param_hint="--atol/--rtol")
+    try:
+        return Tolerance(atol, rtol)  # type: ignore[arg-type]
+    except BadInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--atol/--rtol") from None
+
+
+def top_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--top", "top_k", type=click.IntRange(min=0), default=10, show_default=True,
+                        help="How many worst positions to report.")(fn)
+
+
+rule_options = stack(
+    click.option("--tolerance", "tolerance_mode", type=click.Choice(TOLERANCE_MODES), default=None,
+                 help="Verdict rule: bound (each element within the rounding-error bound of its dot product in "
+                      "the lower compute precision) or elementwise (atol/rtol). Default bound; elementwise when "
+                      "--atol/--rtol are given."),
+    click.option("--bound-form", type=click.Choice(BOUND_FORMS), default="probabilistic", show_default=True,
+                 help="gamma of the bound: probabilistic c*sqrt(K)*u or worst-case K*u/(1-K*u)."),
+)
+
+
+def case_options(atol: float | None, rtol: float | None, equal_nan: bool, tolerance_mode: str | None,
+                 bound_form: str, shared_kernel: bool = False, top_k: int = 10):  # noqa: ANN201 - CaseOptions
+    """The comparison options of a command, parsed once into `CaseOptions`."""
+    from convdiff.compare import parse_rule_kind
+    from convdiff.pipeline import CaseOptions
+    from convdiff.reference.rounding import parse_bound_form
+
+    return CaseOptions(tolerance=parse_tolerance(atol, rtol), shared_kernel=shared_kernel, top_k=top_k,
+                       equal_nan=equal_nan,
+                       mode=parse_rule_kind(tolerance_mode) if tolerance_mode is not None else None,
+                       bound_form=parse_bound_form(bound_form))
+
+
+def max_memory_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--max-memory SIZE`: refuse (exit 2) a comparison whose estimated memory is above SIZE."""
+    return click.option("--max-memory", "max_memory", type=SizeType(), default=None, metavar="SIZE",
+                        help="Refuse comparisons estimated to need more memory than SIZE (e.g. 4GiB, 500MB). "
+                             "Default: 50% of the available memory.")(fn)
+
+
+def save_bundle_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--save-bundle", "bundle_dir", default=None, metavar="DIR",
+                        help="Write a reproduction bundle (specs, inputs, kernels, outputs, rule, report); "
+                             "`convdiff run DIR` replays it.")(fn)
+
+
+def sweep_axis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per sweep axis: every sweepable field of the table, and the input shape's dimensions."""
+    axes: list[tuple[str, str, str]] = []
+    for f in FIELDS:
+        if f.sweep_flag:
+            axes.append((f.sweep_flag, f.name, f.sweep_help))
+            if f.name == "input_shape":
+                axes.extend((a.sweep_flag, a.name, a.sweep_help) for a in SHAPE_AXES)
+    return stack(*(click.option(flag, axis, type=SweepValuesType(axis), default=None, metavar="V1,V2,...",
+                                help=text + ".") for flag, axis, text in axes))(fn)

@@ -1,0 +1,88 @@
+"""`convdiff run`: built-in experiments, experiment files and bundles."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from convdiff.cli.group import CliError, cli
+from convdiff.cli.options import format_option, max_memory_option, save_bundle_option
+from convdiff.cli.output import Output
+from convdiff.errors import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, metavar="[NAME|FILE|DIR]...")
+@format_option
+@click.option("--details/--no-details", default=None,
+              help="Print the full report of every case (default: only for unexpected results).")
+@save_bundle_option
+@max_memory_option
+def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: str | None,
+        max_memory: int | None) -> None:
+    """Run built-in experiments (by NAME), experiment files (TOML) and bundles (DIR, replayed); no argument
+    runs every built-in experiment.
+
+    Exits 0 when every case came out as expected (a bundle: the verdict it recorded), 1 otherwise
+    (130 on Ctrl-C, after the summary of the cases completed so far).
+    """
+    from convdiff.errors import InterruptedRun
+    from convdiff.suites.runs import RunOutcome, run_targets
+
+    if bundle_dir:
+        from convdiff.suites.bundle import check_target
+
+        check_target(bundle_dir)
+    interrupted = None
+    try:
+        outcome = run_targets(targets, max_memory=max_memory)
+    except InterruptedRun as exc:
+        interrupted = exc
+        outcome = exc.partial  # type: ignore[assignment]
+    assert isinstance(outcome, RunOutcome)
+    from convdiff.backends.environment import collect
+    from convdiff.report import tables
+
+    doc = run_json(outcome, collect(), interrupted is not None)
+    if bundle_dir and interrupted is None:
+        from convdiff.suites import bundle
+
+        bundle.save(bundle_dir, [(o.result, {"experiment": o.experiment}) for o in outcome.outcomes], doc)
+    if fmt == "json":
+        Output(fmt).show(document=doc)
+    else:
+        out = Output(fmt)
+        for o in outcome.outcomes:
+            if details or (details is None and not o.as_expected):
+                out.console.print(tables.render_case(o.result, o.notes))
+                out.console.print()
+        rows = [tables.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected,
+                                  tables.key_figures(o.result)) for o in outcome.outcomes]
+        out.console.print(tables.render_summary(rows, outcome.skipped))
+        if interrupted is not None:
+            out.console.print(f"interrupted: {interrupted.total - interrupted.completed} of {interrupted.total} "
+                              "cases not run", style="bold yellow")
+    if interrupted is not None:
+        raise CliError(f"{interrupted}; the summary shows the completed ones", EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK if outcome.ok else EXIT_MISMATCH)
+
+
+def run_json(outcome: Any, env: dict[str, Any], interrupted: bool = False) -> dict[str, Any]:
+    from convdiff.report.json import SCHEMA_VERSION, case_to_json
+    from convdiff.report.tables import verdict_line
+
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "ok": outcome.ok and not interrupted,
+        "cases": [{"experiment": o.experiment, "case": o.case.name, "expected": o.case.expect.value,
+                   "expect_kernels": o.case.expect_kernels, "expect_distribution": o.case.expect_distribution,
+                   "as_expected": o.as_expected, "notes": list(o.notes),
+                   **case_to_json(o.result, env, verdict_line(o.result))} for o in outcome.outcomes],
+        "skipped": [{"experiment": name, "reason": reason} for name, reason in outcome.skipped],
+        "environment": env,
+    }
+    if interrupted:
+        doc["interrupted"] = True
+    return doc

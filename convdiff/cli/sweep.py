@@ -1,0 +1,90 @@
+"""`convdiff sweep`: reference against candidate over a Cartesian grid of specs, for CI."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from convdiff.cli.group import cli
+from convdiff.cli.options import (case_options, format_option, overrides_by_side, rule_options, set_option,
+                                  side_options, sweep_axis_options, tolerance_options)
+from convdiff.cli.output import Output
+from convdiff.errors import EXIT_MISMATCH, EXIT_OK
+
+
+@cli.command()
+@side_options(None, None, "the grid file's, else nn")
+@sweep_axis_options
+@click.option("--grid", "grid_file", default=None, metavar="FILE.toml",
+              help="Grid file: a [sweep] table of lists (and optional [spec], reference, candidate, expect). "
+                   "Options given on the command line add axes or replace the file's.")
+@click.option("--expect", default=None, metavar="VERDICTS",
+              help="Verdicts that pass, comma-separated. Default: identical,equivalent.")
+@click.option("--shard", default=None, metavar="K/N", help="Run only configs with index % N == K-1 (for CI matrices).")
+@click.option("--shared-kernel", is_flag=True, help="Give the candidate the reference's kernel and bias.")
+@tolerance_options
+@set_option("Override a spec field for one side in every config (repeatable), e.g. --set reference.padding=1.")
+@rule_options
+@click.option("--junit", "junit_path", default=None, metavar="FILE.xml",
+              help="Also write JUnit XML: one testcase per config.")
+@format_option
+def sweep(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
+          shard: str | None, shared_kernel: bool, atol: float | None, rtol: float | None, equal_nan: bool,
+          overrides: tuple, tolerance_mode: str | None, bound_form: str, junit_path: str | None, fmt: str,
+          **axes: list[str] | None) -> None:
+    """Compare reference and candidate over a Cartesian grid of specs (every combination of the values).
+
+    Values are comma-separated (--kernel-size 1,3,5); a pair is written 1x3; with a ';' in an option,
+    values are split on ';' instead. Configs a backend cannot run (or a kernel larger than the input)
+    are skipped with the reason. Exits 0 when every config gave an expected verdict, 1 otherwise.
+    """
+    from convdiff.suites.sweep import make_plan, run_sweep, summarize
+
+    options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel)
+    plan = make_plan(reference, candidate, grid_file, expect, shard, options, axes, overrides_by_side(overrides))
+    if junit_path:
+        from convdiff.data.files import check_output_path
+
+        check_output_path(junit_path, "JUnit report")
+    from convdiff.backends.environment import collect
+    from convdiff.report import sweep as sweep_report
+
+    out = Output(fmt)
+    start = time.perf_counter()
+    with _progress(out.err, len(plan.selected())) as advance:
+        outcomes = run_sweep(plan, progress=advance)
+    summary = summarize(plan, outcomes, time.perf_counter() - start)
+    if junit_path:
+        from convdiff.data.files import write_atomically
+
+        write_atomically(junit_path, sweep_report.sweep_to_junit(plan, summary, outcomes), "JUnit report")
+    out.show(sweep_report.render_summary(plan, summary), sweep_report.sweep_to_json(plan, summary, outcomes, collect()))
+    sys.exit(EXIT_OK if summary.ok else EXIT_MISMATCH)
+
+
+class _progress:
+    """A rich progress bar on stderr, hidden when stderr is not a terminal; yields an advance callback."""
+
+    def __init__(self, console: Any, total: int):
+        self.console, self.total = console, total
+        self.bar = None
+
+    def __enter__(self) -> Callable[[Any], None]:
+        if not self.console.is_terminal:
+            return lambda config: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.description}"), console=self.console, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("", total=self.total)
+        bar = self.bar
+        return lambda config: bar.update(task, advance=1, description=config.label)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()

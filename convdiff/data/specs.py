@@ -1,0 +1,52 @@
+"""Building a spec from parsed fields, with what files say filled in (an input file's shape, a weights
+file's kernel size and filters). The spec itself never reads a file; this is where files are read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convdiff.errors import BadInputError
+from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec, default_shape_for
+from convdiff.spec.parse import fmt_values
+
+
+def build_spec(fields: dict[str, Any]) -> ConvSpec:
+    """Build a validated spec from parsed fields, filling the input shape from the input source."""
+    fields = dict(fields)
+    source = fields.get("input", "random")
+    if "input_shape" not in fields:
+        if source in BUILTIN_INPUTS:
+            fields["input_shape"] = default_shape_for(source)
+        else:
+            from convdiff.data.inputs import file_input_shape
+
+            fields["input_shape"] = file_input_shape(source, fields.get("input_layout", "NHWC"))
+    if fields.get("bias") and not fields.get("weights"):
+        raise BadInputError("a bias file needs a weights file (--weights / weights = ...)")
+    if fields.get("weights"):
+        _fields_from_weights(fields)
+    try:
+        return ConvSpec(**fields)
+    except TypeError as exc:  # a wrong type that slipped past parsing
+        raise BadInputError(f"invalid spec: {exc}") from None
+
+
+def _fields_from_weights(fields: dict[str, Any]) -> None:
+    """Take kernel size and filters from a weights file, and check it fits the input's channels."""
+    from convdiff.data.weights import load_weights
+    from convdiff.spec.layouts import fitting_layouts
+
+    layout = fields.get("weights_layout", "HWIO")
+    loaded = load_weights(fields["weights"], layout, fields.get("bias"))
+    kh, kw, c_in, c_out = loaded.kernel.shape
+    channels = fields["input_shape"][-1]
+    where = f"weights file '{fields['weights']}' ({fmt_values(loaded.file_shape)} read as {layout})"
+    if c_in != channels:
+        fits = fitting_layouts(loaded.file_shape, channels, fields.get("kernel_size"), fields.get("filters"))
+        hint = (f"; layouts that fit: {', '.join(fits)}" if fits else "; it fits no layout "
+                f"(HWIO, OIHW, OHWI, IOHW) for {channels} input channel(s)")
+        raise BadInputError(f"{where} has {c_in} input channel(s), the input has {channels}{hint}")
+    for name, value in (("kernel_size", (kh, kw)), ("filters", c_out)):
+        if name in fields and fields[name] != value:
+            raise BadInputError(f"{where} gives {name} {value}, but {name} is set to {fields[name]}")
+    fields["kernel_size"], fields["filters"] = (kh, kw), c_out

@@ -1,0 +1,150 @@
+"""The ONE table of spec fields. CLI options, experiment-file keys, `--set SIDE.FIELD=VALUE` and sweep
+axes are all derived from it, so a field added here is a field everywhere.
+
+Values are parsed by the field's parser into typed values; command-line text is marked `CliText` so
+that booleans and numbers may be spelled as text there, and only there (a TOML string "false" is an
+error, not a boolean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from convdiff.errors import BadInputError
+from convdiff.spec.convspec import parse_padding
+from convdiff.spec.dtypes import COMPUTE_DTYPES, FLOAT_DTYPES
+from convdiff.spec.initializers import parse_initializer
+from convdiff.spec.layouts import parse_input_layout, parse_weights_layout
+from convdiff.spec.parse import (CliText, parse_bool, parse_choice, parse_pair, parse_path, parse_positive_int,
+                                 parse_shape, parse_single_int)
+
+
+def _initializer(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadInputError(f"an initializer must be a name such as glorot_uniform, got {value!r}")
+    return str(parse_initializer(value))
+
+
+def _input(value: Any) -> str:
+    return parse_path(value, "input")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One spec field and every way a user can set it."""
+
+    name: str
+    """The spec attribute, the experiment-file key and the `--set` name."""
+    parse: Callable[[Any], Any]
+    metavar: str
+    help: str
+    """Help of the command-line option (compare and the commands that build one convolution)."""
+    flags: tuple[str, ...] = ()
+    """Command-line spellings; empty when the CLI spells it its own way (`--bias [PATH]` / `--no-bias`)."""
+    sweep_flag: str | None = None
+    """The sweep option of this axis; None when the field cannot be swept."""
+    sweep_help: str = ""
+    aliases: tuple[str, ...] = ()
+    """Other keys accepted in files, `--set` and grid files."""
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("input_shape", parse_shape, "N,H,W,C",
+          "Input shape, NHWC (or H,W,C). Default: from --input (1,32,32,3; 1,427,640,3 for image).",
+          ("--shape",), "--shape", "N,H,W,C shapes, written 1x16x16x4 (or separated by ';')", ("shape",)),
+    Field("filters", lambda v: parse_positive_int(v, "filters"), "N", "Output channels. Default 8.",
+          ("--filters",), "--filters", "Output channels"),
+    Field("kernel_size", lambda v: parse_pair(v, "kernel size"), "K|KH,KW", "Kernel size. Default 3.",
+          ("--kernel-size",), "--kernel-size", "Kernel sizes, e.g. 1,3,5 (a pair: 1x3)"),
+    Field("strides", lambda v: parse_pair(v, "strides"), "S|SH,SW", "Strides. Default 1.",
+          ("--strides",), "--strides", "Strides, e.g. 1,2 (a pair: 1x2)"),
+    Field("padding", parse_padding, "P",
+          "same | valid | P (symmetric) | PH,PW | TOP,BOTTOM,LEFT,RIGHT. Default same.",
+          ("--padding",), "--padding", "Paddings, e.g. same,valid,1 (explicit pairs: 1x2 or 0x1x0x1)"),
+    Field("dilation", lambda v: parse_pair(v, "dilation"), "D|DH,DW", "Dilation rate. Default 1.",
+          ("--dilation",), "--dilation", "Dilation rates, e.g. 1,2"),
+    Field("use_bias", lambda v: parse_bool(v, "use_bias"), "BOOL", "Add a bias.",
+          (), "--use-bias", "true,false"),
+    Field("dtype", lambda v: parse_choice(v, COMPUTE_DTYPES, "dtype"), "DTYPE",
+          "Compute dtype: float16, bfloat16, float32, float64 (tf32: the numpy reference only). Default float32.",
+          ("--dtype",), "--dtype", "Compute dtypes, e.g. float32,float64"),
+    Field("input_dtype", lambda v: parse_choice(v, FLOAT_DTYPES, "input dtype"), "DTYPE",
+          "Dtype the input is stored in (e.g. float64 for image/255). Default: --dtype.",
+          ("--input-dtype",), "--input-dtype", "Input storage dtypes"),
+    Field("initializer", _initializer, "INIT",
+          "Kernel initializer, e.g. ones, glorot_uniform, xavier, 'truncated_normal(stddev=0.1)'. "
+          "Default glorot_uniform. `convdiff list` shows all.",
+          ("--init", "--initializer"), "--init", "Kernel initializers (separate with ';' when one has arguments)",
+          ("init",)),
+    Field("bias_initializer", _initializer, "INIT", "Bias initializer. Default zeros.",
+          ("--bias-init",), "--bias-init", "Bias initializers", ("bias_init",)),
+    Field("input", _input, "SOURCE",
+          "random (seeded uniform [0,1)), ones, image (synthetic 427x640x3), or a .npy/.npz/.png/.jpg path. "
+          "Default random.",
+          ("--input",), "--input", "Input sources: random, ones, image, or files"),
+    Field("seed", lambda v: parse_single_int(v, "seed"), "N", "Seed for kernels and the random input. Default 42.",
+          ("--seed",), "--seed", "Seeds"),
+    Field("input_layout", parse_input_layout, "LAYOUT",
+          "Layout of an --input .npy/.npz: NHWC, NCHW, HWC, CHW, HW. Default NHWC.", ("--input-layout",)),
+    Field("weights", lambda v: parse_path(v, "weights"), "PATH",
+          "Kernel from a .npy, or a .npz with keys kernel and optional bias; every backend uses it.", ("--weights",)),
+    Field("weights_layout", parse_weights_layout, "LAYOUT",
+          "Layout of --weights: HWIO, OIHW, OHWI, IOHW (or any order of H, W, I, O). Default HWIO.",
+          ("--weights-layout",)),
+    Field("bias", lambda v: parse_path(v, "bias"), "PATH",
+          "A .npy/.npz bias file (needs --weights); on the command line, --bias PATH."),
+)
+
+BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+ALIASES: dict[str, str] = {alias: f.name for f in FIELDS for alias in f.aliases}
+
+
+@dataclass(frozen=True)
+class ShapeAxis:
+    """A sweep axis that sets dimensions of the input shape rather than a field of its own."""
+
+    name: str
+    sweep_flag: str
+    dims: tuple[int, ...]
+    """Indices into the input shape that take the value."""
+    sweep_help: str
+
+
+# Placed right after input_shape in the sweep's axis order.
+SHAPE_AXES: tuple[ShapeAxis, ...] = (
+    ShapeAxis("batch", "--batch", (0,), "Batch sizes N"),
+    ShapeAxis("input_size", "--input-size", (1, 2), "Input sizes: H = W"),
+    ShapeAxis("channels", "--channels", (3,), "Input channels C"),
+)
+
+
+def field_name(key: str) -> str | None:
+    """The canonical field for a key as written (`kernel-size`, `shape`, `init`), or None."""
+    name = key.strip().replace("-", "_")
+    name = ALIASES.get(name, name)
+    return name if name in BY_NAME else None
+
+
+def known_keys() -> str:
+    return ", ".join(f.name for f in FIELDS)
+
+
+def parse_fields(raw: Mapping[str, Any], where: str = "", *, typed_text: bool = False) -> dict[str, Any]:
+    """Parse user-given spec fields by name into typed values; unknown names are an error.
+
+    Args:
+        raw: {key as written: value}.
+        where: appended to messages, e.g. " in --set candidate.".
+        typed_text: the values are command-line text, where `true` and `3` may be spelled as text.
+    """
+    parsed: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = field_name(str(key))
+        if name is None:
+            raise BadInputError(f"unknown spec field '{key}'{where} (known: {known_keys()})")
+        if typed_text and isinstance(value, str):
+            value = CliText(value)
+        parsed[name] = BY_NAME[name].parse(value)
+    return parsed

@@ -1,0 +1,91 @@
+"""Where mismatches sit: border depths, interior, profiles, the map and the heatmap. No TensorFlow except the PNG."""
+
+import numpy as np
+import pytest
+
+from convdiff.compare import compare_arrays
+from convdiff.analysis.regions import analyze_regions
+from convdiff.report.figures import heatmap_image
+from convdiff.report.tables import shade
+
+RNG = np.random.default_rng(3)
+REF = RNG.random((2, 16, 20, 3))
+
+
+def regions_of(candidate, reference=REF):
+    return analyze_regions(reference, candidate, compare_arrays(reference, candidate, atol=1e-9, rtol=0.0))
+
+
+def perturbed(where):
+    cand = REF.copy()
+    cand[where] += 1.0
+    return cand
+
+
+@pytest.mark.parametrize(
+    ("where", "kind", "border"),
+    [
+        ((slice(None), -1), "border", (0, 1, 0, 0)),  # the last row only
+        ((slice(None), slice(None), -1), "border", (0, 0, 0, 1)),  # the last column only
+        ((slice(None), slice(0, 2)), "border", (2, 0, 0, 0)),  # two rows deep at the top
+        ((0, slice(6, 9), slice(8, 11), 1), "interior", (0, 0, 0, 0)),  # a block in the middle, one channel
+        ((slice(None),), "everywhere", (0, 0, 0, 0)),  # every position
+    ],
+)
+def test_kinds_and_depths(where, kind, border):
+    r = regions_of(perturbed(where))
+    assert (r.kind, r.border) == (kind, border), r.summary
+
+
+def test_last_row_and_last_column():
+    cand = REF.copy()
+    cand[:, -1] += 1
+    cand[:, :, -1] += 1
+    r = regions_of(cand)
+    assert r.kind == "border" and r.border == (0, 1, 0, 1)
+    assert r.summary == "mismatches confined to the last 1 row and the last 1 column"
+    assert r.interior_mismatches == 0 and r.border_mismatches == 2 * 3 * (16 + 20 - 1)
+
+
+def test_no_mismatch_is_none():
+    r = regions_of(REF.copy())
+    assert r.kind == "none" and r.border_mismatches == r.interior_mismatches == 0
+
+
+def test_profiles_count_per_axis():
+    cand = REF.copy()
+    cand[1, 4, 5, 2] += 1
+    cand[1, 4, 6, 2] += 1
+    r = regions_of(cand)
+    assert r.rows[4] == 2 and sum(r.rows) == 2
+    assert r.columns[5] == r.columns[6] == 1
+    assert r.channels == (0, 0, 2) and r.batch == (0, 2)
+
+
+def test_shape_mismatch_extra_row_and_column_is_border():
+    bigger = np.zeros((2, 17, 21, 3))
+    bigger[:, :16, :20] = REF
+    r = regions_of(bigger)
+    assert r.kind == "border" and r.extra_rows == 1 and r.extra_columns == 1
+    assert r.border == (0, 1, 0, 1)
+
+
+def test_shape_mismatch_that_also_differs_inside_is_everywhere():
+    bigger = np.zeros((2, 17, 21, 3))
+    bigger[:, :16, :20] = REF + 1
+    assert regions_of(bigger).kind == "everywhere"
+
+
+def test_map_grid_and_shades():
+    r = regions_of(perturbed((slice(None), -1)))
+    assert len(r.grid) == 16 and len(r.grid[0]) == 20
+    assert r.grid[-1][0] == 1.0 and r.grid[0][0] == 0.0
+    assert [shade(v) for v in (0.0, 0.1, 0.3, 0.6, 1.0)] == ["·", "░", "▒", "▓", "█"]
+
+
+def test_heatmap_image_is_brightest_where_the_difference_is():
+    cand = REF.copy()
+    cand[0, 3, 7, 0] += 5.0
+    image = heatmap_image(REF, cand, min_side=32)
+    assert image.dtype == np.uint8 and image.shape == (32, 40, 3)  # enlarged x2
+    assert tuple(image[6, 14]) == (255, 255, 255) and tuple(image[0, 0]) == (0, 0, 0)
