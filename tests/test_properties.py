@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) over random specs and argument strings, with real backends.
 
 Deterministic and bounded: every test runs with `derandomize=True` and a fixed example count, so CI
-runs the same examples every time (EXAMPLES below; the total is printed by test_example_budget).
+runs the same examples every time (EXAMPLES below: 165 in all, agrees_with_float64 once per backend).
 
 The comparator's mismatch counts against `np.isclose` are already a property test in
 tests/test_compare.py (test_mismatch_count_matches_isclose); it is not repeated here.
@@ -198,12 +198,3 @@ def test_random_experiment_files_exit_2(tmp_path_factory, text, key, value):
     for path in (garbage, field):
         result = CliRunner().invoke(cli, ["run", str(path)])
         _assert_exit_2(result)
-
-
-def test_example_budget(capsys):
-    # agrees_with_float64 runs once per TensorFlow backend (nn, keras-call); the others once.
-    total = sum(EXAMPLES.values()) + EXAMPLES["agrees_with_float64"]
-    with capsys.disabled():
-        print(f"\nhypothesis examples per run: {total} ({EXAMPLES}, agreement x2 backends)")
-    assert total <= 200
-    assert re.fullmatch(r"\d+", str(total))

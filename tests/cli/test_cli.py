@@ -47,10 +47,14 @@ def test_compare_mismatch_exits_1(cli_runner):
 
 
 def test_compare_reports_differing_kernels_first(cli_runner):
-    result = invoke(cli_runner, ["compare", "--reference", "nn", "--candidate", "keras", *SMALL, "--format", "json"])
-    doc = json.loads(result.output)["comparisons"][0]
-    assert doc["kernels_identical"] is True
-    assert doc["kernels"]["verdict"] == "identical"
+    args = ["compare", "--reference", "nn", "--candidate", "keras", *SMALL, "--set", "candidate.initializer=he_normal"]
+    doc = json.loads(invoke(cli_runner, [*args, "--format", "json"]).output)["comparisons"][0]
+    assert doc["kernels_identical"] is False and doc["kernels"]["verdict"] == "mismatch"
+    assert doc["kernel_distribution"]["verdict"] == "different distributions"
+    text = invoke(cli_runner, args).output
+    # The kernel finding comes before any output value, in the table and in the verdict line.
+    assert text.index("kernels max abs diff") < text.index("Outputs")
+    assert "weights differ before convolution" in text[text.rindex("mismatch:"):]
 
 
 def test_run_single_builtin(cli_runner):

@@ -1,5 +1,7 @@
 """The example files the CI workflow gates on must pass."""
 
+import re
+import shlex
 from pathlib import Path
 
 from convdiff.cli import cli
@@ -20,8 +22,24 @@ def test_sweep_grid_example_shard_passes(cli_runner):
     assert "shard 3/32 of 192" in result.output
 
 
-def test_ci_workflow_gates_on_sweep_and_run():
+def workflow_commands() -> list[list[str]]:
+    """The convdiff command lines the CI example runs, as the first matrix job (shard 1) runs them."""
     text = (EXAMPLES / "ci" / "github-actions.yml").read_text()
-    assert "convdiff sweep --grid examples/sweep-grid.toml" in text
-    assert "convdiff run examples/port-check.toml" in text
-    assert "pip install" in text
+    commands = []
+    for block in re.findall(r"run: >\n((?:\s{10}.*\n)+)|run: (convdiff .*)\n", text):
+        line = " ".join((block[0] or block[1]).split()).replace("${{ matrix.shard }}", "1")
+        if line.startswith("convdiff "):
+            commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def test_ci_workflow_commands_run_and_gate(cli_runner, tmp_path, monkeypatch):
+    commands = workflow_commands()
+    assert [c[0] for c in commands] == ["sweep", "sweep", "run"]
+    monkeypatch.chdir(tmp_path)  # the reports and the bundle it writes land here
+    for args in commands:
+        args = [str(EXAMPLES.parent / a) if a.startswith("examples/") else a for a in args]
+        result = cli_runner.invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["convdiff-bundle", "convdiff-keras.xml",
+                                                           "convdiff-sweep-1.xml"]

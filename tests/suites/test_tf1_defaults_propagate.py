@@ -1,4 +1,5 @@
-"""TF1 backends (in subprocesses: they need TensorFlow imported in legacy mode), `defaults`, `propagate`."""
+"""TF1 backends (in-process: the test process imports TensorFlow in legacy mode, see conftest), `defaults`,
+`propagate`. What needs a process started without legacy mode runs in a subprocess."""
 
 import json
 import os
@@ -21,10 +22,10 @@ def convdiff(*args, env_extra=None):
 
 
 @needs_tf_keras
-def test_xavier_kernel_v1_reproduces_tf1_exactly():
-    proc = convdiff("run", "xavier-kernel-v1", "--format", "json")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    cases = {c["case"]: c for c in json.loads(proc.stdout)["cases"]}
+def test_xavier_kernel_v1_reproduces_tf1_exactly(cli_runner):
+    result = cli_runner.invoke(cli, ["run", "xavier-kernel-v1", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    cases = {c["case"]: c for c in json.loads(result.output)["cases"]}
     tf1 = cases["get_variable-vs-layers.conv2d"]
     assert tf1["kernels_identical"] and tf1["verdict"] == "identical"
     assert tf1["reference"]["kernel_shape"] == [3, 3, 32, 32] == tf1["candidate"]["kernel_shape"]
@@ -39,6 +40,7 @@ def test_xavier_kernel_v1_reproduces_tf1_exactly():
 
 @needs_tf_keras
 def test_tf1_and_keras3_backends_mix_in_one_process():
+    # A fresh process: convdiff itself must set TF_USE_LEGACY_KERAS before TensorFlow's first import.
     proc = convdiff("compare", "--reference", "v1-layers", "--candidate", "keras", "--shape", "1,8,8,3",
                     "--init", "ones", "--bias-init", "constant(0.5)", "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -48,13 +50,22 @@ def test_tf1_and_keras3_backends_mix_in_one_process():
     assert doc["verdict"] in ("identical", "equivalent")
 
 
-def test_tf1_backend_after_tf_was_imported_without_legacy_exits_3(cli_runner):
-    from convdiff.frameworks import import_tensorflow
+NON_LEGACY_THEN = """
+import sys
+from convdiff.frameworks import import_tensorflow
+import_tensorflow()  # TensorFlow without legacy Keras, as a host program might have imported it
+sys.argv = ["convdiff"] + sys.argv[1:]
+from convdiff.cli import main
+main()
+"""
 
-    import_tensorflow()  # the test process: TensorFlow without legacy Keras
-    result = cli_runner.invoke(cli, ["compare", "--reference", "v1-nn", "--shape", "1,8,8,3"])
-    assert result.exit_code == 3, result.output
-    assert "TF_USE_LEGACY_KERAS" in result.output
+
+def test_tf1_backend_after_tf_was_imported_without_legacy_exits_3():
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    proc = subprocess.run([sys.executable, "-c", NON_LEGACY_THEN, "compare", "--reference", "v1-nn", "--shape",
+                           "1,8,8,3"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "TF_USE_LEGACY_KERAS" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 BLOCK_TF_KERAS = """
@@ -105,15 +116,14 @@ def test_defaults_match_a_live_keras_layer(cli_runner):
     assert rows[("keras.layers.Conv2D", "kernel")]["initializer"] == "glorot_uniform"
     assert rows[("keras.layers.Dense", "bias")]["initializer"] == "zeros"
     assert rows[("keras.layers.Conv2D", "kernel")]["check"]["ks_pvalue"] > 1e-3
-    # TensorFlow is already imported here without legacy Keras: the TF1 APIs say why they were skipped.
-    assert doc["unavailable"] and doc["unavailable"][0]["api"] == "tf.compat.v1"
+    assert not doc["unavailable"]  # legacy mode here: the TF1 APIs were asked too
 
 
 @needs_tf_keras
-def test_defaults_of_the_tf1_apis():
-    proc = convdiff("defaults", "--format", "json")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = {(r["api"], r["weight"]): r for r in json.loads(proc.stdout)["defaults"]}
+def test_defaults_of_the_tf1_apis(cli_runner):
+    result = cli_runner.invoke(cli, ["defaults", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["api"], r["weight"]): r for r in json.loads(result.output)["defaults"]}
     assert rows[("tf.compat.v1.layers.conv2d", "kernel")]["initializer"] == "glorot_uniform"
     assert rows[("tf.compat.v1.layers.conv2d", "bias")]["initializer"] == "zeros"
     assert rows[("tf.compat.v1.layers.dense", "kernel")]["initializer"] == "glorot_uniform"
