@@ -26,7 +26,7 @@ run: $(VENV)/.installed-run
 	$(BIN)/convdiff run
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: $(VENV)/.installed-test
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done

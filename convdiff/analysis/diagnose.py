@@ -109,10 +109,9 @@ def _measure(ctx: Context, trial: Trial, precision: str, form: BoundForm) -> _Me
         return None
     p = trial.precision or precision
     g = gamma(ctx.spec.dot_length, p, form)
+    diff = _max_diff(trial.output, candidate)
+    ops = trial.operands
     with np.errstate(all="ignore"):
-        d = np.abs(trial.output - candidate)
-        diff = float(np.nanmax(np.where(np.isnan(d), np.inf, d)))
-        ops = trial.operands
         # The largest bound any position can have: screen out the recomputations that are far off
         # before paying for the convolution of magnitudes.
         bias_top = 0.0 if ops.bias is None else float(np.abs(ops.bias).max())
@@ -146,6 +145,13 @@ def _finding(ctx: Context, cause: str, trials: list[Trial] | NotApplicable, cont
                    f"{prefix}{best.trial.detail}{tried}: max diff {best.diff:.3g}, {ratio}, {verdict}", best.ratio)
 
 
+def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest |a - b|, a NaN on either side counting as infinitely far."""
+    with np.errstate(all="ignore"):
+        d = np.abs(a - b)
+    return float(np.where(np.isnan(d), np.inf, d).max())
+
+
 def _times(ratio: float) -> str:
     if math.isinf(ratio):
         return "infinitely many times (a zero bound)"
@@ -165,8 +171,7 @@ def _tf32(ctx: Context, scale: float, form: BoundForm) -> Finding:
     if emulated.shape != ctx.candidate.shape:
         return Finding("tf32", False, None, "not applicable: the outputs have different shapes")
     check = tf32_consistency(ctx.candidate, ctx.x, ctx.kernel, ctx.spec, ctx.bias, form)
-    with np.errstate(all="ignore"):
-        diff = float(np.nanmax(np.abs(emulated - ctx.candidate)))
+    diff = _max_diff(emulated, ctx.candidate)
     return Finding("tf32", check.consistent, diff / scale, check.summary, check.against_tf32.max_ratio)
 
 

@@ -7,7 +7,6 @@ orthogonal kernel in bfloat16 raises InvalidArgumentError inside the framework, 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from convdiff.backends.guard import first_line, run_guarded
 from convdiff.cli import cli
 from convdiff.errors import BackendFailedError, FrameworkError
+from helpers import run_processes
 
 FAILING = ["--init", "orthogonal", "--dtype", "bfloat16", "--shape", "1,6,6,2", "--filters", "2"]
 TF_MESSAGE = "Value for attr 'T' of bfloat16 is not in the list of allowed values"
@@ -39,18 +39,20 @@ def test_the_candidate_side_is_named_too(cli_runner):
     assert "backend 'keras' failed" in result.output
 
 
-def _convdiff(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    return subprocess.run([sys.executable, "-m", "convdiff", *args], capture_output=True, text=True, env=env,
-                          timeout=180)
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "convdiff", *args]
 
 
 def test_traceback_only_with_the_flag():
-    quiet = _convdiff("compare", "--reference", "nn", *FAILING)
+    quiet, loud = run_processes([_command("compare", "--reference", "nn", *FAILING),
+                                 _command("--traceback", "compare", "--reference", "nn", *FAILING)], env=_env())
     assert quiet.returncode == 3
     assert quiet.stderr.strip().splitlines() == [quiet.stderr.strip()]
     assert "Traceback" not in quiet.stderr and "backend 'nn' failed" in quiet.stderr
-    loud = _convdiff("--traceback", "compare", "--reference", "nn", *FAILING)
     assert loud.returncode != 0
     assert "Traceback (most recent call last)" in loud.stderr
     # The framework's own exception is chained under convdiff's: what a bug report needs.

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from convdiff.cli import cli
+from helpers import run_processes
 
 ROOT = Path(__file__).parents[2]
 PAYLOAD = "__import__('os').system('touch {marker}')"
@@ -119,8 +120,7 @@ def test_cli_runs_without_network(tmp_path):
         ["compare", "--reference", "numpy", "--candidate", "keras", "--shape", "1,8,8,3"],
         ["list"],
     ]
-    for args in commands:
-        proc = subprocess.run([*prefix, sys.executable, "-m", "convdiff", *args], capture_output=True, text=True,
-                              env=env, timeout=180)
+    for args, proc in zip(commands, run_processes([[*prefix, sys.executable, "-m", "convdiff", *args]
+                                                   for args in commands], env=env, timeout=180)):
         assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-2000:])
     assert not marker.exists(), marker.read_text()

@@ -201,11 +201,8 @@ def test_heatmap_png_is_written(cli_runner, tmp_path, oihw_npz):
 
 
 @pytest.fixture(scope="module")
-def caffe_port():
-    run = run_targets(("caffe-port",))
-    outcomes, skipped = run.outcomes, run.skipped
-    assert not skipped
-    return {o.case.name: o for o in outcomes}
+def caffe_port(builtin_cases):
+    return {case: o for (experiment, case), o in builtin_cases.items() if experiment == "caffe-port"}
 
 
 def test_caffe_port_cases_come_out_as_expected(caffe_port):

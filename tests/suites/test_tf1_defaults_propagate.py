@@ -22,10 +22,10 @@ def convdiff(*args, env_extra=None):
 
 
 @needs_tf_keras
-def test_xavier_kernel_v1_reproduces_tf1_exactly(cli_runner):
-    result = cli_runner.invoke(cli, ["run", "xavier-kernel-v1", "--format", "json"])
-    assert result.exit_code == 0, result.output
-    cases = {c["case"]: c for c in json.loads(result.output)["cases"]}
+def test_xavier_kernel_v1_reproduces_tf1_exactly(builtin_run):
+    _, doc = builtin_run
+    cases = {c["case"]: c for c in doc["cases"] if c["experiment"] == "xavier-kernel-v1"}
+    assert all(c["as_expected"] for c in cases.values())
     tf1 = cases["get_variable-vs-layers.conv2d"]
     assert tf1["kernels_identical"] and tf1["verdict"] == "identical"
     assert tf1["reference"]["kernel_shape"] == [3, 3, 32, 32] == tf1["candidate"]["kernel_shape"]
@@ -132,10 +132,10 @@ def test_defaults_of_the_tf1_apis(cli_runner):
     assert all(r["confirmed"] for r in rows.values())
 
 
-def test_default_initializer_experiment(cli_runner):
-    result = cli_runner.invoke(cli, ["run", "default-initializer", "--format", "json"])
-    assert result.exit_code == 0, result.output
-    cases = {c["case"]: c for c in json.loads(result.output)["cases"]}
+def test_default_initializer_experiment(builtin_run):
+    _, doc = builtin_run
+    cases = {c["case"]: c for c in doc["cases"] if c["experiment"] == "default-initializer"}
+    assert all(c["as_expected"] for c in cases.values())
     assert cases["default-kernel-is-glorot-uniform"]["kernel_distribution"]["verdict"] == \
         "same distribution, different draws"
     assert cases["default-kernel-is-not-he-normal"]["kernel_distribution"]["verdict"] == "different distributions"
