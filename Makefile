@@ -1,4 +1,5 @@
 # Quick start: `make run` (set up and run every built-in experiment), `make test` (set up and run the tests).
+# make run installs the cheap extras (legacy, report); make test installs them all (legacy, torch, onnx, jax, report).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,12 +13,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[legacy]"
+	$(BIN)/python -m pip install --quiet -e ".[legacy,report]"
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[legacy,torch,test]"
+	$(BIN)/python -m pip install --quiet -e ".[all,test]"
 	touch $@
 
 venv: $(VENV)/.installed-run
