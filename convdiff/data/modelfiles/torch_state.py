@@ -146,9 +146,12 @@ def _load_pt(path: str) -> dict[str, Any]:
     try:
         obj = torch.load(str(file), map_location="cpu", weights_only=True, mmap=mapped)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file; each is one line here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights only load failed" in str(exc).lower() or "unsupported global" in str(exc).lower():
-            reason = next((ln.strip() for ln in str(exc).splitlines() if "nsupported global" in ln), first)
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        if "weights only load failed" in text.lower() or "unsupported global" in text.lower():
+            # Quote what was refused, not torch's advice to retry with weights_only=False.
+            reason = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), "an object outside the "
+                          "weights-only allowlist").split(" Please use")[0]
             raise BadInputError(f"'{path}' holds pickled Python objects that torch.load(weights_only=True) refuses "
                                 f"({reason}); convdiff reads state_dicts of tensors only (save "
                                 "model.state_dict(), or use .safetensors)") from None
