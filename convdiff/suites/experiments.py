@@ -261,16 +261,10 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
         raise BadInputError(f"{where}: expected a backend name or a table, got {type(raw).__name__}")
     # The side's own fields are applied last, like `--set SIDE.FIELD`: they may differ from a `from`
     # layer's configuration, where the shared ones must agree with it.
-    layers = {FROM: v for v in (shared.get(FROM),) if v is not None}, {FROM: v for v in (overrides.get(FROM),)
-                                                                       if v is not None}
     try:
         backend_info(backend)  # unknown names fail here, with the list
-        for layer in layers:
-            if layer and not isinstance(layer[FROM], str):
-                raise BadInputError(f"'{FROM}' must be a string FILE#LAYER, got {type(layer[FROM]).__name__}")
-        fields = parse_fields({k: v for k, v in shared.items() if k != FROM and k not in overrides},
-                              where=f" in {where}") | layers[0]
-        side = parse_fields({k: v for k, v in overrides.items() if k != FROM}, where=f" in {where}") | layers[1]
+        fields = _fields_and_from({k: v for k, v in shared.items() if k not in overrides}, where)
+        side = _fields_and_from(overrides, where)
     except BadInputError as exc:  # say which file and case, unless the message already does
         raise BadInputError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
     if base is not None:
@@ -285,6 +279,16 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
         return SideConfig(backend, build_spec(fields, side))
     except BadInputError as exc:
         raise BadInputError(f"{where}: {exc}") from None
+
+
+def _fields_and_from(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Spec fields parsed by the field table, and `from` (FILE#LAYER) kept as given."""
+    fields = parse_fields({k: v for k, v in raw.items() if k != FROM}, where=f" in {where}")
+    if FROM in raw:
+        if not isinstance(raw[FROM], str):
+            raise BadInputError(f"'{FROM}' must be a string FILE#LAYER, got {type(raw[FROM]).__name__}")
+        fields[FROM] = raw[FROM]
+    return fields
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str, extra_hint: bool = False) -> None:
