@@ -63,6 +63,8 @@ def keras_model():  # noqa: ANN201
     y = keras.layers.Conv1D(2, 3, padding="causal", dilation_rate=2, name="c1d")(seq)
     vol = keras.layers.Reshape((2, 4, 4, -1))(keras.layers.Cropping2D(((0, 0), (0, 8)))(x))
     z = keras.layers.Conv3D(2, 2, name="c3d")(vol)
+    y = keras.layers.Conv1DTranspose(3, 3, strides=2, name="up1d")(y)
+    z = keras.layers.Conv3DTranspose(2, 2, name="up3d")(z)
     model = keras.Model(inp, [y, z])
     weights = [rng(i).standard_normal(w.shape).astype("float32") for i, w in enumerate(model.get_weights())]
     model.set_weights(weights)

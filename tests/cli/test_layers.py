@@ -101,8 +101,19 @@ def test_the_seed_caffe_workflow_from_files(cli_runner, caffe_files):
                                      "--candidate", "nn", "--set", "candidate.padding=same", "--set",
                                      "candidate.weights_layout=OIWH", "--input", "image", "--format", "json"])
     assert result.exit_code == 1, result.output
-    diagnosis = {d["cause"]: d["confirmed"] for d in json.loads(result.output)["comparisons"][0]["diagnosis"]}
+    doc = json.loads(result.output)["comparisons"][0]
+    diagnosis = {d["cause"]: d["confirmed"] for d in doc["diagnosis"]}
     assert diagnosis["kernel_transposed_hw"] and not diagnosis["padding"]
+    assert any("stored OIHW, read as OIWH (weights_layout)): OIWH -> HWIO: transpose(3, 2, 1, 0)" in n
+               for n in doc["candidate"]["notes"])
+
+
+def test_a_file_without_convolutions(cli_runner, tmp_path):
+    (tmp_path / "relu.prototxt").write_text('layer { name: "relu" type: "ReLU" bottom: "x" top: "x" }\n')
+    result = cli_runner.invoke(cli, ["layers", str(tmp_path / "relu.prototxt")])
+    assert result.exit_code == 0 and "no convolution layers" in result.output, result.output
+    result = cli_runner.invoke(cli, ["compare", "--weights", f"{tmp_path / 'relu.prototxt'}#relu"])
+    assert result.exit_code == 2 and "convolution layers: none" in result.output, result.output
 
 
 def test_configuration_from_the_prototxt_weights_from_the_caffemodel(cli_runner, caffe_files):

@@ -45,6 +45,8 @@ EXPECTED = {  # name: (kind, rank, layout, groups)
     "block/inner": (LayerKind.CONV, 2, "HWIO", 1),
     "c1d": (LayerKind.CONV, 1, "WIO", 1),
     "c3d": (LayerKind.CONV, 3, "DHWIO", 1),
+    "up1d": (LayerKind.TRANSPOSED, 1, "WOI", 1),
+    "up3d": (LayerKind.TRANSPOSED, 3, "DHWOI", 1),
 }
 
 

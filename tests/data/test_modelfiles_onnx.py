@@ -80,6 +80,8 @@ def test_onnx_weights_come_back_exactly(graph_file):
     np.testing.assert_array_equal(conv1.kernel, arrays["W1"])
     np.testing.assert_array_equal(conv1.bias, arrays["B1"])
     assert read_layer(ref(graph_file, "from_constant")).kernel.shape == (3, 4, 1, 1)
+    # a named node answers to its output's name too
+    assert read_layer(ref(graph_file, "y1")).record.name == "conv1"
 
 
 @pytest.mark.parametrize("layer", ["conv1", "same_lower", "y3"])

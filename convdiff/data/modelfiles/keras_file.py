@@ -24,7 +24,7 @@ from typing import Any
 from convdiff.data.modelfiles.checks import fits_memory, regular_file
 from convdiff.data.modelfiles.types import (SPATIAL, a, conv_kind, float_array, LayerConfig, LayerKind, LayerPadding,
                                             LayerRecord, LayerWeights, ModelFile, PadMode)
-from convdiff.errors import BadInputError, ConvdiffError
+from convdiff.errors import BackendUnavailableError, BadInputError, ConvdiffError
 
 # class name -> (family, rank); the Convolution* names are the aliases older files use.
 CLASSES: dict[str, tuple[str, int]] = {}
@@ -88,8 +88,10 @@ def _opened(path: str) -> Iterator[tuple[dict[str, Any], Any]]:
 
 @contextlib.contextmanager
 def _h5(file: Path | str, where: str) -> Iterator[Any]:
-    import h5py
-
+    try:
+        import h5py
+    except ImportError:  # a TensorFlow dependency: missing only in a broken environment
+        raise BackendUnavailableError("reading Keras files needs h5py (pip install h5py)") from None
     try:
         handle = h5py.File(file, "r")
     except OSError as exc:

@@ -31,7 +31,7 @@ def read_layer(path: str, name: str) -> LayerWeights:
     model = _load(path)
     tensors = _stored_tensors(model.graph)
     record = _from_model(path, model).find(name)
-    node = next(n for n in model.graph.node if n.op_type in OPS and _node_name(n) == name)
+    node = next(n for n in model.graph.node if n.op_type in OPS and _node_name(n) == record.name)
     where = f"{path}#{name}"
     kernel = float_array(_array(path, tensors[node.input[1]], f"{where} (weights '{node.input[1]}')"), where)
     bias = None
@@ -44,8 +44,11 @@ def _from_model(path: str, model: Any) -> ModelFile:
     graph = model.graph
     tensors = _stored_tensors(graph)
     inputs = {v.name: v for v in graph.input}
-    return ModelFile(path, "onnx", tuple(_record(path, n, tensors, inputs) for n in graph.node if n.op_type in OPS),
-                     {_node_name(n): f"{a(n.op_type)} node" for n in graph.node if n.op_type not in OPS})
+    convs = [n for n in graph.node if n.op_type in OPS]
+    # A named node also answers to its output's name (what a graph viewer shows on the edge).
+    aliases = {n.output[0]: n.name for n in convs if n.name and n.output and n.output[0] != n.name}
+    return ModelFile(path, "onnx", tuple(_record(path, n, tensors, inputs) for n in convs),
+                     {_node_name(n): f"{a(n.op_type)} node" for n in graph.node if n.op_type not in OPS}, aliases)
 
 
 def _node_name(node: Any) -> str:

@@ -166,8 +166,11 @@ class ModelFile:
     layers: tuple[LayerRecord, ...]
     others: dict[str, str] = field(default_factory=dict)
     """Layers that are not convolutions: name -> what they are ("a Pooling layer")."""
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Other names a layer answers to (an ONNX node's output) -> its name."""
 
     def find(self, name: str) -> LayerRecord:
+        name = self.aliases.get(name, name) if all(r.name != name for r in self.layers) else name
         for record in self.layers:
             if record.name == name:
                 return record
