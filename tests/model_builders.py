@@ -28,7 +28,8 @@ def add_blob(layer, array: np.ndarray, legacy: bool = False) -> None:  # noqa: A
     blob.data.extend(array.astype(np.float32).ravel().tolist())
 
 
-def caffe_layer(net, name: str, kind: str = "Convolution", bottom: str = "data", blobs=(), **params):  # noqa: ANN001, ANN003, ANN201
+def caffe_layer(net, name: str, kind: str = "Convolution", bottom: str = "data",  # noqa: ANN001, ANN201
+                blobs=(), **params):  # noqa: ANN003
     layer = net.layer.add(name=name, type=kind)
     layer.bottom.append(bottom)
     layer.top.append(name)

@@ -12,8 +12,9 @@ from convdiff.spec.convspec import Padding
 from convdiff.spec.parse import parse_bool, parse_positive_int
 
 
-def record(kind=LayerKind.CONV, rank=2, padding=LayerPadding(PadMode.VALID), groups=1, framework="ONNX",  # noqa: ANN001, ANN201
-           output_padding=None, data_format="channels_first", kernel=(3, 3), strides=(1, 1), dilation=(1, 1)):
+def record(kind=LayerKind.CONV, rank=2, padding=LayerPadding(PadMode.VALID), groups=1,  # noqa: ANN001, ANN201
+           framework="ONNX", output_padding=None, data_format="channels_first", kernel=(3, 3), strides=(1, 1),
+           dilation=(1, 1)):
     config = LayerConfig(tuple(kernel), tuple(strides), padding, tuple(dilation), groups, 8, True, output_padding,
                          data_format)
     return LayerRecord("l", kind, rank, framework, "Conv", (8, 4, *kernel), "OIHW", (8,), config, 4 * groups)

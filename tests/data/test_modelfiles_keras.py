@@ -106,7 +106,8 @@ def test_keras_conv2d_from_a_file_end_to_end(files, model):
     from helpers import run_case
 
     spec = build_spec({FROM: f"{files / 'model.keras'}#c1"})
-    assert (spec.input_shape, spec.strides, spec.padding.mode.value, spec.filters) == ((1, 16, 16, 3), (2, 2), "same", 4)
+    assert (spec.input_shape, spec.strides, spec.padding.mode.value, spec.filters) == (
+        (1, 16, 16, 3), (2, 2), "same", 4)
     result = run_case("keras-file", SideConfig("numpy", spec), SideConfig("keras-call", spec), CaseOptions())
     assert result.verdict.value in ("identical", "equivalent"), result.verdict
     x = result.side("reference").input

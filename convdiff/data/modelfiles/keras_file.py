@@ -294,7 +294,8 @@ def _per_axis(value: Any, rank: int, what: str, where: str) -> tuple[int, ...]:
 
 
 def _input_shape(entry: dict[str, Any], rank: int, channels_first: bool) -> tuple[int, ...] | None:
-    shape = (entry.get("build_config") or {}).get("input_shape") if isinstance(entry.get("build_config"), dict) else None
+    build = entry.get("build_config")
+    shape = build.get("input_shape") if isinstance(build, dict) else None
     if not isinstance(shape, list) or len(shape) != rank + 2:
         return None
     batch, rest = shape[0] if isinstance(shape[0], int) else 1, shape[1:]
@@ -305,7 +306,8 @@ def _input_shape(entry: dict[str, Any], rank: int, channels_first: bool) -> tupl
     return (batch, *rest)
 
 
-def _records(path: str, name: str, entry: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None) -> list[LayerRecord]:
+def _records(path: str, name: str, entry: dict[str, Any],
+             shapes: dict[str, tuple[int, ...]] | None) -> list[LayerRecord]:
     cls = str(entry["class_name"])
     family, rank = CLASSES[cls]
     cfg = entry.get("config") or {}
@@ -331,8 +333,9 @@ def _records(path: str, name: str, entry: dict[str, Any], shapes: dict[str, tupl
     def kernel(role: str, expect_rank: int) -> tuple[int, ...]:
         shape = shapes.get(role)
         if shape is None or len(shape) != expect_rank:
-            raise BadInputError(f"{where}: the file holds no {rank}-D {role.replace('kernel', 'kernel array')} for this "
-                                f"{cls} layer (found {shape}): truncated or corrupt")
+            what = role.replace("kernel", "kernel array")
+            raise BadInputError(f"{where}: the file holds no {rank}-D {what} for this {cls} layer (found {shape}): "
+                                "truncated or corrupt")
         return shape
 
     def bias(count: int) -> tuple[int, ...] | None:
@@ -368,9 +371,9 @@ def _records(path: str, name: str, entry: dict[str, Any], shapes: dict[str, tupl
         filters = int(cfg.get("filters", shape[-2]))
         check(shape, kernel_size, filters, -2)
         output_padding = cfg.get("output_padding")
-        config = LayerConfig(kernel_size, strides, padding, dilation, 1, filters, use_bias,
-                             None if output_padding is None else _per_axis(output_padding, rank, "output_padding", where),
-                             data_format)
+        if output_padding is not None:
+            output_padding = _per_axis(output_padding, rank, "output_padding", where)
+        config = LayerConfig(kernel_size, strides, padding, dilation, 1, filters, use_bias, output_padding, data_format)
         return [make(name, LayerKind.TRANSPOSED, shape, spatial + "OI", bias(filters), config, shape[-1], input_shape)]
     if family == "depthwise":
         shape = kernel("kernel", rank + 2)

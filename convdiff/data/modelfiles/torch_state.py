@@ -65,7 +65,8 @@ def _record(name: str, shape: tuple[int, ...], bias: tuple[int, ...] | None, fmt
         notes.append(f"{name}.bias has {shape[1]} values, the kernel's second dimension: read as a ConvTranspose "
                      "kernel (in, out, ...)")
     else:
-        notes.append("read as a Conv kernel (out, in / groups, ...); a ConvTranspose's would be (in, out / groups, ...)")
+        notes.append("read as a Conv kernel (out, in / groups, ...); a ConvTranspose's would be "
+                     "(in, out / groups, ...)")
     op = "tensor"
     layout = ("IO" if transposed else "OI") + SPATIAL[rank]
     return LayerRecord(name, LayerKind.TRANSPOSED if transposed else LayerKind.CONV, rank, "PyTorch state_dict", op,

@@ -184,8 +184,9 @@ class ModelFile:
         if not names:
             return "none"
         shown = ", ".join(names[:limit])
-        more = f", ... and {len(names) - limit} more (`convdiff layers {self.path}` lists them)" if len(names) > limit else ""
-        return shown + more
+        if len(names) > limit:
+            shown += f", ... and {len(names) - limit} more (`convdiff layers {self.path}` lists them)"
+        return shown
 
 
 def a(word: str) -> str:
