@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from convdiff.analysis.bound import ThreeWay, side_error, ulp_distance
-from convdiff.analysis.diagnose import diagnose
+from convdiff.analysis.diagnose import diagnose, resolution
 from convdiff.analysis.kernels import kernel_distribution
 from convdiff.analysis.regions import analyze_regions
 from convdiff.backends.base import SideResult, Weights
@@ -27,7 +27,7 @@ from convdiff.data.inputs import make_input
 from convdiff.data.memory import check_memory
 from convdiff.data.weights import LoadedWeights, load_weights
 from convdiff.pipeline.case import Case, CaseOptions, CaseResult, SideConfig, SideRun
-from convdiff.reference.rounding import rounding_bound
+from convdiff.reference.rounding import Arithmetic, rounding_bound
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.dtypes import lower_precision
 
@@ -83,7 +83,7 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
         distribution = kernel_distribution(ref.kernel, cand.kernel, ref_run.config.spec.initializer,
                                            cand_run.config.spec.initializer)
     dtype = lower_precision(ref.compute_dtype, cand.compute_dtype)
-    rule, bound = deciding_rule(options, ref_run, dtype, cand.output)
+    rule, bound = deciding_rule(options, ref_run, cand_run, dtype)
     output = compare_arrays(ref.output, cand.output, rule=rule, bound=bound, top_k=options.top_k)
     result = CaseResult(name, sides, options, kernels, output, bound, distribution)
     if not output.shape_match or output.total == 0:
@@ -94,18 +94,25 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
         # Each side against float64 from ITS OWN kernel: a side is wrong when it is outside the
         # rounding bound of its own compute dtype, whatever the other side did.
         three = ThreeWay(*(side_error(run.result.output, run.input, run.result.kernel, run.result.bias,
-                                      run.config.spec, run.result.compute_dtype, options.bound_form)
+                                      run.config.spec, run.arithmetic, options.bound_form)
                            for run in sides))
     result = dataclasses.replace(result, ulp=ulp, three_way=three)
+    if output.verdict is Verdict.EQUIVALENT and rule.is_bound:
+        # Within rounding: say which known mistakes the bound could not exclude at this precision.
+        result = dataclasses.replace(result, resolution=resolution(
+            ref_run.config.spec, cand_run.config.spec, ref_run.input, ref.kernel, ref.bias, ref.output, cand.output,
+            bound, reference_dtype=ref.compute_dtype, candidate_dtype=cand.compute_dtype,
+            form=options.bound_form, candidate_arithmetic=cand_run.arithmetic))
     return result if output else explain(result)
 
 
-def deciding_rule(options: CaseOptions, reference: SideRun, dtype: str,
-                  candidate_output: np.ndarray) -> tuple[Rule, np.ndarray | None]:
+def deciding_rule(options: CaseOptions, reference: SideRun, candidate: SideRun,
+                  dtype: str) -> tuple[Rule, np.ndarray | None]:
     """The rule that decides this case, and the bound array when it is the rounding bound.
 
-    The bound is built from the reference side's input, kernel and bias, in the lower compute
-    precision of the two sides.
+    The bound is built from the reference side's input, kernel and bias, under the rounding model of
+    both sides' arithmetic (`SideRun.arithmetic`); `dtype`, the lower compute precision, picks the
+    elementwise tolerance.
     """
     ref = reference.result
     tolerance = options.tolerance or default_tolerance(ref.compute_dtype, dtype)
@@ -113,8 +120,12 @@ def deciding_rule(options: CaseOptions, reference: SideRun, dtype: str,
     tolerance = dataclasses.replace(tolerance, equal_nan=options.equal_nan or tolerance.equal_nan)
     if options.tolerance_mode is RuleKind.ELEMENTWISE:
         return Rule.elementwise(tolerance), None
-    bound, g = rounding_bound(reference.input, ref.kernel, reference.config.spec, dtype, options.bound_form, ref.bias)
-    return Rule.bound(g, tolerance), bound
+    sides = (reference.arithmetic, candidate.arithmetic)
+    # A reference computed in float64 throughout is the exact result the bound needs: not computed twice.
+    exact = ref.output if sides[0] == Arithmetic.exact() else None
+    bound, model = rounding_bound(reference.input, ref.kernel, reference.config.spec, sides, options.bound_form,
+                                  ref.bias, exact=exact)
+    return Rule.bound(model, tolerance), bound
 
 
 def explain(result: CaseResult) -> CaseResult:
@@ -125,7 +136,8 @@ def explain(result: CaseResult) -> CaseResult:
         ref_run.config.spec, cand_run.config.spec, ref_run.input, ref_run.result.kernel, ref_run.result.bias,
         cand_run.result.output, reference_dtype=ref_run.result.compute_dtype,
         candidate_dtype=cand_run.result.compute_dtype, candidate_kernel=cand_run.result.kernel,
-        candidate_bias=cand_run.result.bias, form=result.options.bound_form)
+        candidate_bias=cand_run.result.bias, form=result.options.bound_form,
+        candidate_arithmetic=cand_run.arithmetic)
     return dataclasses.replace(result, diagnosis=findings, regions=regions)
 
 

@@ -89,7 +89,7 @@ def test_to_json_has_the_documented_keys():
     h = diagnose(SPEC, SPEC, X, K, B, f32(conv(bias=None)), reference_dtype="float64", candidate_dtype="float32")[0]
     from convdiff.report.json import finding_json
 
-    assert set(finding_json(h)) == {"cause", "confirmed", "residual", "detail", "bound_ratio"}
+    assert set(finding_json(h)) == {"cause", "confirmed", "residual", "detail", "bound_ratio", "same_as"}
 
 
 def test_rounding_level_separates_float32_from_a_small_real_error():
