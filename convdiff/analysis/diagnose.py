@@ -33,7 +33,8 @@ from convdiff.spec.convspec import ConvSpec, Padding
 CAUSES = ("dtype", "tf32", *(h.cause for h in HYPOTHESES[1:]))
 
 # The smallest mistake the calibration injects changes outputs by 1% (one channel scaled by 1.01):
-# where the bound cannot see a change of that size at any element, a passing verdict says so.
+# where the bound cannot be sure to see a change of that size in every output channel, a passing
+# verdict says so.
 RESOLUTION_LIMIT = 0.01
 
 
@@ -69,6 +70,8 @@ class _Measured:
     """Why a trial failed before any value was compared (its NaN/inf pattern), or ""."""
     bound: np.ndarray | None = field(default=None, repr=False)
     """The bound the trial was measured with, when it was computed."""
+    finite: int = -1
+    """Positions finite on both sides that were compared (-1: not counted)."""
 
 
 def diagnose(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray, kernel: np.ndarray,
@@ -105,7 +108,7 @@ def diagnose(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray, 
     for hypothesis in HYPOTHESES:
         finding, measured = _finding(ctx, hypothesis, arithmetic, scale, form)
         findings[hypothesis.cause] = finding
-        if measured is not None and measured.confirmed:
+        if measured is not None and measured.confirmed and hypothesis.structural:
             best[hypothesis.cause] = measured
     findings["tf32"] = _tf32(ctx, scale, form, arithmetic)
     for cause, others in _coinciding(best).items():
@@ -122,25 +125,38 @@ class Resolution:
     """What an equivalent verdict cannot exclude at this precision."""
 
     relative: float | None
-    """The smallest bound / |reference| over the elements (None when every reference value is 0): no
-    element can show a change of its value smaller than this."""
+    """The smallest relative change of an output channel's values that is sure to fail the bound, for
+    the worst-resolved channel (None when every reference value is 0). A change of relative size e at an
+    element fails for sure when e |y| exceeds 1.5 times its bound (a correct result uses at most half of
+    the bound): 1.5 min(bound / |y|) over a channel's elements, the largest over the channels."""
     indistinguishable: tuple[Finding, ...]
     """Structural mistakes whose recomputation differs from the reference but fits the candidate within
     the rounding bound as well: at this precision they cannot be distinguished from rounding."""
 
     @property
     def coarse(self) -> bool:
-        """The bound cannot see a 1% change of any output (`RESOLUTION_LIMIT`)."""
+        """Some output channel cannot be sure to show a 1% change of its values (`RESOLUTION_LIMIT`)."""
         return self.relative is not None and self.relative > RESOLUTION_LIMIT
 
     @property
     def distinguishable(self) -> bool:
-        """No known mistake fits within rounding, and a 1% change of an output would be seen."""
+        """No known mistake fits within rounding, and a 1% change of an output channel would be seen."""
         return not self.indistinguishable and not self.coarse
 
     @property
     def causes(self) -> tuple[str, ...]:
         return tuple(f.cause for f in self.indistinguishable)
+
+
+def relative_resolution(reference_output: np.ndarray, bound: np.ndarray) -> float | None:
+    """`Resolution.relative`: 1.5 min(bound / |y|) per output channel (last axis), the largest over channels."""
+    ref = np.abs(np.asarray(reference_output, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.asarray(bound, dtype=np.float64) / ref
+    rel = np.where((ref > 0) & np.isfinite(rel), rel, np.inf)
+    per_channel = rel.reshape(-1, rel.shape[-1]).min(axis=0) if rel.ndim else rel.reshape(1)
+    per_channel = per_channel[np.isfinite(per_channel)]
+    return 1.5 * float(per_channel.max()) if per_channel.size else None
 
 
 def resolution(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray, kernel: np.ndarray,
@@ -154,11 +170,7 @@ def resolution(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray
     recomputation actually changes the output (it is not the reference's own result on this data)
     and yet matches the candidate within the rounding bound.
     """
-    ref = np.abs(np.asarray(reference_output, dtype=np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.asarray(bound, dtype=np.float64) / ref
-    rel = rel[(ref > 0) & np.isfinite(rel)]
-    relative = float(rel.min()) if rel.size else None
+    relative = relative_resolution(reference_output, bound)
     ctx = Context(reference_spec, candidate_spec, x, kernel, bias, candidate_output, reference_dtype,
                   candidate_dtype, None, None)
     arithmetic = candidate_arithmetic or Arithmetic.computing_in(candidate_dtype)
@@ -249,7 +261,8 @@ def _measure(ctx: Context, trial: Trial, arithmetic: Arithmetic, form: BoundForm
         bound = bound[trial.region]
     rule = Rule.bound(model, Tolerance(0.0, 0.0, equal_nan=trial.nonfinite_only))
     result = compare_arrays(trial.output, candidate, rule=rule, bound=bound, top_k=0)
-    return _Measured(trial, diff, result.max_ratio, bool(result), label, False, bound=bound)
+    return _Measured(trial, diff, result.max_ratio, bool(result), label, False, bound=bound,
+                     finite=int(np.count_nonzero(finite)))
 
 
 def _finding(ctx: Context, hypothesis: Hypothesis, arithmetic: Arithmetic, scale: float, form: BoundForm,
@@ -271,6 +284,9 @@ def _finding(ctx: Context, hypothesis: Hypothesis, arithmetic: Arithmetic, scale
         return Finding(cause, False, None, f"{prefix}{best.trial.detail}{tried}: {best.why}, does not explain it",
                        None), best
     verdict = "matches the candidate to rounding level" if best.confirmed else "does not explain it"
+    if best.finite == 0:
+        return Finding(cause, best.confirmed, 0.0, f"{prefix}{best.trial.detail}{tried}: no output is finite, and the "
+                       "NaN/inf pattern is the candidate's at every position", best.ratio), best
     ratio = f"{'more than ' if best.screened else ''}{_times(best.ratio)} the {best.precision} rounding bound"
     return Finding(cause, best.confirmed, best.diff / scale,
                    f"{prefix}{best.trial.detail}{tried}: max diff {best.diff:.3g}, {ratio}, {verdict}",
@@ -278,7 +294,7 @@ def _finding(ctx: Context, hypothesis: Hypothesis, arithmetic: Arithmetic, scale
 
 
 def _coinciding(best: dict[str, _Measured]) -> dict[str, tuple[str, ...]]:
-    """For each confirmed cause, the other confirmed causes whose recomputation equals its own within the bound."""
+    """For each confirmed structural cause, the others whose recomputation equals its own within the bound."""
     full = {c: m for c, m in best.items() if m.trial.region is None and m.bound is not None}
     same: dict[str, list[str]] = {c: [] for c in full}
     causes = list(full)
@@ -328,4 +344,5 @@ def _tf32(ctx: Context, scale: float, form: BoundForm, arithmetic: Arithmetic) -
     return Finding("tf32", check.consistent, diff / scale, check.summary, check.against_tf32.max_ratio)
 
 
-__all__ = ["CAUSES", "RESOLUTION_LIMIT", "Finding", "Resolution", "confirmed", "diagnose", "resolution"]
+__all__ = ["CAUSES", "RESOLUTION_LIMIT", "Finding", "Resolution", "confirmed", "diagnose", "relative_resolution",
+           "resolution"]

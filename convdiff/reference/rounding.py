@@ -113,8 +113,9 @@ def ulp(values: np.ndarray | float, precision: str) -> np.ndarray:
     bits, emin = SIGNIFICAND_BITS[precision], MIN_EXPONENT[precision]
     magnitude = np.abs(np.asarray(values, dtype=np.float64))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        _, exponent = np.frexp(magnitude)  # magnitude = m * 2^exponent, m in [0.5, 1)
-        spacing = np.ldexp(1.0, np.maximum(exponent - 1, emin) - (bits - 1))
+        _, exponent = np.frexp(magnitude)  # magnitude = m * 2^exponent, m in [0.5, 1); frexp(0) = (0, 0)
+        exponent = np.where(magnitude > 0, exponent - 1, emin)
+        spacing = np.ldexp(1.0, np.maximum(exponent, emin) - (bits - 1))
     return np.where(np.isfinite(magnitude), spacing, magnitude)
 
 
@@ -282,8 +283,10 @@ class RoundingModel:
     def _side_bound(self, a: Arithmetic, S: np.ndarray, t: np.ndarray, y: np.ndarray,
                     b: np.ndarray | None) -> np.ndarray:
         u_op = UNIT_ROUNDOFF[a.operands]
-        operands = (coarser(a.operands, self.input_precision) + coarser(a.operands, self.kernel_precision))
-        term = (2 * u_op * operands) * S
+        operands = coarser(a.operands, self.input_precision) + coarser(a.operands, self.kernel_precision)
+        term = np.zeros_like(S)
+        if operands:  # (never 0 * S: S may be inf)
+            term = term + (2 * u_op * operands) * S
         if b is not None and coarser(a.operands, self.kernel_precision):
             term = term + 2 * u_op * b
         g = gamma(self.K, a.accumulation, self.form)
@@ -307,17 +310,15 @@ def abs_convolution(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.nda
         return convolve(np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(kernel, dtype=np.float64)), spec)
 
 
-def as_sides(arithmetic: Arithmetic | str | Sequence[Arithmetic]) -> tuple[Arithmetic, ...]:
+def as_sides(arithmetic: Arithmetic | str | Sequence[Arithmetic | str]) -> tuple[Arithmetic, ...]:
     """One or more sides' arithmetic; a dtype name is a CPU framework computing in it."""
-    if isinstance(arithmetic, str):
-        return (Arithmetic.computing_in(arithmetic),)
-    if isinstance(arithmetic, Arithmetic):
-        return (arithmetic,)
-    return tuple(arithmetic)
+    if isinstance(arithmetic, (str, Arithmetic)):
+        arithmetic = (arithmetic,)
+    return tuple(Arithmetic.computing_in(a) if isinstance(a, str) else a for a in arithmetic)
 
 
 def rounding_bound(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec,
-                   sides: Arithmetic | str | Sequence[Arithmetic],
+                   sides: Arithmetic | str | Sequence[Arithmetic | str],
                    form: BoundForm = BoundForm.PROBABILISTIC, bias: np.ndarray | None = None,
                    exact: np.ndarray | None = None,
                    precisions: tuple[str, str] | None = None) -> tuple[np.ndarray, RoundingModel]:

@@ -122,7 +122,8 @@ def side_error_json(e: SideError) -> dict[str, Any]:
 
 
 def ulp_json(u: UlpDistance) -> dict[str, Any]:
-    return strict({"max": u.max, "median": u.median, "dtype": u.dtype})
+    return strict({"max": u.max if u.compared else None, "median": u.median if u.compared else None,
+                   "dtype": u.dtype, "compared": u.compared})
 
 
 def theoretical_json(t: Theoretical) -> dict[str, Any]:

@@ -273,8 +273,11 @@ def render_precision(case: CaseResult) -> Table | None:
             table.add_row("median diff / bound", fmt(c.median_ratio))
     if case.ulp is not None:
         u = case.ulp
-        over = f" over the {u.compared:,} positions finite on both sides" if u.compared < c.total else ""
-        table.add_row("ULP distance", f"max {u.max:,}, median {u.median:g} ({u.dtype}){over}")
+        if u.compared:
+            over = f" over the {u.compared:,} positions finite on both sides" if u.compared < c.total else ""
+            table.add_row("ULP distance", f"max {u.max:,}, median {u.median:g} ({u.dtype}){over}")
+        else:
+            table.add_row("ULP distance", f"none computed: no position is finite on both sides ({u.dtype})")
     res = case.resolution
     if res is not None:
         if res.relative is not None:
