@@ -17,7 +17,7 @@ import numpy as np
 from convdiff.compare import Comparison, Rule, Tolerance, compare_arrays
 from convdiff.errors import BadInputError
 from convdiff.reference.convolution import convolve
-from convdiff.reference.rounding import (Arithmetic, BoundForm, round_to_tf32, rounding_bound,
+from convdiff.reference.rounding import (Arithmetic, BoundForm, require_real, round_to_tf32, rounding_bound,
                                          tf32_reference)
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.dtypes import np_dtype
@@ -72,6 +72,7 @@ def side_error(output: np.ndarray, x: np.ndarray, kernel: np.ndarray, bias: np.n
                arithmetic: Arithmetic | str, form: BoundForm = BoundForm.PROBABILISTIC) -> SideError:
     """Measure one side against the float64 NumPy convolution of its own input and kernel, under the
     rounding bound of its own arithmetic (a dtype name: a CPU framework computing in it)."""
+    output = require_real(output, "output values")
     with np.errstate(over="ignore", invalid="ignore"):
         exact = convolve(x, kernel, spec, bias)
     if np.shape(output) != exact.shape:
@@ -148,6 +149,7 @@ def ulp_distance(reference: np.ndarray, candidate: np.ndarray, dtype: str) -> Ul
     in TF32 ULPs (2^13 float32 ULPs each).
     """
     shift = 0
+    reference, candidate = require_real(reference, "reference values"), require_real(candidate, "candidate values")
     with np.errstate(over="ignore", invalid="ignore"):
         if dtype == "tf32":
             reference, candidate = round_to_tf32(reference), round_to_tf32(candidate)
@@ -218,6 +220,7 @@ def tf32_consistency(candidate: np.ndarray, x: np.ndarray, kernel: np.ndarray, s
             replaces only its operands' rounding by TF32's, already applied to the emulated reference.
     """
     plain = arithmetic or Arithmetic.computing_in("float32")
+    candidate = require_real(candidate, "candidate values")
     emulated = tf32_reference(x, kernel, spec, bias)
     with np.errstate(over="ignore", invalid="ignore"):
         exact = convolve(x, kernel, spec, bias)

@@ -344,7 +344,8 @@ def rounding_bound(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec,
         (bound, model): the float64 bound array of the output's shape, and the model it was made with.
         The bound is inf (compare exactly) where the magnitudes overflow float64.
     """
-    held = precisions or (precision_of(np.asarray(x).dtype), precision_of(np.asarray(kernel).dtype))
+    held = precisions or (precision_of(require_real(x, "input values").dtype),
+                          precision_of(require_real(kernel, "kernel values").dtype))
     model = RoundingModel(form, spec.dot_length, as_sides(sides), *held)
     if exact is None:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -352,11 +353,20 @@ def rounding_bound(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec,
     return model.bound(abs_convolution(x, kernel, spec), exact, bias), model
 
 
+def require_real(values: np.ndarray, what: str = "values") -> np.ndarray:
+    """`values` as an array, refused (BadInputError) when complex: casting would drop the imaginary part."""
+    array = np.asarray(values)
+    if array.dtype.kind == "c":
+        raise BadInputError(f"{what} are complex ({array.dtype}); a convolution's rounding is modelled for real values")
+    return array
+
+
 def round_to_tf32(values: np.ndarray) -> np.ndarray:
     """Round to TF32 (float32 with 10 stored mantissa bits), to nearest even; returns float32.
 
     Inf and NaN pass through; a value that rounds past float32's largest becomes inf.
     """
+    values = require_real(values)
     with np.errstate(over="ignore", invalid="ignore"):
         a = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
     bits = a.view(np.uint32).astype(np.uint64)

@@ -113,7 +113,7 @@ def resolution_json(r: Resolution | None) -> dict[str, Any] | None:
     if r is None:
         return None
     return strict({"distinguishable": r.distinguishable, "relative": r.relative, "coarse": r.coarse,
-                   "indistinguishable": [finding_json(f) for f in r.indistinguishable]})
+                   "checked": r.checked, "indistinguishable": [finding_json(f) for f in r.indistinguishable]})
 
 
 def side_error_json(e: SideError) -> dict[str, Any]:

@@ -336,13 +336,21 @@ def run_mistakes(configs: Iterable[Config], mistakes: Iterable[str] = MISTAKES,
 # --- the summary -----------------------------------------------------------------------------------
 
 
+# From this dot-product length on, the accumulation term dominates the bound (below, single roundings
+# of the output or the bias add, allowed one ulp each, can use half of it by construction).
+LONG_K = 64
+
+
 @dataclass
 class DtypeSummary:
     dtype: str
     comparisons: int = 0
     false_alarms: int = 0
     margin: float = 0.0
+    """The largest max(|diff| / bound) of a correct comparison."""
     worst: str = ""
+    margin_long: float = 0.0
+    """The same over K >= LONG_K, where the accumulation term dominates."""
     mistakes: int = 0
     caught: int = 0
     flagged: list[MistakeResult] = field(default_factory=list)
@@ -369,8 +377,9 @@ def summarize(correct: Iterable[PairResult], mistakes: Iterable[MistakeResult]) 
         s.false_alarms += not r.passed
         if r.max_ratio > s.margin or not s.worst:
             s.margin = max(s.margin, r.max_ratio)
-            if r.max_ratio >= s.margin:
-                s.worst = f"{r.config.name}, {r.reference} vs {r.candidate}"
+            s.worst = f"{r.config.name}, {r.reference} vs {r.candidate}"
+        if r.config.K >= LONG_K:
+            s.margin_long = max(s.margin_long, r.max_ratio)
     for m in mistakes:
         s = table[m.config.dtype]
         s.mistakes += 1
@@ -382,5 +391,38 @@ def summarize(correct: Iterable[PairResult], mistakes: Iterable[MistakeResult]) 
     return table
 
 
-__all__ = ["DATA", "DTYPES", "MISTAKES", "MISTAKE_TABLE", "Config", "DtypeSummary", "MistakeResult", "PairResult",
+# --- the ones-filter question at large kernels --------------------------------------------------------
+
+ONES_FILTER_KERNELS = (9, 11, 13, 15, 17, 19)
+
+
+@dataclass(frozen=True)
+class OnesFilterResult:
+    kernel: int
+    K: int
+    verdict: str
+    max_ratio: float
+    seconds: float
+
+
+def ones_filter_sweep(kernels: Iterable[int] = ONES_FILTER_KERNELS) -> list[OnesFilterResult]:
+    """`convdiff compare --reference nn --candidate keras --input image --input-dtype float64 --init ones
+    --kernel-size K --filters 1 --shape 2,427,640,3` for each kernel size, through the pipeline."""
+    import time
+
+    from convdiff.pipeline.case import Case
+    from convdiff.pipeline.execute import execute
+
+    out = []
+    for k in kernels:
+        spec = ConvSpec(input_shape=(2, 427, 640, 3), filters=1, kernel_size=(k, k), input="image",
+                        input_dtype="float64", initializer="ones")
+        start = time.perf_counter()
+        result = execute(Case(f"ones-{k}", SideConfig("nn", spec), SideConfig("keras", spec)))
+        out.append(OnesFilterResult(k, spec.dot_length, result.verdict.value, result.output.max_ratio,
+                                    time.perf_counter() - start))
+    return out
+
+
+__all__ = ["ONES_FILTER_KERNELS", "OnesFilterResult", "ones_filter_sweep", "DATA", "DTYPES", "MISTAKES", "MISTAKE_TABLE", "Config", "DtypeSummary", "MistakeResult", "PairResult",
            "correct_grid", "mistake_grid", "operands", "run_correct", "run_mistake", "run_mistakes", "summarize"]

@@ -127,3 +127,20 @@ def test_a_bound_that_overflows_float64_is_infinite():
     x[..., 0], x[..., 1] = 1.5e308, -1.5e308  # the products cancel, their magnitudes overflow
     bound, _ = rounding_bound(x, np.ones(spec.kernel_shape), spec, (EXACT, F32))
     assert np.isinf(bound).all()
+
+
+def test_complex_values_are_refused_not_cast():
+    # (pyproject makes a ComplexWarning raised from convdiff's code an error in tests)
+    from convdiff import precision
+
+    spec = ConvSpec(input_shape=(1, 4, 4, 1), filters=1, use_bias=False)
+    z = np.ones(spec.input_shape, dtype=complex)
+    w = np.ones(spec.kernel_shape)
+    calls = [lambda: precision.rounding_bound(z, w, spec, "float32"), lambda: precision.round_to_tf32(z),
+             lambda: precision.tf32_consistency(np.ones((1, 4, 4, 1), complex), np.ones(spec.input_shape), w, spec),
+             lambda: precision.side_error(np.ones((1, 4, 4, 1), complex), np.ones(spec.input_shape), w, None, spec,
+                                          "float32"),
+             lambda: precision.ulp_distance(np.ones(3, complex), np.ones(3), "float32")]
+    for call in calls:
+        with pytest.raises(ValueError, match="complex"):
+            call()
