@@ -53,8 +53,8 @@ def main() -> int:
     if flagged:
         print("\npassing, said to be indistinguishable from rounding at their precision:")
         for m in flagged:
-            print(f"  {m.config.name}, {m.reference} -> {m.candidate}: {m.mistake} changes the output by "
-                  f"{m.effect:.2%} of its largest value, {m.effect_ratio:.2f} of the bound at most; "
+            print(f"  {m.config.name}, {m.reference} -> {m.candidate}: {m.mistake} changes an output channel "
+                  f"by {m.effect:.2%} of its largest value, at most {m.effect_ratio:.2f} of the bound; "
                   f"resolution {m.resolution:.2%}")
     misses = [m for s in table.values() for m in s.misses]
     for m in misses:

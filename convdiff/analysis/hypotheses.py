@@ -1,7 +1,7 @@
 """One small class per suspected cause of a mismatch. Each proposes recomputations of the float64
 reference with the mistake applied to the reference side's input, kernel or settings; `diagnose`
 confirms a recomputation when it matches the candidate under the same rounding model as the
-verdict (the rounding bound of the lower compute precision, computed for that recomputation).
+verdict (the rounding bound of the candidate's arithmetic, computed for that recomputation).
 
 Pure: arrays and specs in, trials out. A hypothesis that does not apply says why.
 """

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -258,7 +258,12 @@ class RoundingModel:
 
     @property
     def description(self) -> str:
-        sides = "; ".join(a.description for a in self.sides)
+        if len(self.sides) == 2 and self.sides[0] == self.sides[1]:
+            sides = f"both sides {self.sides[0].description}"
+        elif len(self.sides) == 2:
+            sides = f"reference {self.sides[0].description}; candidate {self.sides[1].description}"
+        else:
+            sides = "; ".join(a.description for a in self.sides)
         if self.form is BoundForm.PROBABILISTIC:
             acc = f"c={PROBABILISTIC_C:g}, K={self.K}"
         else:
@@ -299,9 +304,6 @@ class RoundingModel:
         if b is not None:
             term = term + ulp(y, a.output)
         return term
-
-    def with_sides(self, *sides: Arithmetic) -> RoundingModel:
-        return replace(self, sides=tuple(sides))
 
 
 def abs_convolution(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:

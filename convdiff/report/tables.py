@@ -47,8 +47,9 @@ def comparison_line(c: Comparison) -> str:
     if m is not None:
         rule = f"the {m.dtype} rounding bound"
         if c.verdict is Verdict.EQUIVALENT:
-            text = (f"equivalent: all {c.total:,} elements within {rule} (max {fmt_percent(c.max_ratio)} of bound at "
-                    f"{fmt_index(c.max_ratio_index)}, {m.form.value}; {diff})")
+            where = ("no element differs" if c.max_ratio_index is None else
+                     f"max {fmt_percent(c.max_ratio)} of bound at {fmt_index(c.max_ratio_index)}")
+            text = f"equivalent: all {c.total:,} elements within {rule} ({where}, {m.form.value}; {diff})"
         elif c.mismatched == c.exceeded:
             text = (f"mismatch: {c.mismatched:,} / {c.total:,} elements exceed {rule} ({m.form.value}), up to "
                     f"{fmt_times(c.max_ratio)} at {fmt_index(c.max_ratio_index)}; {diff}")
@@ -107,8 +108,8 @@ def verdict_line(case: CaseResult) -> str:
         text = (f"{CANNOT_DISTINGUISH}: {text.removeprefix('equivalent: ')}; the reference recomputed with "
                 f"{fits} fits the candidate as well")
     if res is not None and res.coarse:
-        text += (f"; a change below {fmt_percent(res.relative)} of an output "
-                 f"{'is within the bound everywhere' if res.indistinguishable else CANNOT_DISTINGUISH}")
+        text += (f"; a change of up to {fmt_percent(res.relative)} of an output channel "
+                 f"{'may pass as well' if res.indistinguishable else CANNOT_DISTINGUISH}")
     if not case.kernels_identical:
         text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
         if case.kernel_distribution is not None:
@@ -281,8 +282,9 @@ def render_precision(case: CaseResult) -> Table | None:
     res = case.resolution
     if res is not None:
         if res.relative is not None:
-            table.add_row("resolution", f"a change below {fmt_percent(res.relative)} of an output is within the bound "
-                          "at every element")
+            table.add_row("resolution", f"a change of up to {fmt_percent(res.relative)} of an output channel may pass "
+                          "as rounding (1.5 x the smallest bound / |y| of the worst channel)"
+                          + ("" if res.checked else "; structural mistakes not recomputed (finer than 0.1%)"))
         for f in res.indistinguishable:
             table.add_row("cannot exclude", f"[bold yellow]{f.cause}[/]: {escape(f.detail)}")
     t = case.three_way

@@ -276,7 +276,8 @@ class MistakeResult:
     flagged: bool
     """Passed, with the resolution saying it cannot be distinguished from rounding at this precision."""
     effect: float
-    """max |exact with the mistake - exact| / max |exact|: how much the mistake changes the output."""
+    """How much the mistake changes the output: max |exact with the mistake - exact| / max |exact| over an
+    output channel's values, for the most changed channel."""
     effect_ratio: float
     """max |exact with the mistake - exact| / bound: the mistake's own effect in units of the bound (above
     1.5 it is sure to fail, a correct result using at most half of the bound)."""
@@ -310,12 +311,18 @@ def run_mistake(config: Config, mistake: Mistake, pair: tuple[str, str],
     wrong = get_backend("numpy").run(cand_spec, xc, cand_weights).output
     comparable = wrong.shape == exact.shape and case.bound is not None
     with np.errstate(divide="ignore", invalid="ignore"):
-        effect = float(np.abs(wrong - exact).max() / max(float(np.abs(exact).max()), 1e-300)) if comparable else math.inf
+        effect = _channel_effect(wrong, exact) if comparable else math.inf
         effect_ratio = float(np.nanmax(np.abs(wrong - exact) / case.bound)) if comparable else math.inf
     res = case.resolution
     return MistakeResult(config, mistake.name, ref_name, cand_name, case.verdict.value, not case,
                          bool(case) and res is not None and not res.distinguishable, effect, effect_ratio,
                          None if res is None else res.relative, case.output.max_ratio)
+
+
+def _channel_effect(wrong: np.ndarray, exact: np.ndarray) -> float:
+    change = np.abs(wrong - exact).reshape(-1, exact.shape[-1]).max(axis=0)
+    size = np.abs(exact).reshape(-1, exact.shape[-1]).max(axis=0)
+    return float(np.max(change / np.maximum(size, 1e-300)))
 
 
 def run_mistakes(configs: Iterable[Config], mistakes: Iterable[str] = MISTAKES,

@@ -67,3 +67,15 @@ def test_counts_by_kind_add_up_to_the_mismatches():
     assert c.exact_compared == 1 and c.nonfinite_excluded == 2
     # The exactly compared position stays out of the ratios: the largest is the finite one over its bound.
     assert c.max_ratio == 2.0 and c.max_ratio_index == (1,)
+
+
+def test_equal_values_in_different_dtypes_say_no_element_differs():
+    c = compare_arrays(np.array([1.0, 2.0], np.float32), np.array([1.0, 2.0]), rule=RULE, bound=np.array([0.1, 0.1]))
+    assert comparison_line(c) == ("equivalent: all 2 elements within the float32 rounding bound (no element differs, "
+                                  "probabilistic; max abs diff 0)")
+
+
+def test_no_figure_is_written_as_nan():
+    from convdiff.report.text import fmt_times
+
+    assert "nan" not in fmt_times(float("nan"))
