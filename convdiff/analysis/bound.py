@@ -8,6 +8,7 @@ the verdict does.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -16,17 +17,25 @@ import numpy as np
 from convdiff.compare import Comparison, Rule, Tolerance, compare_arrays
 from convdiff.errors import BadInputError
 from convdiff.reference.convolution import convolve
-from convdiff.reference.rounding import BoundForm, round_to_tf32, rounding_bound, tf32_reference
+from convdiff.reference.rounding import (Arithmetic, BoundForm, require_real, round_to_tf32, rounding_bound,
+                                         tf32_reference)
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.dtypes import np_dtype
 
 
 def bound_comparison(reference: np.ndarray, candidate: np.ndarray, x: np.ndarray, kernel: np.ndarray,
-                     spec: ConvSpec, dtype: str, form: BoundForm = BoundForm.PROBABILISTIC,
-                     bias: np.ndarray | None = None, equal_nan: bool = False, top_k: int = 10) -> Comparison:
-    """`candidate` against `reference` under the `dtype` rounding bound of the convolution of `x` and `kernel`."""
-    bound, g = rounding_bound(x, kernel, spec, dtype, form, bias)
-    return compare_arrays(reference, candidate, rule=Rule.bound(g, Tolerance(0.0, 0.0, equal_nan)), bound=bound,
+                     spec: ConvSpec, arithmetic: Arithmetic | str | Sequence[Arithmetic],
+                     form: BoundForm = BoundForm.PROBABILISTIC, bias: np.ndarray | None = None,
+                     equal_nan: bool = False, top_k: int = 10, exact: np.ndarray | None = None) -> Comparison:
+    """`candidate` against `reference` under the rounding bound of the convolution of `x` and `kernel`.
+
+    Args:
+        arithmetic: how the side(s) computed (a dtype name: a CPU framework computing in it); with one
+            side, `reference` is taken as exact.
+        exact: the exact output of `x`, `kernel` and `bias`, when already computed.
+    """
+    bound, model = rounding_bound(x, kernel, spec, arithmetic, form, bias, exact=exact)
+    return compare_arrays(reference, candidate, rule=Rule.bound(model, Tolerance(0.0, 0.0, equal_nan)), bound=bound,
                           top_k=top_k)
 
 
@@ -55,17 +64,20 @@ class SideError:
 
     @property
     def dtype(self) -> str:
-        gamma = self.against_float64.rule.gamma
-        return gamma.dtype if gamma is not None else "?"
+        model = self.against_float64.rule.model
+        return model.dtype if model is not None else "?"
 
 
 def side_error(output: np.ndarray, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-               dtype: str, form: BoundForm = BoundForm.PROBABILISTIC) -> SideError:
-    """Measure one side against the float64 NumPy convolution of its own input and kernel."""
-    exact = convolve(x, kernel, spec, bias)
+               arithmetic: Arithmetic | str, form: BoundForm = BoundForm.PROBABILISTIC) -> SideError:
+    """Measure one side against the float64 NumPy convolution of its own input and kernel, under the
+    rounding bound of its own arithmetic (a dtype name: a CPU framework computing in it)."""
+    output = require_real(output, "output values")
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = convolve(x, kernel, spec, bias)
     if np.shape(output) != exact.shape:
         raise BadInputError(f"output shape {np.shape(output)} differs from the float64 recomputation {exact.shape}")
-    return SideError(bound_comparison(exact, output, x, kernel, spec, dtype, form, bias, top_k=0))
+    return SideError(bound_comparison(exact, output, x, kernel, spec, arithmetic, form, bias, top_k=0, exact=exact))
 
 
 class Attribution(StrEnum):
@@ -137,6 +149,7 @@ def ulp_distance(reference: np.ndarray, candidate: np.ndarray, dtype: str) -> Ul
     in TF32 ULPs (2^13 float32 ULPs each).
     """
     shift = 0
+    reference, candidate = require_real(reference, "reference values"), require_real(candidate, "candidate values")
     with np.errstate(over="ignore", invalid="ignore"):
         if dtype == "tf32":
             reference, candidate = round_to_tf32(reference), round_to_tf32(candidate)
@@ -194,16 +207,27 @@ class Tf32Consistency:
 
 
 def tf32_consistency(candidate: np.ndarray, x: np.ndarray, kernel: np.ndarray, spec: ConvSpec,
-                     bias: np.ndarray | None = None, form: BoundForm = BoundForm.PROBABILISTIC) -> Tf32Consistency:
+                     bias: np.ndarray | None = None, form: BoundForm = BoundForm.PROBABILISTIC,
+                     arithmetic: Arithmetic | None = None) -> Tf32Consistency:
     """Check whether `candidate` is what a float32 convolution with TF32 inputs computes.
 
     TF32 rounds the multiplicands (input and kernel) to 10 mantissa bits and accumulates in float32,
     so a TF32 result is within float32 accumulation rounding of the float64 convolution of the
     TF32-rounded operands, and usually well outside the float32 bound of the exact one.
+
+    Args:
+        arithmetic: how the candidate claims to compute (default: float32 on CPU); the TF32 check
+            replaces only its operands' rounding by TF32's, already applied to the emulated reference.
     """
-    bound, g = rounding_bound(x, kernel, spec, "float32", form, bias)
-    rule = Rule.bound(g, Tolerance(0.0, 0.0))
+    plain = arithmetic or Arithmetic.computing_in("float32")
+    candidate = require_real(candidate, "candidate values")
     emulated = tf32_reference(x, kernel, spec, bias)
-    exact = convolve(x, kernel, spec, bias)
-    return Tf32Consistency(compare_arrays(emulated, candidate, rule=rule, bound=bound, top_k=0),
-                           compare_arrays(exact, candidate, rule=rule, bound=bound, top_k=0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = convolve(x, kernel, spec, bias)
+    x_tf32, k_tf32 = round_to_tf32(x), round_to_tf32(kernel)
+    # The emulation's operands are TF32 values held in float32: a side rounding its operands to TF32
+    # then has nothing left to round.
+    as_tf32 = Arithmetic("float32", plain.accumulation, plain.output)
+    return Tf32Consistency(
+        bound_comparison(emulated, candidate, x_tf32, k_tf32, spec, as_tf32, form, bias, top_k=0, exact=emulated),
+        bound_comparison(exact, candidate, x, kernel, spec, plain, form, bias, top_k=0, exact=exact))

@@ -1,7 +1,7 @@
 """One small class per suspected cause of a mismatch. Each proposes recomputations of the float64
 reference with the mistake applied to the reference side's input, kernel or settings; `diagnose`
 confirms a recomputation when it matches the candidate under the same rounding model as the
-verdict (the rounding bound of the lower compute precision, computed for that recomputation).
+verdict (the rounding bound of the candidate's arithmetic, computed for that recomputation).
 
 Pure: arrays and specs in, trials out. A hypothesis that does not apply says why.
 """
@@ -11,14 +11,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 
 from convdiff.reference.convolution import conv2d_nhwc
+from convdiff.reference.rounding import precision_of
 from convdiff.spec.convspec import ConvSpec, Padding
 from convdiff.spec.dtypes import np_dtype
-from convdiff.spec.geometry import Pads
+from convdiff.spec.geometry import Pads, output_sizes
 from convdiff.spec.layouts import WEIGHTS_LAYOUTS, from_hwio, to_hwio
 
 
@@ -45,7 +47,11 @@ class Trial:
     region: tuple[slice, ...] | None = None
     """The slice of the recomputation's bound that `output` covers, when a region is compared."""
     precision: str | None = None
-    """The precision whose rounding the confirmation allows (default: the case's lower precision)."""
+    """The precision the recomputation rounded its operands and output to: the confirmation then allows
+    the rounding of a side computing in it (default: the candidate's own arithmetic)."""
+    nonfinite_only: bool = False
+    """The recomputation may be confirmed by its NaN/inf pattern alone (an overflow): other trials need
+    finite outputs to compare."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,11 @@ class Context:
                  candidate_kernel: np.ndarray | None, candidate_bias: np.ndarray | None):
         self.spec = spec
         self.candidate_spec = candidate_spec
+        self.given_x, self.given_kernel = x, kernel
+        """The input and kernel as the reference side holds them (their dtypes)."""
+        self.input_precision = precision_of(np.asarray(x).dtype)
+        """Precision of the reference side's input values (a side rounding them coarser pays for it)."""
+        self.kernel_precision = precision_of(np.asarray(kernel).dtype)
         self.x = np.asarray(x, dtype=np.float64)
         self.kernel = np.asarray(kernel, dtype=np.float64)
         self.bias = None if bias is None else np.asarray(bias, dtype=np.float64)
@@ -77,20 +88,46 @@ class Context:
                         self.spec.pads if pads is None else pads, self.bias if isinstance(bias, str) else bias)
 
     def conv(self, operands: Operands) -> np.ndarray:
-        return conv2d_nhwc(operands.x, operands.kernel, self.spec.strides, operands.pads, self.spec.dilation,
-                           operands.bias)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return conv2d_nhwc(operands.x, operands.kernel, self.spec.strides, operands.pads, self.spec.dilation,
+                               operands.bias)
 
     def trial(self, detail: str, operands: Operands, precision: str | None = None) -> Trial:
+        spec = self.spec
+        if min(output_sizes(operands.x.shape[1:3], operands.pads, operands.kernel.shape[:2], spec.strides,
+                            spec.dilation)) < 1:
+            return Trial(detail, None, operands, precision=precision)  # the kernel does not fit: nothing to compare
         out = self.conv(operands)
         return Trial(detail, out if out.shape == self.candidate.shape else None, operands, precision=precision)
 
-    @property
+    @cached_property
     def base(self) -> np.ndarray:
+        """The reference recomputed in float64 with no mistake."""
         return self.conv(self.operands())
+
+    @property
+    def declared(self) -> list[str]:
+        """The lower precisions a side declares (its compute dtype or its output's dtype)."""
+        return [d for d in ("float32", "float16", "bfloat16")
+                if d in (self.reference_dtype, self.candidate_dtype, self.output_dtype)]
+
+    def rounded_recomputation(self, precision: str) -> tuple[Operands, np.ndarray]:
+        """Input, kernel, bias and output rounded to `precision`: a float64 recomputation of a side storing them there."""
+        t = np_dtype(precision)
+
+        def rounded(a: np.ndarray | None) -> np.ndarray | None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return None if a is None else a.astype(t).astype(np.float64)
+
+        operands = self.operands(x=rounded(self.x), kernel=rounded(self.kernel), bias=rounded(self.bias))
+        return operands, rounded(self.conv(operands))
 
 
 class Hypothesis:
     cause: ClassVar[str]
+    structural: ClassVar[bool] = True
+    """A mistake in how the convolution was built (not its precision): an equivalent result that its
+    recomputation also fits cannot be told apart from it at this precision (`resolution`)."""
 
     def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
         raise NotImplementedError
@@ -115,30 +152,64 @@ class DtypeHypothesis(Hypothesis):
     """Input, kernel and output rounded to a precision a side declares (float32, float16, bfloat16)."""
 
     cause = "dtype"
+    structural = False
 
     def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
         # Only the precisions a side declares (its compute dtype or its output's dtype) are tried: a
         # coarser precision the sides never use would "explain" small structural differences too.
-        declared = [d for d in ("float32", "float16", "bfloat16")
-                    if d in (ctx.reference_dtype, ctx.candidate_dtype, ctx.output_dtype)]
+        declared = ctx.declared
         if not declared:
             return NotApplicable(f"both sides compute in {ctx.reference_dtype}")
         trials = []
         for d in declared:
-            t = np_dtype(d)
-
-            def rounded(a: np.ndarray | None, t: np.dtype = t) -> np.ndarray | None:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    return None if a is None else a.astype(t).astype(np.float64)
-
-            operands = ctx.operands(x=rounded(ctx.x), kernel=rounded(ctx.kernel), bias=rounded(ctx.bias))
-            out = rounded(ctx.conv(operands))
+            operands, out = ctx.rounded_recomputation(d)
+            if _overflows(out, ctx.base):
+                continue  # an overflow is its own cause (`overflow`), not a rounding difference
             if ctx.reference_dtype == ctx.candidate_dtype == d:
                 what = f"both sides compute in {d}: only {d} rounding (summation order) separates them"
             else:
                 what = (f"reference computes in {ctx.reference_dtype}, candidate in {ctx.candidate_dtype}: input, "
                         f"kernel and output rounded to {d} (K={ctx.spec.dot_length})")
             trials.append(Trial(what, out if out.shape == ctx.candidate.shape else None, operands, precision=d))
+        return trials or NotApplicable(f"the recomputation in {' and '.join(declared)} overflows: see overflow")
+
+
+def _finfo(precision: str):  # noqa: ANN202 - numpy's or ml_dtypes' finfo
+    if precision == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(ml_dtypes.bfloat16)
+    return np.finfo(np_dtype(precision))
+
+
+def _overflows(rounded: np.ndarray, exact: np.ndarray) -> bool:
+    """Whether rounding turned finite outputs into infinities."""
+    return rounded.shape == exact.shape and bool(np.any(~np.isfinite(rounded) & np.isfinite(exact)))
+
+
+class OverflowHypothesis(Hypothesis):
+    """The recomputation in a declared lower precision overflows where the candidate does (float16's
+    largest value is 65504): an overflow, not a mistake in the convolution."""
+
+    cause = "overflow"
+    structural = False
+
+    def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
+        declared = ctx.declared
+        trials = []
+        for d in declared:
+            operands, out = ctx.rounded_recomputation(d)
+            if not _overflows(out, ctx.base):
+                continue
+            over = int(np.count_nonzero(~np.isfinite(out) & np.isfinite(ctx.base)))
+            largest = float(_finfo(d).max)
+            detail = (f"recomputed with input, kernel and output in {d}: {over:,} of {out.size:,} outputs exceed "
+                      f"{d}'s largest value {largest:.6g} and overflow (overflow in {d})")
+            trials.append(Trial(detail, out if out.shape == ctx.candidate.shape else None, operands, precision=d,
+                                nonfinite_only=True))
+        if not trials:
+            return NotApplicable(f"no output overflows {' or '.join(declared)}" if declared
+                                 else f"both sides compute in {ctx.reference_dtype}")
         return trials
 
 
@@ -232,6 +303,35 @@ class InputLayoutHypothesis(Hypothesis):
         return trials or NotApplicable("the input is unchanged by a layout mix-up (a constant input)")
 
 
+class InputTransposedHypothesis(Hypothesis):
+    """The input read with H and W swapped (an NCHW tensor permuted with (0, 3, 2, 1) instead of
+    (0, 2, 3, 1)): the convolution then runs on the W x H image, with the padding that shape gets."""
+
+    cause = "input_transposed_hw"
+
+    def context_text(self, ctx: Context) -> str:
+        h, w = ctx.x.shape[1:3]
+        if h == w:
+            return ""
+        (rh, rw), (ch, cw) = ctx.base.shape[1:3], ctx.candidate.shape[1:3]
+        if (rh, rw) == (cw, ch) and rh != rw:
+            return (f"the outputs' rows and columns are swapped (reference {rh}x{rw}, candidate {ch}x{cw}): a shape "
+                    "mismatch, as reading the input with H and W swapped gives")
+        return ""
+
+    def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
+        swapped = np.ascontiguousarray(ctx.x.transpose(0, 2, 1, 3))
+        if swapped.shape == ctx.x.shape and np.array_equal(swapped, ctx.x):
+            return NotApplicable("the input is symmetric in H and W: swapping them changes nothing")
+        spec = ctx.spec
+        pads = spec.padding.resolve(swapped.shape[1:3], spec.kernel_size, spec.strides, spec.dilation)
+        if min(output_sizes(swapped.shape[1:3], pads, spec.kernel_size, spec.strides, spec.dilation)) < 1:
+            return NotApplicable("the kernel does not fit the input with H and W swapped")
+        return [ctx.trial(f"input read with H and W swapped (transpose(0, 2, 1, 3), as a (0, 3, 2, 1) permutation of "
+                          f"an NCHW tensor does): a {swapped.shape[1]}x{swapped.shape[2]} image, pads {_fmt_pads(pads)}",
+                          ctx.operands(x=swapped, pads=pads))]
+
+
 def _zero_bias(ctx: Context) -> NotApplicable | None:
     if ctx.bias is None or not np.any(ctx.bias):
         return NotApplicable("the reference adds no (or a zero) bias")
@@ -280,6 +380,7 @@ class OutputSizeHypothesis(Hypothesis):
     """Different output shapes: the common region, top-left or bottom-right aligned (floor vs ceil)."""
 
     cause = "output_size"
+    structural = False
 
     def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
         base, cand = ctx.base, ctx.candidate
@@ -288,8 +389,13 @@ class OutputSizeHypothesis(Hypothesis):
         if base.ndim != 4 or cand.ndim != 4 or (base.shape[0], base.shape[3]) != (cand.shape[0], cand.shape[3]):
             return NotApplicable("the outputs differ in batch or channels, not in rows and columns")
         (rh, rw), (ch, cw) = base.shape[1:3], cand.shape[1:3]
+        if (rh, rw) == (cw, ch):
+            return NotApplicable(f"the outputs' rows and columns are swapped (reference {rh}x{rw}, candidate "
+                                 f"{ch}x{cw}), not cut short: see input_transposed_hw")
         h, w = min(rh, ch), min(rw, cw)
-        extra = f"reference {rh}x{rw}, candidate {ch}x{cw} (floor vs ceil output size)"
+        why = ("floor vs ceil output size" if abs(rh - ch) <= 1 and abs(rw - cw) <= 1
+               else "more than one row or column apart: not floor vs ceil rounding of the output size")
+        extra = f"reference {rh}x{rw}, candidate {ch}x{cw} ({why})"
         top_left = (slice(None), slice(0, h), slice(0, w))
         bottom_right = (slice(None), slice(rh - h, rh), slice(rw - w, rw))
         return [
@@ -304,6 +410,7 @@ class WeightsDifferHypothesis(Hypothesis):
     """The candidate's own kernel and bias, when they differ from the reference's."""
 
     cause = "weights_differ"
+    structural = False
 
     def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
         kernel, bias = ctx.candidate_kernel, ctx.candidate_bias
@@ -327,7 +434,8 @@ def _fmt_pads(pads: Pads) -> str:
 
 # In report order. tf32 is handled by `diagnose` itself: it is a consistency check, not a recomputation.
 HYPOTHESES: tuple[Hypothesis, ...] = (
-    DtypeHypothesis(), PaddingHypothesis(), KernelTransposedHypothesis(), KernelRotatedHypothesis(),
-    WeightsPermutedHypothesis(), InputLayoutHypothesis(), BiasMissingHypothesis(), BiasDoubledHypothesis(),
-    OutputShiftedHypothesis(), OutputSizeHypothesis(), WeightsDifferHypothesis(),
+    DtypeHypothesis(), OverflowHypothesis(), PaddingHypothesis(), KernelTransposedHypothesis(),
+    KernelRotatedHypothesis(), WeightsPermutedHypothesis(), InputLayoutHypothesis(), InputTransposedHypothesis(),
+    BiasMissingHypothesis(), BiasDoubledHypothesis(), OutputShiftedHypothesis(), OutputSizeHypothesis(),
+    WeightsDifferHypothesis(),
 )

@@ -64,13 +64,15 @@ class CaffeBackend:
         pad = caffe_pad(spec)
         start = time.perf_counter()
         weights = weights or initial_weights(spec)
-        kernel = np.asarray(weights.kernel).astype(spec.dtype)
+        with np.errstate(over="ignore"):
+            kernel = np.asarray(weights.kernel).astype(spec.dtype)
         bias = (np.asarray(weights.bias).astype(spec.dtype)
                 if spec.use_bias and weights.bias is not None else None)
         dtype = np_dtype(spec.dtype)
         to_nchw, to_nhwc = conversion("NHWC", "NCHW"), conversion("NCHW", "NHWC")
         oihw, to_oihw = from_hwio(kernel, "OIHW")
-        out = conv2d_nchw(to_nchw.apply(x), oihw, spec.strides, pad, spec.dilation, bias, dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is a result (inf), not a warning
+            out = conv2d_nchw(to_nchw.apply(x), oihw, spec.strides, pad, spec.dilation, bias, dtype)
         notes = (f"input {to_nchw}; weights {to_oihw}; output {to_nhwc}",
                  f"Caffe pad (pad_h, pad_w) = {pad}, computed in {spec.dtype}")
         return SideResult(self.name, np.ascontiguousarray(to_nhwc.apply(out)), kernel, bias, spec.dtype,

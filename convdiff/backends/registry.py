@@ -13,8 +13,11 @@ import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from convdiff.backends.base import Backend, BackendRefusedError
+import numpy as np
+
+from convdiff.backends.base import Backend, BackendRefusedError, SideResult
 from convdiff.errors import BackendUnavailableError, BadInputError
+from convdiff.reference.rounding import CPU_ACCUMULATION, FLOAT64_ACCUMULATION, Arithmetic, precision_of
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 from convdiff.spec.dtypes import FLOAT_DTYPES
 from convdiff.spec.parse import fmt_values
@@ -22,7 +25,7 @@ from convdiff.spec.parse import fmt_values
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can express; everything else is refused before it runs."""
+    """What a backend can express and how it computes; everything else is refused before it runs."""
 
     dtypes: frozenset[str] = frozenset(FLOAT_DTYPES)
     """Compute dtypes it runs (`tf32` only where it is emulated)."""
@@ -36,6 +39,12 @@ class Capabilities:
     """Strides > 1 together with dilation > 1."""
     same_with_strides: bool = True
     """`SAME` together with strides > 1."""
+    accumulation: tuple[tuple[str, str], ...] = CPU_ACCUMULATION
+    """(compute dtype, the precision its sums run in), as measured on CPU (`convdiff.reference.rounding`):
+    the rounding model's accumulation term."""
+
+    def accumulates_in(self, compute_dtype: str) -> str:
+        return dict(self.accumulation).get(compute_dtype, compute_dtype)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,16 @@ class BackendInfo:
         if reason is not None:
             raise BackendRefusedError(reason)
 
+    def arithmetic(self, result: SideResult) -> Arithmetic:
+        """How this backend computed `result`: the precisions of the rounding model.
+
+        The operands are rounded to the compute dtype (every framework casts its input and kernel to
+        it; the numpy reference promotes them to float64, exactly), the sums run in the precision
+        `Capabilities.accumulation` declares, and the output is stored in its array's dtype.
+        """
+        compute = result.compute_dtype
+        return Arithmetic(compute, self.can.accumulates_in(compute), precision_of(np.asarray(result.output).dtype))
+
     def missing(self) -> list[str]:
         return [m for m in self.requires if not _importable(m)]
 
@@ -98,7 +117,7 @@ REGISTRY: dict[str, BackendInfo] = {
     for info in (
         BackendInfo("numpy", "convdiff.backends.numpy_ref:NumpyBackend",
                     "float64 NumPy reference with exact TF padding semantics (no TensorFlow)",
-                    can=Capabilities(dtypes=frozenset((*FLOAT_DTYPES, "tf32")))),
+                    can=Capabilities(dtypes=frozenset((*FLOAT_DTYPES, "tf32")), accumulation=FLOAT64_ACCUMULATION)),
         BackendInfo("nn", "convdiff.backends.nn:NnBackend",
                     "tf.nn.conv2d + tf.nn.bias_add with a get_variable-style tf.Variable kernel", can=_TF),
         BackendInfo("keras", "convdiff.backends.keras_layer:KerasPredictBackend",

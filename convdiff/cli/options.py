@@ -137,11 +137,12 @@ def top_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 rule_options = stack(
     click.option("--tolerance", "tolerance_mode", type=click.Choice(TOLERANCE_MODES), default=None,
-                 help="Verdict rule: bound (each element within the rounding-error bound of its dot product in "
-                      "the lower compute precision) or elementwise (atol/rtol). Default bound; elementwise when "
-                      "--atol/--rtol are given."),
+                 help="Verdict rule: bound (each element within the rounding-error bound of both sides' "
+                      "arithmetic: operand, accumulation and output precisions) or elementwise (atol/rtol). Default "
+                      "bound; elementwise when --atol/--rtol are given."),
     click.option("--bound-form", type=click.Choice(BOUND_FORMS), default="probabilistic", show_default=True,
-                 help="gamma of the bound: probabilistic c*sqrt(K)*u or worst-case K*u/(1-K*u)."),
+                 help="accumulation term of the bound: probabilistic u*(c*sqrt(K)*S + K*|t|) or worst-case "
+                      "K*u/(1-K*u)*S, S = |x|(*)|w|."),
 )
 
 

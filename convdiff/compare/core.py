@@ -144,6 +144,12 @@ class Comparison:
     """Positions left out of the figures because a side is NaN or infinite there."""
     exact_compared: int
     """Positions compared exactly because the rule's threshold there is not finite."""
+    exceeded: int
+    """Positions finite on both sides whose difference exceeds a finite threshold of the rule."""
+    exact_mismatched: int
+    """Positions compared exactly (`exact_compared`) whose values differ.
+
+    `mismatched - exceeded - exact_mismatched` positions fail on their NaN/inf pattern."""
     max_abs_diff: float
     """Largest `|candidate - reference|` over positions finite on both sides."""
     max_abs_diff_index: tuple[int, ...] | None
@@ -299,7 +305,7 @@ def _without_values(verdict: Verdict, attributes: dict[str, Any],
                     axis_counts: tuple[tuple[int, ...], ...]) -> Comparison:
     return Comparison(
         verdict=verdict, **attributes, total=0, mismatched=0, nonfinite_mismatched=0, nonfinite_excluded=0,
-        exact_compared=0, max_abs_diff=0.0, max_abs_diff_index=None, max_rel_diff=0.0, max_rel_diff_index=None,
+        exact_compared=0, exceeded=0, exact_mismatched=0, max_abs_diff=0.0, max_abs_diff_index=None, max_rel_diff=0.0, max_rel_diff_index=None,
         sum_abs_diff=0.0, mean_abs_diff=0.0, rmse=0.0, max_ratio=0.0, max_ratio_index=None, median_ratio=math.nan,
         reference_nan=0, candidate_nan=0, reference_inf=0, candidate_inf=0, nan_positions_agree=True, worst=(),
         min_atol=0.0, mismatch_counts_by_axis=axis_counts)
@@ -355,6 +361,8 @@ class _Scan:
         self.mismatched = 0
         self.nonfinite_mismatched = 0
         self.exact = 0
+        self.exceeded = 0
+        self.exact_mismatched = 0
         self.finite = 0
         self.sum_abs = 0.0
         self.sum_sq = 0.0
@@ -492,6 +500,7 @@ class _Scan:
             self.min_atol = max(self.min_atol, float(excess.max()))
 
         # The rule's threshold at each position; where it is not finite, compare exactly.
+        unbounded = None
         if self.bound_rule:
             limit = bound if bound is not None else np.zeros(n)
             unbounded = ~np.isfinite(limit)
@@ -500,10 +509,20 @@ class _Scan:
                     unbounded &= finite
                 self.exact += int(np.count_nonzero(unbounded))
                 limit = np.where(np.isfinite(limit), limit, 0.0)
+            else:
+                unbounded = None
         else:
             limit = np.multiply(magnitude, self.rtol, out=magnitude)
             np.add(limit, self.atol, out=limit)
         np.greater(diff, limit, out=failing)
+        over = int(np.count_nonzero(failing))
+        if unbounded is not None:
+            exact_failing = int(np.count_nonzero(failing & unbounded))
+            self.exact_mismatched += exact_failing
+            over -= exact_failing
+            # The bound says nothing there: those positions stay out of the ratio figures.
+            finite = ~unbounded if finite is None else finite & ~unbounded
+        self.exceeded += over
         if failing_nonfinite is not None:
             np.logical_or(failing, failing_nonfinite, out=failing)
         self._add_ratios(diff, limit, ref, cand, where, finite)
@@ -665,6 +684,8 @@ class _Scan:
             nonfinite_mismatched=self.nonfinite_mismatched,
             nonfinite_excluded=total - finite,
             exact_compared=self.exact,
+            exceeded=self.exceeded,
+            exact_mismatched=self.exact_mismatched,
             max_abs_diff=self.max_abs,
             max_abs_diff_index=self._index(self.max_abs_at),
             max_rel_diff=self.max_rel,

@@ -3,7 +3,8 @@ worst positions, the regions and every figure a report counts.
 
 - `elementwise`: `|candidate - reference| <= atol + rtol * |reference|` (relative to the reference).
 - `bound`: `|candidate - reference| <= bound[pos]`, the rounding-error bound of the dot product at
-  that position (`convdiff.reference.rounding.rounding_bound`), supplied as an array.
+  that position (`convdiff.reference.rounding.rounding_bound`, the model of both sides' roundings),
+  supplied as an array.
 
 Before either, the non-finite pattern: a position where a side is NaN or infinite passes only when
 both sides hold the same infinity, or both NaN under `equal_nan`. Where the bound itself is not
@@ -20,7 +21,7 @@ import numpy as np
 
 from convdiff.compare.tolerance import Tolerance
 from convdiff.errors import BadInputError
-from convdiff.reference.rounding import BoundForm, Gamma
+from convdiff.reference.rounding import BoundForm, RoundingModel
 
 
 class RuleKind(StrEnum):
@@ -48,20 +49,21 @@ class Rule:
     tolerance: Tolerance
     """Decides under `elementwise`. Under `bound` it gives only `equal_nan` and the elementwise figures
     (`min_atol`, `elementwise_verdict`), never a count."""
-    gamma: Gamma | None = None
-    """How the bound array was made (`bound` only)."""
+    model: RoundingModel | None = None
+    """The rounding model the bound array was made with (`bound` only)."""
 
     def __post_init__(self) -> None:
-        if (self.kind is RuleKind.BOUND) != (self.gamma is not None):
-            raise BadInputError("a bound rule needs the gamma its bound was made with, and only a bound rule has one")
+        if (self.kind is RuleKind.BOUND) != (self.model is not None):
+            raise BadInputError("a bound rule needs the rounding model its bound was made with, and only a bound "
+                                "rule has one")
 
     @classmethod
     def elementwise(cls, tolerance: Tolerance) -> Rule:
         return cls(RuleKind.ELEMENTWISE, tolerance)
 
     @classmethod
-    def bound(cls, gamma: Gamma, tolerance: Tolerance) -> Rule:
-        return cls(RuleKind.BOUND, tolerance, gamma)
+    def bound(cls, model: RoundingModel, tolerance: Tolerance) -> Rule:
+        return cls(RuleKind.BOUND, tolerance, model)
 
     @property
     def equal_nan(self) -> bool:
@@ -73,9 +75,9 @@ class Rule:
 
     @property
     def description(self) -> str:
-        if self.gamma is not None:
-            g = self.gamma
-            return f"{g.dtype} rounding bound ({g.form.value}, gamma = {g.description})"
+        if self.model is not None:
+            m = self.model
+            return f"{m.dtype} rounding bound ({m.form.value}: {m.description})"
         t = self.tolerance
         return f"|candidate - reference| <= atol + rtol * |reference|, atol={t.atol:g}, rtol={t.rtol:g}"
 

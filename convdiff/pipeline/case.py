@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convdiff.analysis.bound import ThreeWay, UlpDistance
-from convdiff.analysis.diagnose import Finding
+from convdiff.analysis.diagnose import Finding, Resolution
 from convdiff.analysis.kernels import KernelDistribution, KernelStats, Theoretical, kernel_stats, theoretical
 from convdiff.analysis.regions import MismatchRegions
 from convdiff.backends.base import SideResult, Weights
+from convdiff.backends.registry import backend_info
 from convdiff.compare import PASSING, Comparison, RuleKind, Tolerance, Verdict
-from convdiff.reference.rounding import BoundForm
+from convdiff.reference.rounding import Arithmetic, BoundForm
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.dtypes import lower_precision
 
@@ -85,6 +86,11 @@ class SideRun:
     def kernel_stats(self) -> KernelStats:
         return kernel_stats(self.result.kernel)
 
+    @property
+    def arithmetic(self) -> Arithmetic:
+        """How this side computed: its operand, accumulation and output precisions (the rounding model)."""
+        return backend_info(self.result.backend).arithmetic(self.result)
+
 
 @dataclass(frozen=True)
 class CaseResult:
@@ -110,6 +116,8 @@ class CaseResult:
     """Where the outputs mismatch (by the deciding rule); None when they pass."""
     diagnosis: tuple[Finding, ...] = ()
     """One finding per hypothesis tried; empty when the outputs pass."""
+    resolution: Resolution | None = None
+    """When the bound found the outputs equivalent: what it cannot exclude at this precision."""
 
     def side(self, role: str) -> SideRun:
         for run in self.sides:
@@ -155,6 +163,11 @@ class CaseResult:
     def compute_dtype(self) -> str:
         """The lower of the two sides' compute precisions: the one the tolerance is chosen for."""
         return lower_precision(self.reference.compute_dtype, self.candidate.compute_dtype)
+
+    @property
+    def kernels_from_files(self) -> bool:
+        """Whether the kernels came from weights files (no initializer drew them)."""
+        return bool(self.reference_config.spec.weights or self.candidate_config.spec.weights)
 
     @property
     def kernel_theory(self) -> Theoretical | None:

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from convdiff.analysis.bound import ThreeWay, side_error, ulp_distance
-from convdiff.analysis.diagnose import diagnose
+from convdiff.analysis.diagnose import diagnose, resolution
 from convdiff.analysis.kernels import kernel_distribution
 from convdiff.analysis.regions import analyze_regions
 from convdiff.backends.base import SideResult, Weights
@@ -26,10 +26,11 @@ from convdiff.data.fingerprint import input_sha256
 from convdiff.data.inputs import make_input
 from convdiff.data.memory import check_memory
 from convdiff.data.weights import LoadedWeights, load_weights
+from convdiff.errors import BadInputError
 from convdiff.pipeline.case import Case, CaseOptions, CaseResult, SideConfig, SideRun
-from convdiff.reference.rounding import rounding_bound
+from convdiff.reference.rounding import Arithmetic, rounding_bound
 from convdiff.spec.convspec import ConvSpec
-from convdiff.spec.dtypes import lower_precision
+from convdiff.spec.dtypes import lower_precision, np_dtype
 
 
 def check_case(case: Case, max_memory: int | None = None, where: str = "") -> None:
@@ -73,39 +74,53 @@ def execute(case: Case, max_memory: int | None = None) -> CaseResult:
     return compare_sides(case.name, sides, case.options)
 
 
-def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOptions) -> CaseResult:
-    """Kernels first (exactly), then outputs under the deciding rule, then the analyses."""
+def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOptions,
+                  explain_failures: bool = True) -> CaseResult:
+    """Kernels first (exactly), then outputs under the deciding rule, then the analyses.
+
+    `explain_failures=False` leaves out the regions and the diagnosis of a failing comparison (the
+    calibration study needs only the verdict and the resolution)."""
     ref_run, cand_run = sides
     ref, cand = ref_run.result, cand_run.result
     kernels = compare_arrays(ref.kernel, cand.kernel, atol=0.0, rtol=0.0, top_k=options.top_k)
     distribution = None
-    if kernels.verdict is not Verdict.IDENTICAL:
+    from_files = bool(ref_run.config.spec.weights or cand_run.config.spec.weights)
+    # Kernels read from files were never drawn from an initializer: there is no law to test them against.
+    if kernels.verdict is not Verdict.IDENTICAL and not from_files:
         distribution = kernel_distribution(ref.kernel, cand.kernel, ref_run.config.spec.initializer,
                                            cand_run.config.spec.initializer)
     dtype = lower_precision(ref.compute_dtype, cand.compute_dtype)
-    rule, bound = deciding_rule(options, ref_run, dtype, cand.output)
+    rule, bound = deciding_rule(options, ref_run, cand_run, dtype)
     output = compare_arrays(ref.output, cand.output, rule=rule, bound=bound, top_k=options.top_k)
     result = CaseResult(name, sides, options, kernels, output, bound, distribution)
+    finish = explain if explain_failures else (lambda r: r)
     if not output.shape_match or output.total == 0:
-        return result if output else explain(result)
+        return result if output else finish(result)
     ulp = ulp_distance(ref.output, cand.output, dtype)
     three = None
     if output.verdict is not Verdict.IDENTICAL and "numpy" not in (ref.backend, cand.backend):
         # Each side against float64 from ITS OWN kernel: a side is wrong when it is outside the
         # rounding bound of its own compute dtype, whatever the other side did.
         three = ThreeWay(*(side_error(run.result.output, run.input, run.result.kernel, run.result.bias,
-                                      run.config.spec, run.result.compute_dtype, options.bound_form)
+                                      run.config.spec, run.arithmetic, options.bound_form)
                            for run in sides))
     result = dataclasses.replace(result, ulp=ulp, three_way=three)
-    return result if output else explain(result)
+    if output.verdict is Verdict.EQUIVALENT and rule.is_bound:
+        # Within rounding: say which known mistakes the bound could not exclude at this precision.
+        result = dataclasses.replace(result, resolution=resolution(
+            ref_run.config.spec, cand_run.config.spec, ref_run.input, ref.kernel, ref.bias, ref.output, cand.output,
+            bound, reference_dtype=ref.compute_dtype, candidate_dtype=cand.compute_dtype,
+            form=options.bound_form, candidate_arithmetic=cand_run.arithmetic))
+    return result if output else finish(result)
 
 
-def deciding_rule(options: CaseOptions, reference: SideRun, dtype: str,
-                  candidate_output: np.ndarray) -> tuple[Rule, np.ndarray | None]:
+def deciding_rule(options: CaseOptions, reference: SideRun, candidate: SideRun,
+                  dtype: str) -> tuple[Rule, np.ndarray | None]:
     """The rule that decides this case, and the bound array when it is the rounding bound.
 
-    The bound is built from the reference side's input, kernel and bias, in the lower compute
-    precision of the two sides.
+    The bound is built from the reference side's input, kernel and bias, under the rounding model of
+    both sides' arithmetic (`SideRun.arithmetic`); `dtype`, the lower compute precision, picks the
+    elementwise tolerance.
     """
     ref = reference.result
     tolerance = options.tolerance or default_tolerance(ref.compute_dtype, dtype)
@@ -113,8 +128,12 @@ def deciding_rule(options: CaseOptions, reference: SideRun, dtype: str,
     tolerance = dataclasses.replace(tolerance, equal_nan=options.equal_nan or tolerance.equal_nan)
     if options.tolerance_mode is RuleKind.ELEMENTWISE:
         return Rule.elementwise(tolerance), None
-    bound, g = rounding_bound(reference.input, ref.kernel, reference.config.spec, dtype, options.bound_form, ref.bias)
-    return Rule.bound(g, tolerance), bound
+    sides = (reference.arithmetic, candidate.arithmetic)
+    # A reference computed in float64 throughout is the exact result the bound needs: not computed twice.
+    exact = ref.output if sides[0] == Arithmetic.exact() else None
+    bound, model = rounding_bound(reference.input, ref.kernel, reference.config.spec, sides, options.bound_form,
+                                  ref.bias, exact=exact)
+    return Rule.bound(model, tolerance), bound
 
 
 def explain(result: CaseResult) -> CaseResult:
@@ -125,7 +144,8 @@ def explain(result: CaseResult) -> CaseResult:
         ref_run.config.spec, cand_run.config.spec, ref_run.input, ref_run.result.kernel, ref_run.result.bias,
         cand_run.result.output, reference_dtype=ref_run.result.compute_dtype,
         candidate_dtype=cand_run.result.compute_dtype, candidate_kernel=cand_run.result.kernel,
-        candidate_bias=cand_run.result.bias, form=result.options.bound_form)
+        candidate_bias=cand_run.result.bias, form=result.options.bound_form,
+        candidate_arithmetic=cand_run.arithmetic)
     return dataclasses.replace(result, diagnosis=findings, regions=regions)
 
 
@@ -135,7 +155,8 @@ def _run_side(backend, config: SideConfig, x: np.ndarray, weights: Weights | Non
     result = run_guarded(config.backend, lambda: backend.run(config.spec, x, weights))
     notes = result.notes
     if loaded is not None and config.given_weights is None:
-        notes = (loaded.note, *notes)
+        converted = conversion_note(loaded, config.spec)
+        notes = (loaded.note, *((converted,) if converted else ()), *notes)
     # Fingerprint what the side was actually given, so different inputs can never pass unnoticed.
     return dataclasses.replace(result, notes=notes, input_sha256=input_sha256(x))
 
@@ -152,12 +173,40 @@ def file_weights(spec: ConvSpec) -> LoadedWeights | None:
 
 
 def _as_weights(loaded: LoadedWeights | None, spec: ConvSpec) -> Weights | None:
+    """The file's kernel and bias converted once to the side's variable dtype, so every side of that
+    dtype gets the same values, as it would hold them in its variables."""
     if loaded is None:
         return None
-    bias = loaded.bias
+    target = np_dtype(spec.variable_dtype)
+    kernel = _converted(loaded.kernel, target, loaded.source, "kernel")
+    bias = None if loaded.bias is None else _converted(loaded.bias, target, loaded.source, "bias")
     if bias is None and spec.use_bias:
-        bias = np.zeros(loaded.kernel.shape[3], dtype=loaded.kernel.dtype)  # no bias in the files: zero, not drawn
-    return Weights(loaded.kernel, bias)
+        bias = np.zeros(kernel.shape[3], dtype=target)  # no bias in the files: zero, not drawn
+    return Weights(kernel, bias)
+
+
+def _converted(values: np.ndarray, target: np.dtype, source: str, what: str) -> np.ndarray:
+    if values.dtype == target:
+        return values
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = values.astype(target)
+    if not np.isfinite(converted.astype(np.float64)).all() and np.isfinite(values.astype(np.float64)).all():
+        raise BadInputError(f"the {what} in {source} holds values beyond the range of {target.name} "
+                            f"(largest magnitude {float(np.abs(values.astype(np.float64)).max()):.6g})")
+    return converted
+
+
+def conversion_note(loaded: LoadedWeights, spec: ConvSpec) -> str | None:
+    """What converting the file's weights to the side's variable dtype did, or None when nothing changed."""
+    target = np_dtype(spec.variable_dtype)
+    if loaded.kernel.dtype == target:
+        return None
+    original = loaded.kernel.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        change = float(np.abs(loaded.kernel.astype(target).astype(np.float64) - original).max())
+    how = "exactly" if change == 0 else f"rounded, max change {change:.3g}"
+    return (f"weights converted once from {loaded.kernel.dtype} to {target.name} (the variable dtype), "
+            f"{how}: every {target.name} side gets these values")
 
 
 def _same_input(a: SideConfig, b: SideConfig) -> bool:

@@ -1,21 +1,50 @@
-"""The rounding model: unit roundoffs, the gamma of a length-K dot product, TF32 rounding, and the
-per-element rounding-error bound of a convolution.
+"""The rounding model: how far a correct convolution may land from the exact result, per element.
 
-A convolution output is a length-K dot product, K = kh * kw * C_in. Computed in a precision with
-unit roundoff u, its error against the exact value is bounded by (Higham, "Accuracy and Stability
-of Numerical Algorithms", 3.1; Higham & Mary 2019 for the probabilistic form)
+A convolution output is a length-K dot product (K = `spec.dot_length`) plus a bias. A side computes it
+in three precisions, which the model keeps apart (`Arithmetic`):
 
-    |computed - exact| <= gamma * (|x| (*) |w|)[pos]  (+ u * ((|x| (*) |w|)[pos] + |b|) for the bias add)
+- **operands**: the precision its input and kernel are rounded to before the products (its storage
+  precision: Keras' `predict` casts a float64 input to float32, `nn` casts a float32 filter to a
+  float16 input's dtype, TF32 rounds both to 10 mantissa bits);
+- **accumulation**: the precision of the sums (CPU frameworks accumulate float16 and bfloat16
+  convolutions in float32: measured per backend, declared in `convdiff.backends.registry`);
+- **output**: the precision the result is stored in.
 
-where `|x| (*) |w|` is the convolution of absolute values (one extra float64 convolution) and
+The bound on `|candidate - reference|` is the sum of both sides' bounds against the exact result of
+the values the reference holds, each side's bound the sum of the terms that are really there:
 
-    worst-case:     gamma = K*u / (1 - K*u)
-    probabilistic:  gamma = c * sqrt(K) * u          (c = PROBABILISTIC_C)
+    operands       2 u_op  * S                       per operand (input, kernel) rounded to a coarser precision,
+                                                     and 2 u_op * |b| for the bias
+    accumulation   u_acc * (c * sqrt(K) * S + K * |t|)      probabilistic (`--bound-form probabilistic`)
+                   K u_acc / (1 - K u_acc) * S             rigorous (`--bound-form worst-case`)
+    output         ulp_out(|t|)                      the accumulator rounded to a coarser output precision
+    bias add       ulp_out(|y|)                      the bias added in the output's precision
+
+with S = |x| (*) |w| (one float64 convolution of absolute values), t = x (*) w the exact convolution
+and y = t + b. A rounding to nearest moves a value by at most half a unit in the last place (u times
+it, u = 2^-p); each single rounding is allowed a whole ulp (2 u relative), so a correct result uses at
+most half of those terms: the margin the calibration (`benchmarks/calibrate_bound.py`) checks.
+
+**The accumulation term.** Higham & Mary ("A New Approach to Probabilistic Rounding Error Analysis",
+SIAM J. Sci. Comput. 41(5), 2019) model rounding errors as independent, mean-zero random variables
+bounded by u; a length-n inner product then satisfies |computed - exact| <= gamma_n(lambda) * S with
+gamma_n(lambda) = exp(lambda sqrt(n) u + n u^2 / (1 - u)) - 1 ~ lambda sqrt(n) u, with probability at
+least 1 - 2 n exp(-lambda^2 (1 - u)^2 / 2). With lambda = c = 8 (`PROBABILISTIC_C`) that failure
+probability is at most 2.3e-10 per element at K = 9216 (2.5e-12 at K = 100), and at most 1.3e-4 over
+the 546,560 outputs of a 2x427x640 layer at K = 9216 (a union bound). Structured data break the
+mean-zero assumption: all-positive `image / 255` values summed with a ones kernel round in one
+direction, and the error grows like K, not sqrt(K) (measured 0.195 K u S at K = 675, 5 times
+sqrt(K) u S; Bhola & Duraisamy 2024 call these biased rounding errors). A common bias mu (|mu| <= u)
+of the rounding errors adds mu times the sum of the partial sums, at most K u |t| when the terms do not
+cancel (then |t| = S and the term is the rigorous worst case); where they cancel, |t| << S and the
+sqrt(K) term dominates. So the probabilistic form is never tighter than the rigorous bound on data of
+one sign, and stays sqrt(K) tight where the terms cancel.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -39,39 +68,101 @@ def parse_bound_form(text: object) -> BoundForm:
                             f"{', '.join(f.value for f in BoundForm)})") from None
 
 
-# u = 2^-p for p significand bits (round to nearest). TF32 keeps float32's exponent and 10 stored
-# mantissa bits, as float16 does.
-UNIT_ROUNDOFF: dict[str, float] = {
-    "float64": 2.0**-53,
-    "float32": 2.0**-24,
-    "tf32": 2.0**-11,
-    "float16": 2.0**-11,
-    "bfloat16": 2.0**-8,
-}
+# Significand bits p (the implicit one included) and the smallest normal exponent of each precision.
+# u = 2^-p is the unit roundoff of rounding to nearest. TF32 keeps float32's exponent and float16's
+# 10 stored mantissa bits.
+SIGNIFICAND_BITS: dict[str, int] = {"float64": 53, "float32": 24, "tf32": 11, "float16": 11, "bfloat16": 8}
+MIN_EXPONENT: dict[str, int] = {"float64": -1022, "float32": -126, "tf32": -126, "float16": -14, "bfloat16": -126}
+UNIT_ROUNDOFF: dict[str, float] = {name: 2.0 ** -bits for name, bits in SIGNIFICAND_BITS.items()}
 
-# c of the probabilistic form c * sqrt(K) * u, measured against float64 (README "Choosing c"):
-# - correct tf.nn.conv2d float32 results, standard-normal data with bias, 3 seeds: at most 0.98,
-#   0.36, 0.28, 0.10, 0.05, 0.025 of 3*sqrt(K)*u*(|x|(*)|w|) for K = 1, 9, 27, 144, 576, 4608;
-# - the built-in ones-filter (all-positive image/255, ones kernel, K = 147) is the hard case: its
-#   rounding errors do not cancel like random ones and reach 2.1 * sqrt(K)*u*(|x|(*)|w|);
-# - a 1.01 scaling of one output channel at K = 4608 exceeds sqrt(K)*u*(|x|(*)|w|) 35-50-fold at
-#   the channel's median and 135-185-fold at its maximum.
-# c = 5 leaves the structured ones-filter case a 2.4x margin, random data 5x or more, and still
-# puts the 1% bug 7-10x over the bound at the median (27-37x at the maximum). For K <= 25 it is at
-# least the rigorous worst case K*u.
-PROBABILISTIC_C = 5.0
+# Accumulation precision per compute dtype, measured (not assumed) on CPU: every backend's float16 and
+# bfloat16 output is within one ulp of the exact result rounded once (99-100% bit-equal to it at
+# K = 4608, where float16 sums would be many ulps off), so the sums run in float32 and only the result
+# is rounded: TensorFlow 2.21 with oneDNN (nn, keras, keras-call, v1-nn, v1-layers) and PyTorch 2.13.
+# Caffe's NumPy float32 matrix products accumulate in float32. Each backend names its table in its
+# `Capabilities` (convdiff.backends.registry); tests/backends/test_accumulation.py repeats the measurement.
+CPU_ACCUMULATION: tuple[tuple[str, str], ...] = (
+    ("float16", "float32"), ("bfloat16", "float32"), ("float32", "float32"), ("float64", "float64"),
+    ("tf32", "float32"))
+# The numpy reference promotes every operand to float64 (its tf32 emulation rounds them first).
+FLOAT64_ACCUMULATION: tuple[tuple[str, str], ...] = tuple(
+    (d, "float64") for d in ("float16", "bfloat16", "float32", "float64", "tf32"))
+
+# lambda of Higham & Mary's probabilistic bound (module docstring): the failure probability per element
+# is at most 2 K exp(-c^2 / 2), 2.3e-10 at K = 9216.
+PROBABILISTIC_C = 8.0
+
+
+def precision_of(dtype: object) -> str:
+    """The precision name of a NumPy dtype (or name): integers and booleans hold their values exactly in float64."""
+    name = str(dtype if isinstance(dtype, str) else np.dtype(dtype).name)
+    if name in SIGNIFICAND_BITS:
+        return name
+    if name.startswith(("int", "uint", "bool")):
+        return "float64"
+    raise BadInputError(f"no rounding model for dtype '{name}' (known: {', '.join(SIGNIFICAND_BITS)})")
+
+
+def coarser(a: str, b: str) -> bool:
+    """Whether precision `a` has fewer significand bits than `b` (rounding to `a` loses information)."""
+    return SIGNIFICAND_BITS[a] < SIGNIFICAND_BITS[b]
+
+
+def ulp(values: np.ndarray | float, precision: str) -> np.ndarray:
+    """The spacing of `precision` at |values| (subnormal spacing below its smallest normal); inf stays inf."""
+    bits, emin = SIGNIFICAND_BITS[precision], MIN_EXPONENT[precision]
+    magnitude = np.abs(np.asarray(values, dtype=np.float64))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _, exponent = np.frexp(magnitude)  # magnitude = m * 2^exponent, m in [0.5, 1); frexp(0) = (0, 0)
+        exponent = np.where(magnitude > 0, exponent - 1, emin)
+        spacing = np.ldexp(1.0, np.maximum(exponent, emin) - (bits - 1))
+    return np.where(np.isfinite(magnitude), spacing, magnitude)
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """How one side computes its convolution: the three precisions its roundings happen in."""
+
+    operands: str
+    """Precision the input and kernel are rounded to before the products (the side's storage precision)."""
+    accumulation: str
+    """Precision of the sums."""
+    output: str
+    """Precision the output is stored in."""
+
+    @classmethod
+    def exact(cls) -> Arithmetic:
+        """The float64 reference: operands held exactly, float64 sums and output."""
+        return cls("float64", "float64", "float64")
+
+    @classmethod
+    def computing_in(cls, dtype: str) -> Arithmetic:
+        """A framework computing in `dtype` on CPU: operands and output in it, sums as `CPU_ACCUMULATION` says."""
+        return cls(dtype, dict(CPU_ACCUMULATION).get(dtype, dtype), "float32" if dtype == "tf32" else dtype)
+
+    def __post_init__(self) -> None:
+        for name in (self.operands, self.accumulation, self.output):
+            if name not in SIGNIFICAND_BITS:
+                raise BadInputError(f"no rounding model for precision '{name}'")
+
+    @property
+    def description(self) -> str:
+        if self.operands == self.accumulation == self.output:
+            return f"{self.operands} throughout"
+        return (f"operands in {self.operands}, accumulation in {self.accumulation}, "
+                f"output stored in {self.output}")
 
 
 @dataclass(frozen=True)
 class Gamma:
-    """The factor multiplying `|x| (*) |w|` in the bound."""
+    """The factor multiplying `|x| (*) |w|` in the accumulation term of one precision."""
 
     form: BoundForm
     dtype: str
-    """The precision whose rounding is bounded (the lower compute precision of the two sides)."""
+    """The accumulation precision."""
     unit_roundoff: float
     K: int
-    """Dot-product length kh * kw * C_in."""
+    """Dot-product length kh * kw * C_in (per group)."""
     value: float
 
     @property
@@ -83,7 +174,7 @@ class Gamma:
 
 
 def gamma(K: int, dtype: str, form: BoundForm = BoundForm.PROBABILISTIC) -> Gamma:
-    """The gamma factor of a length-`K` dot product computed in `dtype`.
+    """The gamma factor of a length-`K` dot product accumulated in `dtype`.
 
     Args:
         K: dot-product length (>= 1).
@@ -105,40 +196,171 @@ def gamma(K: int, dtype: str, form: BoundForm = BoundForm.PROBABILISTIC) -> Gamm
     return Gamma(form, dtype, u, K, value)
 
 
+@dataclass(frozen=True)
+class RoundingModel:
+    """Which roundings the bound of one comparison allows, and how it is built (`bound`)."""
+
+    form: BoundForm
+    K: int
+    """Dot-product length (`spec.dot_length`)."""
+    sides: tuple[Arithmetic, ...]
+    """One per side whose rounding separates its output from the exact result (both sides of a comparison)."""
+    input_precision: str = "float64"
+    """Precision of the input values the bound is built from: a side rounding to a coarser one pays a term."""
+    kernel_precision: str = "float64"
+    """Precision of the kernel (and bias) values the bound is built from."""
+
+    def __post_init__(self) -> None:
+        if not self.sides:
+            raise BadInputError("a rounding model needs at least one side")
+        if self.K < 1:
+            raise BadInputError(f"dot-product length must be >= 1, got {self.K}")
+
+    @property
+    def dtype(self) -> str:
+        """The coarsest precision any side rounds to: the one the verdict names ("the float16 rounding bound")."""
+        used = [p for a in self.sides for p in self._rounds_to(a)] or ["float64"]
+        return min(used, key=lambda p: SIGNIFICAND_BITS[p])
+
+    def _rounds_to(self, a: Arithmetic) -> list[str]:
+        used = [a.accumulation, a.output]
+        if coarser(a.operands, self.input_precision) or coarser(a.operands, self.kernel_precision):
+            used.append(a.operands)
+        return used
+
+    @property
+    def unit_roundoff(self) -> float:
+        return UNIT_ROUNDOFF[self.dtype]
+
+    @property
+    def accumulation(self) -> Gamma:
+        """The gamma of the coarsest accumulation of the sides."""
+        coarsest = min((a.accumulation for a in self.sides), key=lambda p: SIGNIFICAND_BITS[p])
+        return gamma(self.K, coarsest, self.form)
+
+    @property
+    def value(self) -> float:
+        """gamma of the coarsest accumulation (the factor of S in the accumulation term)."""
+        return self.accumulation.value
+
+    @property
+    def c(self) -> float | None:
+        return PROBABILISTIC_C if self.form is BoundForm.PROBABILISTIC else None
+
+    @property
+    def terms(self) -> str:
+        """The bound's terms, in words."""
+        acc = ("u_acc*(c*sqrt(K)*S + K*|t|)" if self.form is BoundForm.PROBABILISTIC
+               else "K*u_acc/(1-K*u_acc)*S")
+        return (f"sum over both sides of: 2*u_op*S per operand rounded to a coarser precision, {acc}, "
+                "ulp_out(|t|) when the output is coarser than the accumulation, ulp_out(|y|) for the bias add "
+                "(S = |x|(*)|w|, t = x(*)w, y = t + b)")
+
+    @property
+    def description(self) -> str:
+        if len(self.sides) == 2 and self.sides[0] == self.sides[1]:
+            sides = f"both sides {self.sides[0].description}"
+        elif len(self.sides) == 2:
+            sides = f"reference {self.sides[0].description}; candidate {self.sides[1].description}"
+        else:
+            sides = "; ".join(a.description for a in self.sides)
+        if self.form is BoundForm.PROBABILISTIC:
+            acc = f"c={PROBABILISTIC_C:g}, K={self.K}"
+        else:
+            acc = f"worst case, K={self.K}"
+        return f"{acc}; {sides}"
+
+    def bound(self, magnitude: np.ndarray, exact: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """The per-element bound from S = |x| (*) |w| and the exact output y = t + b (arrays or scalars).
+
+        Every term grows with S, |t| and |y|, so upper bounds of them give an upper bound of the bound.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            S = np.asarray(magnitude, dtype=np.float64)
+            y = np.abs(np.asarray(exact, dtype=np.float64))
+            b = None if bias is None else np.abs(np.asarray(bias, dtype=np.float64))
+            t = y if b is None else np.abs(np.asarray(exact, dtype=np.float64) - np.asarray(bias, dtype=np.float64))
+            total = np.zeros(np.broadcast_shapes(S.shape, y.shape))
+            for a in self.sides:
+                total = total + self._side_bound(a, S, t, y, b)
+        return total
+
+    def _side_bound(self, a: Arithmetic, S: np.ndarray, t: np.ndarray, y: np.ndarray,
+                    b: np.ndarray | None) -> np.ndarray:
+        u_op = UNIT_ROUNDOFF[a.operands]
+        operands = coarser(a.operands, self.input_precision) + coarser(a.operands, self.kernel_precision)
+        term = np.zeros_like(S)
+        if operands:  # (never 0 * S: S may be inf)
+            term = term + (2 * u_op * operands) * S
+        if b is not None and coarser(a.operands, self.kernel_precision):
+            term = term + 2 * u_op * b
+        g = gamma(self.K, a.accumulation, self.form)
+        if self.form is BoundForm.PROBABILISTIC:
+            term = term + g.value * S + self.K * g.unit_roundoff * t
+        else:
+            term = term + g.value * S
+        if coarser(a.output, a.accumulation):
+            term = term + ulp(t, a.output)
+        if b is not None:
+            term = term + ulp(y, a.output)
+        return term
+
+
 def abs_convolution(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """`|x| (*) |w|` in float64 with the spec's strides, pads and dilation (one extra convolution)."""
-    return convolve(np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(kernel, dtype=np.float64)), spec)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return convolve(np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(kernel, dtype=np.float64)), spec)
 
 
-def rounding_bound(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec, dtype: str,
-                   form: BoundForm = BoundForm.PROBABILISTIC,
-                   bias: np.ndarray | None = None) -> tuple[np.ndarray, Gamma]:
-    """Per-element bound on the rounding error of the convolution of `spec` computed in `dtype`.
+def as_sides(arithmetic: Arithmetic | str | Sequence[Arithmetic | str]) -> tuple[Arithmetic, ...]:
+    """One or more sides' arithmetic; a dtype name is a CPU framework computing in it."""
+    if isinstance(arithmetic, (str, Arithmetic)):
+        arithmetic = (arithmetic,)
+    return tuple(Arithmetic.computing_in(a) if isinstance(a, str) else a for a in arithmetic)
+
+
+def rounding_bound(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec,
+                   sides: Arithmetic | str | Sequence[Arithmetic | str],
+                   form: BoundForm = BoundForm.PROBABILISTIC, bias: np.ndarray | None = None,
+                   exact: np.ndarray | None = None,
+                   precisions: tuple[str, str] | None = None) -> tuple[np.ndarray, RoundingModel]:
+    """The per-element bound on the difference of two computations of the convolution of `spec`.
+
+    The one function every bound comes from: the verdict, the three-way check, the TF32 check and the
+    diagnosis.
 
     Args:
-        x: the input, NHWC (any float dtype; used in float64).
-        kernel: HWIO.
+        x: the input as the reference holds it, NHWC (its dtype is the precision an operand term is
+            measured from).
+        kernel: HWIO, as the reference holds it (with `bias`).
         spec: the ConvSpec (strides, pads, dilation, dot_length).
-        dtype: the precision whose rounding is bounded.
-        form: the gamma form.
-        bias: the bias, whose add costs one more rounding: `u * (|x|(*)|w| + |b|)`.
+        sides: the arithmetic of each side (one side: against the exact result); a dtype name is a CPU
+            framework computing in it.
+        form: the form of the accumulation term.
+        bias: the bias added, or None.
+        exact: the exact float64 output of `x`, `kernel` and `bias`, when already computed.
+        precisions: the precisions the input and kernel values are held in, when their arrays' dtypes
+            do not say (values rounded to float16 but held in float64).
 
     Returns:
-        (bound, gamma): the float64 bound array of the output's shape, and the gamma used.
+        (bound, model): the float64 bound array of the output's shape, and the model it was made with.
+        The bound is inf (compare exactly) where the magnitudes overflow float64.
     """
-    g = gamma(spec.dot_length, dtype, form)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bound_from_magnitude(abs_convolution(x, kernel, spec), g, bias), g
+    held = precisions or (precision_of(require_real(x, "input values").dtype),
+                          precision_of(require_real(kernel, "kernel values").dtype))
+    model = RoundingModel(form, spec.dot_length, as_sides(sides), *held)
+    if exact is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            exact = convolve(x, kernel, spec, bias)
+    return model.bound(abs_convolution(x, kernel, spec), exact, bias), model
 
 
-def bound_from_magnitude(magnitude: np.ndarray, g: Gamma, bias: np.ndarray | None = None) -> np.ndarray:
-    """The bound from `|x| (*) |w|`: gamma times it, plus the rounding of the bias add."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        bound = g.value * magnitude
-        if bias is not None:
-            # The bias add is one more rounding, of a value no larger than |x|(*)|w| + |b|.
-            bound += g.unit_roundoff * (magnitude + np.abs(np.asarray(bias, dtype=np.float64)))
-    return bound
+def require_real(values: np.ndarray, what: str = "values") -> np.ndarray:
+    """`values` as an array, refused (BadInputError) when complex: casting would drop the imaginary part."""
+    array = np.asarray(values)
+    if array.dtype.kind == "c":
+        raise BadInputError(f"{what} are complex ({array.dtype}); a convolution's rounding is modelled for real values")
+    return array
 
 
 def round_to_tf32(values: np.ndarray) -> np.ndarray:
@@ -146,6 +368,7 @@ def round_to_tf32(values: np.ndarray) -> np.ndarray:
 
     Inf and NaN pass through; a value that rounds past float32's largest becomes inf.
     """
+    values = require_real(values)
     with np.errstate(over="ignore", invalid="ignore"):
         a = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
     bits = a.view(np.uint32).astype(np.uint64)
@@ -158,4 +381,5 @@ def round_to_tf32(values: np.ndarray) -> np.ndarray:
 
 def tf32_reference(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec, bias: np.ndarray | None = None) -> np.ndarray:
     """The float64 convolution of TF32-rounded input and kernel (the bias is added unrounded, in float64)."""
-    return convolve(round_to_tf32(x), round_to_tf32(kernel), spec, bias)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return convolve(round_to_tf32(x), round_to_tf32(kernel), spec, bias)

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from convdiff.analysis.bound import SideError, UlpDistance
-from convdiff.analysis.diagnose import Finding
+from convdiff.analysis.diagnose import Finding, Resolution
 from convdiff.analysis.kernels import DistributionCheck, KernelDistribution, Theoretical
 from convdiff.analysis.regions import MismatchRegions
 from convdiff.compare import Comparison
 from convdiff.pipeline import CaseResult, SideRun
+from convdiff.reference.rounding import Arithmetic
 
 SCHEMA_VERSION = 1
 
@@ -84,7 +85,7 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
                 "positions_agree": c.nan_positions_agree},
         "inf": {"reference": c.reference_inf, "candidate": c.candidate_inf},
         "nonfinite": {"mismatched": c.nonfinite_mismatched, "excluded": c.nonfinite_excluded,
-                      "exact_compared": c.exact_compared},
+                      "exact_compared": c.exact_compared, "exact_mismatched": c.exact_mismatched},
         "worst": [{"index": list(w.index), "reference": w.reference, "candidate": w.candidate,
                    "abs_diff": w.abs_diff, "ratio": w.ratio} for w in c.worst],
     })
@@ -92,13 +93,27 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
 
 def bound_json(c: Comparison) -> dict[str, Any] | None:
     """The bound block: null unless the rounding bound decided."""
-    g = c.rule.gamma
-    if g is None or not c.shape_match:
+    m = c.rule.model
+    if m is None or not c.shape_match:
         return None
-    return strict({"form": g.form.value, "dtype": g.dtype, "unit_roundoff": g.unit_roundoff, "gamma": g.value,
-                   "gamma_description": g.description, "K": g.K, "total": c.total, "exceeded": c.mismatched,
-                   "max_ratio": c.max_ratio, "max_ratio_index": _index(c.max_ratio_index),
-                   "median_ratio": c.median_ratio})
+    acc = m.accumulation
+    return strict({"form": m.form.value, "dtype": m.dtype, "unit_roundoff": m.unit_roundoff, "gamma": acc.value,
+                   "gamma_description": acc.description, "c": m.c, "K": m.K, "terms": m.terms,
+                   "sides": [arithmetic_json(a) for a in m.sides],
+                   "held": {"input": m.input_precision, "kernel": m.kernel_precision},
+                   "total": c.total, "exceeded": c.exceeded, "max_ratio": c.max_ratio,
+                   "max_ratio_index": _index(c.max_ratio_index), "median_ratio": c.median_ratio})
+
+
+def arithmetic_json(a: Arithmetic) -> dict[str, Any]:
+    return {"operands": a.operands, "accumulation": a.accumulation, "output": a.output}
+
+
+def resolution_json(r: Resolution | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return strict({"distinguishable": r.distinguishable, "relative": r.relative, "coarse": r.coarse,
+                   "checked": r.checked, "indistinguishable": [finding_json(f) for f in r.indistinguishable]})
 
 
 def side_error_json(e: SideError) -> dict[str, Any]:
@@ -107,7 +122,8 @@ def side_error_json(e: SideError) -> dict[str, Any]:
 
 
 def ulp_json(u: UlpDistance) -> dict[str, Any]:
-    return strict({"max": u.max, "median": u.median, "dtype": u.dtype})
+    return strict({"max": u.max if u.compared else None, "median": u.median if u.compared else None,
+                   "dtype": u.dtype, "compared": u.compared})
 
 
 def theoretical_json(t: Theoretical) -> dict[str, Any]:
@@ -141,7 +157,7 @@ def regions_json(r: MismatchRegions) -> dict[str, Any]:
 
 def finding_json(f: Finding) -> dict[str, Any]:
     return strict({"cause": f.cause, "confirmed": f.confirmed, "residual": f.residual, "detail": f.detail,
-                   "bound_ratio": f.bound_ratio})
+                   "bound_ratio": f.bound_ratio, "same_as": f.same_as})
 
 
 def _side_json(run: SideRun) -> dict[str, Any]:
@@ -150,6 +166,7 @@ def _side_json(run: SideRun) -> dict[str, Any]:
     return strict({
         "name": run.config.backend,
         "dtype": result.compute_dtype,
+        "arithmetic": arithmetic_json(run.arithmetic),
         "shape": result.output.shape,
         "output_dtype": str(result.output.dtype),
         "kernel_shape": result.kernel.shape,
@@ -185,6 +202,7 @@ def case_to_json(case: CaseResult, environment: dict[str, Any], verdict_line: st
         "kernels_identical": case.kernels_identical,
         "kernels": {
             "verdict": case.kernels.verdict.value,
+            "source": "files" if case.kernels_from_files else "initializers",
             "shape_match": case.kernels.shape_match,
             "max_abs_diff": json_float(case.kernels.max_abs_diff),
             "mismatched": case.kernels.mismatched,
@@ -197,6 +215,7 @@ def case_to_json(case: CaseResult, environment: dict[str, Any], verdict_line: st
     doc.update(out)
     doc["mismatch_regions"] = regions_json(case.regions) if case.regions is not None else None
     doc["diagnosis"] = [finding_json(f) for f in case.diagnosis]
+    doc["resolution"] = resolution_json(case.resolution)
     doc["spec"] = case.reference_config.spec.to_json()
     doc["environment"] = environment
     return doc

@@ -29,45 +29,99 @@ SHADES = ("·", "░", "▒", "▓", "█")
 def comparison_line(c: Comparison) -> str:
     """The verdict of a comparison in one line, naming the rule that decided it."""
     if c.verdict is Verdict.SHAPE_MISMATCH:
-        return f"shape_mismatch: reference {fmt_shape(c.reference_shape)} vs candidate {fmt_shape(c.candidate_shape)}"
+        text = f"shape_mismatch: reference {fmt_shape(c.reference_shape)} vs candidate {fmt_shape(c.candidate_shape)}"
+        if _rows_columns_swapped(c.reference_shape, c.candidate_shape):
+            text += " (rows and columns swapped)"
+        return text
     if c.verdict is Verdict.EMPTY:
         return "empty: the output has no elements, nothing was compared"
     if c.verdict is Verdict.IDENTICAL:
-        return "identical: outputs are bitwise equal"
-    g = c.rule.gamma
+        text = "identical: outputs are bitwise equal"
+        if c.nonfinite_excluded:
+            text += f" ({c.nonfinite_excluded:,} of {c.total:,} positions hold the same NaN or infinity on both sides)"
+        return text
+    m = c.rule.model
     tol = c.tolerance
-    if g is not None:
-        rule = f"the {g.dtype} rounding bound"
+    finite = c.total - c.nonfinite_excluded
+    diff = f"max abs diff {fmt(c.max_abs_diff)}" if finite else "no position is finite on both sides"
+    if m is not None:
+        rule = f"the {m.dtype} rounding bound"
         if c.verdict is Verdict.EQUIVALENT:
-            text = (f"equivalent: all {c.total:,} elements within {rule} (max {fmt_percent(c.max_ratio)} of bound at "
-                    f"{fmt_index(c.max_ratio_index)}, {g.form.value}; max abs diff {fmt(c.max_abs_diff)})")
+            where = ("no element differs" if c.max_ratio_index is None else
+                     f"max {fmt_percent(c.max_ratio)} of bound at {fmt_index(c.max_ratio_index)}")
+            text = f"equivalent: all {c.total:,} elements within {rule} ({where}, {m.form.value}; {diff})"
+        elif c.mismatched == c.exceeded:
+            text = (f"mismatch: {c.mismatched:,} / {c.total:,} elements exceed {rule} ({m.form.value}), up to "
+                    f"{fmt_times(c.max_ratio)} at {fmt_index(c.max_ratio_index)}; {diff}")
         else:
-            text = (f"mismatch: {c.mismatched:,} / {c.total:,} elements exceed {rule} ({g.form.value}), up to "
-                    f"{fmt_times(c.max_ratio)} at {fmt_index(c.max_ratio_index)}; max abs diff {fmt(c.max_abs_diff)}")
+            text = (f"mismatch: {c.mismatched:,} / {c.total:,} elements fail {rule} ({m.form.value}): "
+                    f"{'; '.join(_failures(c))}; {diff}")
     else:
         rule = f"atol={tol.atol:g}, rtol={tol.rtol:g}"
         if c.verdict is Verdict.EQUIVALENT:
-            text = f"equivalent: all {c.total:,} elements within elementwise {rule} (max abs diff {fmt(c.max_abs_diff)})"
+            text = f"equivalent: all {c.total:,} elements within elementwise {rule} ({diff})"
         else:
+            where = f" at {fmt_index(c.max_abs_diff_index)}" if finite else ""
             text = (f"mismatch: elementwise {rule}: {c.mismatched:,} / {c.total:,} mismatched "
-                    f"({100 * c.mismatch_fraction:.3g}%), max abs diff {fmt(c.max_abs_diff)} at "
-                    f"{fmt_index(c.max_abs_diff_index)}")
-    if c.nonfinite_mismatched:
+                    f"({100 * c.mismatch_fraction:.3g}%), {diff}{where}")
+            if c.mismatched != c.exceeded:
+                text += f" ({'; '.join(_failures(c, elementwise=True))})"
+    if c.nonfinite_mismatched and (m is None or c.mismatched == c.exceeded):
         text += f"; {c.nonfinite_mismatched:,} position(s) where NaN/inf differ between the sides"
     if c.nonfinite_excluded:
         text += f"; {c.nonfinite_excluded:,} non-finite position(s) left out of the figures"
-    if c.exact_compared:
-        text += f"; {c.exact_compared:,} position(s) compared exactly where the bound overflowed"
+    if c.exact_compared and not c.exact_mismatched:
+        text += f"; {c.exact_compared:,} position(s) compared exactly where the bound overflowed float64"
     return text
+
+
+def _failures(c: Comparison, elementwise: bool = False) -> list[str]:
+    """What failed, by kind: over the threshold, the NaN/inf pattern, exact comparison where the bound overflowed."""
+    parts = []
+    if c.exceeded:
+        what = "exceed the tolerance" if elementwise else "exceed it"
+        ratio = "" if elementwise else f", up to {fmt_times(c.max_ratio)} at {fmt_index(c.max_ratio_index)}"
+        parts.append(f"{c.exceeded:,} {what}{ratio}")
+    if c.nonfinite_mismatched:
+        parts.append(f"{c.nonfinite_mismatched:,} where NaN/inf differ between the sides")
+    nan_both = c.mismatched - c.exceeded - c.exact_mismatched - c.nonfinite_mismatched
+    if nan_both:
+        parts.append(f"{nan_both:,} NaN on both sides (equal only with --equal-nan)")
+    if c.exact_mismatched:
+        parts.append(f"{c.exact_mismatched:,} of {c.exact_compared:,} compared exactly (the bound overflowed "
+                     "float64 there) differ")
+    return parts
+
+
+def _rows_columns_swapped(a: Sequence[int], b: Sequence[int]) -> bool:
+    return (len(a) == len(b) == 4 and a[1] != a[2] and (a[0], a[3]) == (b[0], b[3])
+            and (a[1], a[2]) == (b[2], b[1]))
 
 
 def verdict_line(case: CaseResult) -> str:
     """One line saying what was found and by which rule: the line CI logs and assertion messages show."""
     text = comparison_line(case.output)
+    res = case.resolution
+    if res is not None and res.indistinguishable:
+        fits = ", ".join(f"{f.cause} ({fmt_percent(f.bound_ratio)} of bound)" if f.bound_ratio is not None
+                         else f.cause for f in res.indistinguishable)
+        text = (f"{CANNOT_DISTINGUISH}: {text.removeprefix('equivalent: ')}; the reference recomputed with "
+                f"{fits} fits the candidate as well")
+    if res is not None and res.coarse:
+        text += (f"; a change of up to {fmt_percent(res.relative)} of an output channel "
+                 f"{'may pass as well' if res.indistinguishable else CANNOT_DISTINGUISH}")
     if not case.kernels_identical:
         text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
-        text += f": {case.kernel_distribution.verdict})" if case.kernel_distribution is not None else ")"
+        if case.kernel_distribution is not None:
+            text += f": {case.kernel_distribution.verdict})"
+        elif case.kernels_from_files:
+            text += ": from files)"
+        else:
+            text += ")"
     return text
+
+
+CANNOT_DISTINGUISH = "cannot be distinguished from rounding at this precision"
 
 
 def inputs_warning(case: CaseResult) -> str:
@@ -85,6 +139,8 @@ def kernel_difference(k: Comparison) -> str:
         return f"kernel shapes {fmt_shape(k.reference_shape)} vs {fmt_shape(k.candidate_shape)}"
     if k.verdict is Verdict.IDENTICAL:
         return "kernels bit-identical"
+    if not k.mismatched:
+        return f"kernels hold the same values in different dtypes ({k.reference_dtype} vs {k.candidate_dtype})"
     return f"kernels max abs diff {fmt(k.max_abs_diff)}, {k.mismatched:,} / {k.total:,} elements differ"
 
 
@@ -132,8 +188,8 @@ def render_kernels(case: CaseResult) -> Table:
         table.add_row("theory", theory.description, "")
     source = "shared (--shared-kernel): candidate uses the reference's kernel" if case.options.shared_kernel else (
         "each side initialized its own kernel")
-    if case.reference_config.spec.weights or case.candidate_config.spec.weights:
-        source = "weights from files (see the notes for each side's layout conversion)"
+    if case.kernels_from_files:
+        source = "from file (no initializer; see the notes for each side's conversion)"
     if case.reference_config.given_weights is not None:
         source = "the saved kernels of a bundle"
     style = "green" if case.kernels_identical else "bold yellow"
@@ -159,11 +215,17 @@ def render_output(c: Comparison) -> Table:
                   + ("" if c.shape_match else "  [bold red]differ[/]"))
     table.add_row("output dtype", f"reference {c.reference_dtype}, candidate {c.candidate_dtype}")
     if c.shape_match and c.total:
-        table.add_row("max abs diff", f"{fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}")
-        table.add_row("max rel diff", f"{fmt(c.max_rel_diff)} at {fmt_index(c.max_rel_diff_index)} (relative to reference)")
-        table.add_row("sum abs diff", fmt(c.sum_abs_diff))
-        table.add_row("mean abs diff", fmt(c.mean_abs_diff))
-        table.add_row("rmse", fmt(c.rmse))
+        finite = c.total - c.nonfinite_excluded
+        if finite:
+            over = f" (over the {finite:,} positions finite on both sides)" if c.nonfinite_excluded else ""
+            table.add_row("max abs diff", f"{fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}{over}")
+            table.add_row("max rel diff", f"{fmt(c.max_rel_diff)} at {fmt_index(c.max_rel_diff_index)} "
+                          "(relative to reference)")
+            table.add_row("sum abs diff", fmt(c.sum_abs_diff))
+            table.add_row("mean abs diff", fmt(c.mean_abs_diff))
+            table.add_row("rmse", fmt(c.rmse))
+        else:
+            table.add_row("differences", f"none computed: all {c.total:,} positions are NaN or infinite on a side")
         decided = "rounding bound" if c.rule.is_bound else "elementwise rule"
         table.add_row("mismatched", f"{c.mismatched:,} / {c.total:,} ({100 * c.mismatch_fraction:.3g}%) by the "
                       f"{decided}")
@@ -191,23 +253,40 @@ def default_table() -> str:
 def render_precision(case: CaseResult) -> Table | None:
     """The deciding bound, the ULP distance and the three-way check against float64."""
     c = case.output
-    g = c.rule.gamma
+    g = c.rule.model
     if (g is None and case.ulp is None and case.three_way is None) or not c.shape_match or not c.total:
         return None
-    title = ("Precision (rounding bound |candidate - reference| <= gamma * (|x| (*) |w|) + bias term, deciding)"
+    title = ("Precision (the rounding bound of both sides' arithmetic, deciding)"
              if g is not None else "Precision (--tolerance elementwise decides; no bound computed)")
     table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("metric")
     table.add_column("value")
     if g is not None:
         table.add_row("bound", escape(c.rule.description))
-        table.add_row("gamma", f"{g.value:.3e}")
-        table.add_row("exceeded", f"{c.mismatched:,} / {c.total:,}")
-        table.add_row("max diff / bound", f"{fmt(c.max_ratio)} ({fmt_percent(c.max_ratio)}) at "
-                      f"{fmt_index(c.max_ratio_index)}")
-        table.add_row("median diff / bound", fmt(c.median_ratio))
+        table.add_row("gamma", f"{g.value:.3e} (accumulation in {g.accumulation.dtype})")
+        table.add_row("model", escape(g.terms))
+        for run in case.sides:
+            table.add_row(f"{run.role} arithmetic", run.arithmetic.description)
+        table.add_row("exceeded", f"{c.exceeded:,} / {c.total:,}")
+        if c.max_ratio_index is not None:
+            table.add_row("max diff / bound", f"{fmt(c.max_ratio)} ({fmt_percent(c.max_ratio)}) at "
+                          f"{fmt_index(c.max_ratio_index)}")
+            table.add_row("median diff / bound", fmt(c.median_ratio))
     if case.ulp is not None:
-        table.add_row("ULP distance", f"max {case.ulp.max:,}, median {case.ulp.median:g} ({case.ulp.dtype})")
+        u = case.ulp
+        if u.compared:
+            over = f" over the {u.compared:,} positions finite on both sides" if u.compared < c.total else ""
+            table.add_row("ULP distance", f"max {u.max:,}, median {u.median:g} ({u.dtype}){over}")
+        else:
+            table.add_row("ULP distance", f"none computed: no position is finite on both sides ({u.dtype})")
+    res = case.resolution
+    if res is not None:
+        if res.relative is not None:
+            table.add_row("resolution", f"a change of up to {fmt_percent(res.relative)} of an output channel may pass "
+                          "as rounding (1.5 x the smallest bound / |y| of the worst channel)"
+                          + ("" if res.checked else "; structural mistakes not recomputed (finer than 0.1%)"))
+        for f in res.indistinguishable:
+            table.add_row("cannot exclude", f"[bold yellow]{f.cause}[/]: {escape(f.detail)}")
     t = case.three_way
     if t is not None:
         for which, e in (("reference", t.reference), ("candidate", t.candidate)):
@@ -302,7 +381,10 @@ def render_diagnosis(findings: Sequence[Finding]) -> RenderableType:
         table.add_row(f.cause, mark, "-" if f.residual is None else fmt(f.residual), escape(f.detail))
     confirmed = [f.cause for f in findings if f.confirmed]
     if confirmed:
-        line = Text(f"explained by: {', '.join(confirmed)}", style="bold")
+        same = sorted({f.cause for f in findings if f.confirmed and f.same_as})
+        apart = (f" ({', '.join(same)} give the same recomputation on this data: they cannot be told apart)"
+                 if same else "")
+        line = Text(f"explained by: {', '.join(confirmed)}{apart}", style="bold")
     else:
         line = Text(f"nothing explains the mismatch: none of the {len(findings)} hypotheses brings the "
                     "difference within the rounding bound", style="bold yellow")
@@ -348,10 +430,10 @@ def key_figures(case: CaseResult) -> str:
         return f"shapes {fmt_shape(o.reference_shape)} vs {fmt_shape(o.candidate_shape)}"
     kern = "" if case.kernels_identical else ", kernels differ"
     bound = ""
-    if o.rule.gamma is not None:
+    if o.rule.model is not None:
         r = o.max_ratio
         share = fmt_percent(r) + " of" if r <= 1 or r != r else f"{r:.3g}x"
-        bound = f", {share} {o.rule.gamma.dtype} bound"
+        bound = f", {share} {o.rule.model.dtype} bound"
     kern += "" if case.inputs_identical else ", inputs differ"
     return f"{dtypes}, max abs {fmt(o.max_abs_diff)}, sum abs {fmt(o.sum_abs_diff)}{bound}{kern}"
 

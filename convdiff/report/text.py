@@ -33,6 +33,8 @@ def fmt_percent(ratio: float) -> str:
 
 
 def fmt_times(ratio: float, what: str = "the bound") -> str:
+    if math.isnan(ratio):
+        return f"an undefined multiple of {what} (no finite position to measure)"
     if math.isinf(ratio):
         return f"infinitely many times {what} (it is 0 there)"
     return f"{ratio:.3g} times {what}"

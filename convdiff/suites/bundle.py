@@ -90,8 +90,8 @@ def _rule_json(case: CaseResult) -> dict[str, Any]:
     rule = case.output.rule
     doc: dict[str, Any] = {"kind": rule.kind.value, "atol": rule.tolerance.atol, "rtol": rule.tolerance.rtol,
                            "equal_nan": rule.tolerance.equal_nan}
-    if rule.gamma is not None:
-        doc.update({"form": rule.gamma.form.value, "dtype": rule.gamma.dtype, "K": rule.gamma.K})
+    if rule.model is not None:
+        doc.update({"form": rule.model.form.value, "dtype": rule.model.dtype, "K": rule.model.K})
     return doc
 
 

@@ -4,9 +4,9 @@ Figures measured when these tests were written (TF 2.21 CPU, oneDNN on, 2-core X
 - 1x8x8x512 standard-normal input, 3x3x512x16 standard-normal kernel (K = 4608), no bias,
   tf.nn.conv2d float32 vs float64: the fixed float32 rule atol=1e-5, rtol=1.3e-6 flags 25-30% of
   the 1024 outputs of this *correct* convolution (min atol to pass ~3e-6 + rtol part); the bound
-  (c = 5, probabilistic) passes every element using at most ~0.5% of it.
+  (c = 8, probabilistic, both sides' terms) passes every element using at most ~0.4% of it.
 - The same convolution with output channel 5 scaled by 1.01 exceeds the bound at ~60 of its 64
-  positions, up to ~30x; the worst-case K*u bound lets most of that channel pass.
+  positions, up to ~12-17x; the worst-case K*u bound lets most of that channel pass.
 """
 
 import numpy as np
@@ -61,7 +61,7 @@ def test_false_alarm_fixed_rule_fails_bound_passes():
     assert case.tolerance_mode is RuleKind.BOUND
     assert case.verdict is Verdict.EQUIVALENT and case
     assert case.output.mismatched == 0 and case.output.max_ratio < 0.05
-    assert case.output.rule.gamma.K == 4608 and case.output.rule.gamma.dtype == "float32"
+    assert case.output.rule.model.K == 4608 and case.output.rule.model.dtype == "float32"
 
 
 def test_one_output_channel_scaled_by_1_01_is_caught():
@@ -113,7 +113,7 @@ def test_lower_precisions_pass_their_own_bound(dtype, backend):
     x, w, b = normal_case(spec, 0, np_dtype(dtype))
     case = run_pair(spec, x, w, w, b, candidate=backend)
     assert case.candidate.compute_dtype == dtype
-    assert case.output.rule.gamma.dtype == dtype  # the lower compute precision of float64 and dtype
+    assert case.output.rule.model.dtype == dtype  # the lower compute precision of float64 and dtype
     assert case.verdict is Verdict.EQUIVALENT, case.output
     # float32 accumulation, one final rounding: most outputs land on the nearest value (near-zero
     # outputs after cancellation can be several ULPs off).
@@ -168,20 +168,27 @@ def test_round_to_tf32_is_round_to_nearest_even_with_10_mantissa_bits():
     np.testing.assert_array_equal(round_to_tf32(v), v.astype(np.float16).astype(np.float32))
 
 
+# Standard-normal data, K = 576: TF32 results exceed the float32 bound 6x (measured 6.0-6.1x, seeds 5 and 6;
+# 26x at K = 144, 1.5x at K = 2304, 0.7x at K = 4608, where the probabilistic float32 accumulation term
+# is as large as TF32's cancelling operand roundings) and use 1% of the float32 bound of the emulation.
+TF32_SPEC = ConvSpec(input_shape=(1, 8, 8, 64), filters=16, use_bias=False)
+
+
 def test_tf32_emulation_recognises_tf32_and_rejects_float16():
     from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
-    x, w, _ = normal_case(BIG_K, 5)
+    x, w, _ = normal_case(TF32_SPEC, 5)
     # What a GPU with TF32 computes: operands rounded to TF32, float32 accumulation.
     tf32_like = tf.nn.conv2d(round_to_tf32(x), round_to_tf32(w), 1, "SAME").numpy()
-    check = tf32_consistency(tf32_like, x, w, BIG_K)
+    check = tf32_consistency(tf32_like, x, w, TF32_SPEC)
     assert check.consistent, check.summary
     assert "consistent with TF32" in check.summary
+    assert check.against_float32.max_ratio > 3 and check.against_tf32.max_ratio < 0.1
     half = tf.nn.conv2d(x.astype(np.float16), w.astype(np.float16), 1, "SAME").numpy().astype(np.float32)
-    assert not tf32_consistency(half, x, w, BIG_K)
+    assert not tf32_consistency(half, x, w, TF32_SPEC)
     plain = tf.nn.conv2d(x, w, 1, "SAME").numpy()
-    assert not tf32_consistency(plain, x, w, BIG_K)  # within float32: TF32 is not needed to explain it
+    assert not tf32_consistency(plain, x, w, TF32_SPEC)  # within float32: TF32 is not needed to explain it
 
 
 # --- pure pieces ------------------------------------------------------------------------------------
@@ -217,7 +224,9 @@ def test_gamma(K, dtype, form, expected):
 
 
 def test_check_bound_edges():
-    g = gamma(1, "float32")
+    from convdiff.reference.rounding import Arithmetic, RoundingModel
+
+    g = RoundingModel(BoundForm.PROBABILISTIC, 1, (Arithmetic.computing_in("float32"),))
     ref = np.array([1.0, 0.0, np.inf, np.nan, 2.0])
     cand = np.array([1.0, 1e-30, np.inf, np.nan, 2.5])
     bound = np.array([0.0, 0.0, 1.0, 1.0, 1.0])

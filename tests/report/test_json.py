@@ -28,7 +28,7 @@ def test_to_json_round_trips_without_nan_or_inf():
     assert decoded["inf"] == {"reference": 1, "candidate": 1}
     assert decoded["worst"] == [{"index": [0], "reference": 0.0, "candidate": 1.0,
                                  "abs_diff": 1.0, "ratio": 1.0 / 1e-5}]
-    assert decoded["nonfinite"] == {"mismatched": 2, "excluded": 2, "exact_compared": 0}
+    assert decoded["nonfinite"] == {"mismatched": 2, "excluded": 2, "exact_compared": 0, "exact_mismatched": 0}
     assert decoded["max_abs_diff_index"] == [0]
     assert set(decoded) == {
         "verdict", "shape_match", "dtype_match", "reference_shape", "candidate_shape",

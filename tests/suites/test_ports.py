@@ -103,7 +103,7 @@ def test_wrong_weights_layout_on_one_side_is_diagnosed(cli_runner, oihw_npz):
     doc = comparison(result)
     confirmed = {d["cause"] for d in doc["diagnosis"] if d["confirmed"]}
     assert "kernel_transposed_hw" in confirmed and "padding" not in confirmed
-    assert {"cause", "confirmed", "residual", "detail", "bound_ratio"} == set(doc["diagnosis"][0])
+    assert {"cause", "confirmed", "residual", "detail", "bound_ratio", "same_as"} == set(doc["diagnosis"][0])
     assert doc["mismatch_regions"]["kind"] == "everywhere"
 
 
