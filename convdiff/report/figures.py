@@ -218,8 +218,11 @@ def _draw_map(data: DifferenceMap, figure: Any) -> None:
     bar = figure.colorbar(image, ax=[a for a, _, _ in axes], extend="both", shrink=0.9, pad=0.02)
     bar.set_label(f"|candidate − reference| ÷ {data.limit} (log scale)\nblue: within the limit · red: exceeds it")
     bar.ax.axhline(1.0, color="black", linewidth=2.0)
-    ticks = [t for t in bar.get_ticks() if norm.vmin <= t <= norm.vmax]
-    bar.set_ticks(ticks, labels=["1 = limit" if t == 1 else f"{t:g}" for t in ticks])
+    decades = int(round(np.log10(norm.vmax)))
+    step = max(1, -(-decades // 4))
+    exponents = sorted({*range(0, decades + 1, step), *range(0, -decades - 1, -step)})
+    bar.set_ticks([10.0 ** k for k in exponents], labels=["1 = limit" if k == 0 else f"{10.0 ** k:g}" for k in exponents])
+    bar.minorticks_off()
     handles = []
     if any(panel.outlines for panel in data.panels):
         handles.append(Patch(facecolor="none", edgecolor=OUTLINE_COLOUR, linewidth=1.6,
