@@ -25,13 +25,20 @@ COMMANDS = {
 }
 
 
+class Outputs(dict):
+    """(command, width) -> its CliRunner result, run on first use (each xdist worker runs only its own)."""
+
+    def __missing__(self, key):
+        from click.testing import CliRunner
+
+        name, width = key
+        self[key] = CliRunner().invoke(cli, COMMANDS[name], env={"COLUMNS": str(width)}, catch_exceptions=False)
+        return self[key]
+
+
 @pytest.fixture(scope="module")
 def outputs():
-    from click.testing import CliRunner
-
-    runner = CliRunner()
-    return {(name, width): runner.invoke(cli, args, env={"COLUMNS": str(width)}, catch_exceptions=False)
-            for name, args in COMMANDS.items() for width in WIDTHS}
+    return Outputs()
 
 
 @pytest.mark.parametrize("width", WIDTHS)
