@@ -89,7 +89,7 @@ def make_case(reference: str, candidate: str, fields: dict[str, Any], options: A
     specs = {}
     for side in ("reference", "candidate"):
         try:
-            specs[side] = build_spec({**fields, **overrides.get(side, {})})
+            specs[side] = build_spec(fields, overrides.get(side))
         except BadInputError as exc:
             raise BadInputError(f"{side}: {exc}" if any(overrides.values()) else str(exc)) from None
     return Case(name, SideConfig(reference, specs["reference"]), SideConfig(candidate, specs["candidate"]), options)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from convdiff.backends.registry import backend_names
-from convdiff.cli.params import FieldType, OverrideType, SizeType, SweepValuesType
+from convdiff.cli.params import FieldType, LayerRefType, OverrideType, SizeType, SweepValuesType
 from convdiff.spec.fields import BY_NAME, FIELDS, SHAPE_AXES
 
 FORMATS = ("table", "json")
@@ -61,12 +61,22 @@ def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                                 metavar="[PATH]",
                                 help="Add a bias (default); with PATH, read it from a .npy/.npz file (needs --weights)."))
     options.append(click.option("--no-bias", "no_bias", is_flag=True, default=None, help="No bias."))
+    options.append(click.option("--from", "from_layer", type=LayerRefType(), default=None, metavar="FILE#LAYER",
+                                help="Take one layer of a model file: its weights and its configuration (kernel size, "
+                                     "strides, padding, dilation, groups, filters, bias). Options given too must agree "
+                                     "with the file; --set SIDE.FIELD changes one side. `convdiff layers FILE` lists "
+                                     "the layers."))
     return stack(*options)(fn)
 
 
 def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
     """The spec options a user actually gave, already parsed (unset ones keep the spec's defaults)."""
     fields = {f.name: params.pop(f.name) for f in FIELDS if f.flags and params.get(f.name) is not None}
+    from_layer = params.pop("from_layer", None)
+    if from_layer is not None:
+        from convdiff.data.specs import FROM
+
+        fields[FROM] = from_layer
     bias_option, no_bias = params.pop("bias_option", None), params.pop("no_bias", None)
     if bias_option is not None and no_bias:
         raise click.UsageError("give --bias or --no-bias, not both")

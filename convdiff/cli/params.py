@@ -86,3 +86,20 @@ class SweepValuesType(click.ParamType):
         except BadInputError as exc:
             self.fail(str(exc), param, ctx)
         return values
+
+
+class LayerRefType(click.ParamType):
+    """`FILE#LAYER`: one layer of a model file (.caffemodel, .prototxt, .pt, .pth, .safetensors, .keras, .h5, .onnx)."""
+
+    name = "layer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from convdiff.spec.layer_ref import MODEL_SUFFIXES, split_layer_ref
+
+        try:
+            ref = split_layer_ref(str(value))
+        except BadInputError as exc:
+            self.fail(str(exc), param, ctx)
+        if ref is None:
+            self.fail(f"expected FILE#LAYER of a model file ({', '.join(MODEL_SUFFIXES)}), got '{value}'", param, ctx)
+        return str(value)

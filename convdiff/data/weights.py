@@ -1,19 +1,23 @@
-"""Weights from files: a kernel (.npy, or .npz key `kernel`) in a named layout, and an optional bias.
+"""Weights from files: a kernel (.npy, or .npz key `kernel`) in a named layout, or one layer of a model
+file (`FILE#LAYER`, in the layout its format stores), and an optional bias.
 
-Every file goes through `convdiff.inputs.load_npy` (no pickles). The kernel is converted to HWIO, the
-layout every backend receives, and the conversion travels with it so the report can show it.
+Every array file goes through `convdiff.data.arrays` (no pickles); model files through
+`convdiff.data.modelfiles` (never run). The kernel is converted to HWIO, the layout every backend
+receives, and the conversion travels with it so the report can show it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from convdiff.data.arrays import npz_arrays
 from convdiff.errors import BadInputError
-from convdiff.spec.layouts import Conversion, to_hwio
+from convdiff.spec.layer_ref import LayerRef, model_format, split_layer_ref
+from convdiff.spec.layouts import NATIVE_WEIGHTS, Conversion, to_hwio
 
 
 @dataclass(frozen=True)
@@ -30,25 +34,43 @@ class LoadedWeights:
     """The file(s) the weights came from."""
     file_shape: tuple[int, ...]
     """The kernel's shape as stored in the file."""
+    layout: str = NATIVE_WEIGHTS
+    """The layout the kernel was read as (`conversion.source`)."""
+    origin: str = ""
+    """For a model file's layer: what it is and how it is stored, e.g. "Caffe Convolution, stored OIHW"."""
+    kind_fields: dict[str, Any] = field(default_factory=dict)
+    """Spec fields the layer's kind needs beyond a standard 2-D convolution (groups, transposed, rank)."""
 
     @property
     def note(self) -> str:
         bias = "" if self.bias is None else ", with bias"
-        return (f"weights from {self.source} ({'x'.join(map(str, self.file_shape))}{bias}): "
+        origin = f", {self.origin}" if self.origin else ""
+        return (f"weights from {self.source} ({'x'.join(map(str, self.file_shape))}{bias}{origin}): "
                 f"{self.conversion}")
 
 
-def load_weights(path: str, layout: str, bias_path: str | None = None) -> LoadedWeights:
+def load_weights(path: str, layout: str | None, bias_path: str | None = None) -> LoadedWeights:
     """Read a kernel in `layout` and its optional bias, return them with the kernel as HWIO.
 
     Args:
-        path: a .npy (the kernel) or .npz (keys `kernel` and optional `bias`).
-        layout: the kernel's layout in the file, e.g. "OIHW".
-        bias_path: a .npy/.npz bias file (npz key `bias` or its single array); overrides the npz's bias.
+        path: a .npy (the kernel), a .npz (keys `kernel` and optional `bias`), or FILE#LAYER of a
+            model file (the layer's kernel and bias).
+        layout: the kernel's layout in the file, e.g. "OIHW"; None for the file's own (HWIO for
+            arrays, the format's layout for a model file's layer).
+        bias_path: a .npy/.npz bias file (npz key `bias` or its single array); overrides the file's bias.
 
     Raises:
-        BadInputError: missing file or keys, pickles, wrong rank, non-numeric data.
+        BadInputError: missing file or keys, pickles, wrong rank, non-numeric data, an unknown layer.
     """
+    ref = split_layer_ref(path)
+    if ref is not None:
+        return _layer_weights(ref, layout, bias_path)
+    if model_format(path):
+        from convdiff.data.modelfiles import read_model
+
+        raise BadInputError(f"weights '{path}' is a model file: name one of its layers as {path}#LAYER "
+                            f"(convolution layers: {read_model(path).names()})")
+    layout = layout or NATIVE_WEIGHTS
     arrays = npz_arrays(path, "weights")
     bias = None
     if "" in arrays:
@@ -69,29 +91,71 @@ def load_weights(path: str, layout: str, bias_path: str | None = None) -> Loaded
         raise BadInputError(f"weights file '{path}' holds an empty kernel")
     source = str(path)
     if bias_path is not None:
-        bias_arrays = npz_arrays(bias_path, "bias")
-        if "" in bias_arrays:
-            bias = bias_arrays[""]
-        elif "bias" in bias_arrays:
-            bias = bias_arrays["bias"]
-        elif len(bias_arrays) == 1:
-            (bias,) = bias_arrays.values()
-        else:
-            raise BadInputError(f"bias file '{bias_path}' has no 'bias' array (keys found: "
-                                f"{', '.join(sorted(bias_arrays))})")
+        bias = _bias_file(bias_path)
         source += f" + {bias_path}"
     hwio, conv = to_hwio(kernel, layout)
+    _check_bias(bias, hwio.shape[3], bias_path or path, layout)
+    return LoadedWeights(np.ascontiguousarray(hwio), bias, conv, source, tuple(kernel.shape), layout)
+
+
+def _bias_file(bias_path: str) -> np.ndarray:
+    bias_arrays = npz_arrays(bias_path, "bias")
+    if "" in bias_arrays:
+        return bias_arrays[""]
+    if "bias" in bias_arrays:
+        return bias_arrays["bias"]
+    if len(bias_arrays) == 1:
+        (bias,) = bias_arrays.values()
+        return bias
+    raise BadInputError(f"bias file '{bias_path}' has no 'bias' array (keys found: {', '.join(sorted(bias_arrays))})")
+
+
+def _check_bias(bias: np.ndarray | None, outputs: int, where: str, layout: str) -> None:
     if bias is not None:
         bias = np.asarray(bias)
-        if bias.ndim != 1 or bias.shape[0] != hwio.shape[3]:
-            raise BadInputError(f"bias from {bias_path or path} has shape {'x'.join(map(str, bias.shape))}; "
-                                f"the kernel ({layout}) has {hwio.shape[3]} output channels")
-    return LoadedWeights(np.ascontiguousarray(hwio), bias, conv, source, tuple(kernel.shape))
+        if bias.ndim != 1 or bias.shape[0] != outputs:
+            raise BadInputError(f"bias from {where} has shape {'x'.join(map(str, bias.shape))}; "
+                                f"the kernel ({layout}) has {outputs} output channels")
+
+
+def _layer_weights(ref: LayerRef, layout: str | None, bias_path: str | None) -> LoadedWeights:
+    """A model file's layer: its kernel read as `layout` (default: as the format stores it), converted."""
+    from convdiff.data.modelfiles import read_layer
+    from convdiff.data.modelfiles.configuration import check_kernel
+    from convdiff.data.modelfiles.types import SPATIAL
+    from convdiff.spec.layouts import conversion
+
+    found = read_layer(ref)
+    record = found.record
+    kind_fields = check_kernel(record, str(ref))
+    stored = record.kernel_layout
+    layout = layout or stored
+    origin = f"{record.framework} {record.op}, stored {stored}"
+    if layout != stored:
+        origin += f", read as {layout} (weights_layout)"
+    bias = found.bias
+    source = str(ref)
+    if bias_path is not None:
+        bias = _bias_file(bias_path)
+        source += f" + {bias_path}"
+    target = SPATIAL[record.rank] + "IO"  # HWIO; WIO and DHWIO for the other ranks
+
+    if len(layout) != found.kernel.ndim:
+        raise BadInputError(f"{ref}: a kernel of shape {'x'.join(map(str, found.kernel.shape))} cannot be read as "
+                            f"{layout}")
+    conv = conversion(layout, target)
+    hwio = conv.apply(found.kernel)
+    _check_bias(bias, hwio.shape[-1], bias_path or source, layout)
+    return LoadedWeights(np.array(hwio, copy=True), None if bias is None else np.array(bias, copy=True), conv, source,
+                         tuple(found.kernel.shape), layout, origin, kind_fields)
 
 
 def resolve_relative(path: str, base: Path) -> str:
-    """A relative path resolved against `base` (an experiment file's folder) when it exists there."""
-    candidate = Path(path)
+    """A relative path resolved against `base` (an experiment file's folder) when it exists there
+    (for FILE#LAYER, the FILE part)."""
+    ref = split_layer_ref(path)
+    file = ref.path if ref is not None else path
+    candidate = Path(file)
     if not candidate.is_absolute() and (base / candidate).exists():
-        return str(base / candidate)
+        return str(base / candidate) + (f"#{ref.layer}" if ref is not None else "")
     return path

@@ -16,6 +16,7 @@ from convdiff.errors import BadInputError
 from convdiff.spec.convspec import parse_padding
 from convdiff.spec.dtypes import COMPUTE_DTYPES, FLOAT_DTYPES
 from convdiff.spec.initializers import parse_initializer
+from convdiff.spec.layer_ref import parse_weights
 from convdiff.spec.layouts import parse_input_layout, parse_weights_layout
 from convdiff.spec.parse import (CliText, parse_bool, parse_choice, parse_pair, parse_path, parse_positive_int,
                                  parse_shape, parse_single_int)
@@ -88,10 +89,13 @@ FIELDS: tuple[Field, ...] = (
           ("--seed",), "--seed", "Seeds"),
     Field("input_layout", parse_input_layout, "LAYOUT",
           "Layout of an --input .npy/.npz: NHWC, NCHW, HWC, CHW, HW. Default NHWC.", ("--input-layout",)),
-    Field("weights", lambda v: parse_path(v, "weights"), "PATH",
-          "Kernel from a .npy, or a .npz with keys kernel and optional bias; every backend uses it.", ("--weights",)),
+    Field("weights", parse_weights, "PATH|FILE#LAYER",
+          "Kernel from a .npy, a .npz with keys kernel and optional bias, or one layer of a model file "
+          "(.caffemodel, .pt/.pth, .safetensors, .keras/.h5, .onnx) as FILE#LAYER; every backend uses it.",
+          ("--weights",)),
     Field("weights_layout", parse_weights_layout, "LAYOUT",
-          "Layout of --weights: HWIO, OIHW, OHWI, IOHW (or any order of H, W, I, O). Default HWIO.",
+          "Layout of --weights: HWIO, OIHW, OHWI, IOHW (or any order of H, W, I, O). Default HWIO; for "
+          "FILE#LAYER the layout the model file stores.",
           ("--weights-layout",)),
     Field("bias", lambda v: parse_path(v, "bias"), "PATH",
           "A .npy/.npz bias file (needs --weights); on the command line, --bias PATH."),

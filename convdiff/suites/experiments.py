@@ -16,7 +16,7 @@ from convdiff.analysis.diagnose import CAUSES
 from convdiff.analysis.regions import REGION_KINDS
 from convdiff.backends import backend_info
 from convdiff.compare import Tolerance, Verdict, parse_rule_kind
-from convdiff.data.specs import build_spec
+from convdiff.data.specs import FROM, build_spec
 from convdiff.errors import BadInputError
 from convdiff.pipeline import Case, CaseOptions, CaseResult, SideConfig
 from convdiff.reference.rounding import BoundForm, parse_bound_form
@@ -191,7 +191,7 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
     where = f"{source}: case {i + 1}"
     if not isinstance(raw, dict):
         raise BadInputError(f"{where}: expected a table")
-    spec_keys = {k for k in raw if field_name(k) is not None}
+    spec_keys = {k for k in raw if field_name(k) is not None or k == FROM}
     _check_keys(raw, CASE_KEYS | spec_keys, where, extra_hint=True)
     name = _get(raw, "name", str, where, default=f"case-{i + 1}")
     where = f"{source}: case '{name}'"
@@ -259,22 +259,36 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
             raise BadInputError(f"{where}: the side table needs a 'backend' name")
     else:
         raise BadInputError(f"{where}: expected a backend name or a table, got {type(raw).__name__}")
+    # The side's own fields are applied last, like `--set SIDE.FIELD`: they may differ from a `from`
+    # layer's configuration, where the shared ones must agree with it.
     try:
         backend_info(backend)  # unknown names fail here, with the list
-        fields = parse_fields({**shared, **overrides}, where=f" in {where}")
+        fields = _fields_and_from({k: v for k, v in shared.items() if k not in overrides}, where)
+        side = _fields_and_from(overrides, where)
     except BadInputError as exc:  # say which file and case, unless the message already does
         raise BadInputError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
     if base is not None:
         from convdiff.data.weights import resolve_relative
         from convdiff.spec.convspec import BUILTIN_INPUTS
 
-        for key in ("weights", "bias", "input"):
-            if fields.get(key) and fields[key] not in BUILTIN_INPUTS:
-                fields[key] = resolve_relative(fields[key], base)
+        for table in (fields, side):
+            for key in ("weights", "bias", "input", FROM):
+                if table.get(key) and table[key] not in BUILTIN_INPUTS:
+                    table[key] = resolve_relative(table[key], base)
     try:
-        return SideConfig(backend, build_spec(fields))
+        return SideConfig(backend, build_spec(fields, side))
     except BadInputError as exc:
         raise BadInputError(f"{where}: {exc}") from None
+
+
+def _fields_and_from(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Spec fields parsed by the field table, and `from` (FILE#LAYER) kept as given."""
+    fields = parse_fields({k: v for k, v in raw.items() if k != FROM}, where=f" in {where}")
+    if FROM in raw:
+        if not isinstance(raw[FROM], str):
+            raise BadInputError(f"'{FROM}' must be a string FILE#LAYER, got {type(raw[FROM]).__name__}")
+        fields[FROM] = raw[FROM]
+    return fields
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str, extra_hint: bool = False) -> None:

@@ -2,6 +2,7 @@
 ellipsis "…" never appears); tables wrap, switch to narrower layouts, or stack as `column: value`."""
 
 import re
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -10,6 +11,7 @@ from convdiff.cli import cli
 from convdiff.report import tables
 
 WIDTHS = (60, 80, 120)
+BUILTIN = Path(__file__).resolve().parents[2] / "convdiff" / "suites" / "builtin"
 SMALL = ["--shape", "1,8,8,3", "--filters", "4"]
 COMMANDS = {
     "compare-pass": ["compare", "--reference", "numpy", "--candidate", "nn", *SMALL],
@@ -22,6 +24,7 @@ COMMANDS = {
     "defaults": ["defaults"],
     "propagate": ["propagate", "--init", "truncated_normal(mean=0.0, stddev=0.1)", "--depth", "6"],
     "list": ["list"],
+    "layers": ["layers", str(BUILTIN / "caffe-conv1.caffemodel")],
 }
 
 

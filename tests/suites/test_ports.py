@@ -224,14 +224,32 @@ def test_caffe_port_figures(caffe_port):
     assert "candidate rows (1, 2), columns (1, 2)" in padding.detail
 
 
-def test_shipped_caffe_weights_are_reproducible():
+def test_shipped_caffe_files_are_reproducible():
     from importlib import resources
 
+    from convdiff.suites.builtin.weights import caffe_conv1_files
+
+    files = caffe_conv1_files()
+    assert set(files) == {"caffe-conv1.prototxt", "caffe-conv1.caffemodel"}
+    for name, data in files.items():
+        assert (resources.files("convdiff.suites.builtin") / name).read_bytes() == data, name
+
+
+def test_shipped_caffemodel_holds_the_generated_weights():
+    from importlib import resources
+
+    from convdiff.data.modelfiles import read_layer, split_layer_ref
     from convdiff.suites.builtin.weights import caffe_conv1
 
-    with np.load(str(resources.files("convdiff.suites.builtin") / "caffe-conv1.npz"), allow_pickle=False) as shipped:
-        for key, array in caffe_conv1().items():
-            np.testing.assert_array_equal(shipped[key], array)
+    path = resources.files("convdiff.suites.builtin") / "caffe-conv1.caffemodel"
+    layer = read_layer(split_layer_ref(f"{path}#conv1"))
+    expected = caffe_conv1()
+    np.testing.assert_array_equal(layer.kernel, expected["kernel"])
+    np.testing.assert_array_equal(layer.bias, expected["bias"])
+    config = layer.record.config
+    assert (config.filters, config.kernel_size, config.padding.pads, config.strides) == (96, (5, 5), ((2, 2), (2, 2)),
+                                                                                          (1, 1))
+    assert layer.record.input_shape == (1, 128, 128, 1)
 
 
 def test_experiment_keys_are_checked(tmp_path):
