@@ -214,9 +214,9 @@ def check_outputs(quiet: bool = False, fmt: str = "table", report_path: str | No
         raise click.UsageError("give --quiet or --format json, not both")
     if report_path is not None:
         check_output_path(report_path, "HTML report")
-        from convdiff.report.html import require_jinja2
+        from convdiff.report.html import require_report_extra
 
-        require_jinja2()
+        require_report_extra()
     if junit_path is not None:
         check_output_path(junit_path, "JUnit report")
     for what, path in (figure_paths or {}).items():

@@ -33,8 +33,8 @@ INSTALL = "pip install 'convdiff[report]'"
 COLOURS = ("red", "green", "yellow", "blue", "magenta", "cyan")
 
 
-def require_jinja2() -> None:
-    """Refuse (exit 3) before any work when jinja2 or matplotlib is not installed."""
+def require_report_extra() -> None:
+    """Refuse (exit 3) before any work when jinja2 or matplotlib (the `report` extra) is not installed."""
     from convdiff.report.figures import require_matplotlib
 
     if importlib.util.find_spec("jinja2") is None:
