@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from convdiff.cli.group import cli
-from convdiff.cli.options import (case_options, format_option, max_memory_option, overrides_by_side, rule_options,
-                                  save_bundle_option, set_option, side_options, spec_fields, spec_options,
-                                  tolerance_options, top_option)
+from convdiff.cli.options import (case_options, check_outputs, format_option, max_memory_option, overrides_by_side,
+                                  quiet_option, report_option, rule_options, save_bundle_option, set_option,
+                                  side_options, spec_fields, spec_options, tolerance_options, top_option)
 from convdiff.cli.output import Output
 from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 
@@ -22,22 +22,30 @@ from convdiff.errors import EXIT_MISMATCH, EXIT_OK
               help="Give the candidate the reference's kernel and bias, so only the convolution ops are compared.")
 @set_option("Override a spec field for one side (repeatable), e.g. --set candidate.padding=1, "
             "--set candidate.weights_layout=OHWI.")
-@click.option("--heatmap", default=None, metavar="FILE.png",
-              help="Write a PNG heatmap of the per-position max abs diff (over batch and channels).")
+@click.option("--heatmap", default=None, metavar="FILE.png|.svg|.pdf",
+              help="Write the difference map: |candidate - reference| per position divided by the deciding "
+                   "rule's limit (1 = at the rounding bound), with the mismatch regions outlined. The format "
+                   "follows the extension.")
 @tolerance_options
 @top_option
 @format_option
 @rule_options
 @save_bundle_option
 @max_memory_option
+@report_option
+@quiet_option
+@click.option("--details", is_flag=True,
+              help="Print the full report of a passing comparison too (a failing one always gets it).")
 def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tuple, heatmap: str | None,
             atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str,
             tolerance_mode: str | None, bound_form: str, bundle_dir: str | None, max_memory: int | None,
-            **spec_params: Any) -> None:
+            report_path: str | None, quiet: bool, details: bool, **spec_params: Any) -> None:
     """Build one convolution with two backends and compare kernels, then outputs.
 
-    Exits 0 when the outputs are identical or equivalent, 1 when they are not.
+    A passing comparison prints a short summary (--details: the full report); a failing one the full
+    report. Exits 0 when the outputs are identical or equivalent, 1 when they are not.
     """
+    check_outputs(quiet, fmt, report_path, figure_paths={"heatmap": heatmap} if heatmap else None)
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel, top_k)
     case = make_case(reference, candidate, spec_fields(spec_params), options, overrides_by_side(overrides))
     if bundle_dir:
@@ -47,13 +55,9 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     from convdiff.pipeline import execute
 
     result = execute(case, max_memory)
-    if heatmap:
-        from convdiff.report.figures import write_heatmap
-
-        write_heatmap(heatmap, result.reference.output, result.candidate.output)
     from convdiff.backends.environment import collect
     from convdiff.report.json import SCHEMA_VERSION, case_to_json
-    from convdiff.report.tables import render_case, verdict_line
+    from convdiff.report.tables import render_case, render_case_summary, verdict_line
 
     env = collect()
     doc = {"schema": SCHEMA_VERSION, "comparisons": [case_to_json(result, env, verdict_line(result))],
@@ -62,7 +66,15 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
         from convdiff.suites import bundle
 
         bundle.save(bundle_dir, [(result, {"experiment": "compare"})], doc)
-    Output(fmt).show(render_case(result), doc)
+    out = Output(fmt, quiet)
+    if heatmap:
+        write_heatmap(out, heatmap, result)
+    if report_path:
+        from convdiff.report.html import compare_page
+
+        out.write(report_path, compare_page(result, env), "HTML report")
+    out.show(render_case(result) if details or not result else render_case_summary(result), doc,
+             verdict_line(result))
     sys.exit(EXIT_OK if result else EXIT_MISMATCH)
 
 
@@ -81,3 +93,14 @@ def make_case(reference: str, candidate: str, fields: dict[str, Any], options: A
         except BadInputError as exc:
             raise BadInputError(f"{side}: {exc}" if any(overrides.values()) else str(exc)) from None
     return Case(name, SideConfig(reference, specs["reference"]), SideConfig(candidate, specs["candidate"]), options)
+
+
+def write_heatmap(out: Output, path: str, result: Any) -> None:
+    """The difference map of `result` in the format of `path`'s extension."""
+    from convdiff.report.figures import difference_figure, figure_format, render
+
+    data = difference_figure(result)
+    if data is None:
+        out.note(f"no heatmap written to {path}: the outputs differ in rank, batch size or channels")
+        return
+    out.write(path, render(data, figure_format(path, "heatmap")), "heatmap")

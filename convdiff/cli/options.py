@@ -182,3 +182,47 @@ def sweep_axis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 axes.extend((a.sweep_flag, a.name, a.sweep_help) for a in SHAPE_AXES)
     return stack(*(click.option(flag, axis, type=SweepValuesType(axis), default=None, metavar="V1,V2,...",
                                 help=text + ".") for flag, axis, text in axes))(fn)
+
+
+# --- what a command writes and how much it prints ------------------------------------------------
+
+
+def quiet_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--quiet/-q`: print exactly the verdict line (errors still go to stderr)."""
+    return click.option("--quiet", "-q", "quiet", is_flag=True,
+                        help="Print only the verdict line (errors still go to stderr); not with --format json.")(fn)
+
+
+def report_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--report FILE.html`: also write a self-contained HTML report (checked before anything runs)."""
+    return click.option("--report", "report_path", default=None, metavar="FILE.html",
+                        help="Also write a self-contained HTML report: verdict, tables, figures, diagnosis, "
+                             "specs, environment (needs convdiff[report]).")(fn)
+
+
+def junit_option(what: str) -> Decorator:
+    return click.option("--junit", "junit_path", default=None, metavar="FILE.xml",
+                        help=f"Also write JUnit XML: one testcase per {what}.")
+
+
+def check_outputs(quiet: bool = False, fmt: str = "table", report_path: str | None = None,
+                  junit_path: str | None = None, figure_paths: dict[str, str] | None = None) -> None:
+    """Everything about a command's output that can be refused, refused before anything runs: --quiet
+    with JSON, unwritable paths, a figure format no extension names, a missing `report` extra."""
+    from convdiff.data.files import check_output_path
+
+    if quiet and fmt == "json":
+        raise click.UsageError("give --quiet or --format json, not both")
+    if report_path is not None:
+        check_output_path(report_path, "HTML report")
+        from convdiff.report.html import require_report_extra
+
+        require_report_extra()
+    if junit_path is not None:
+        check_output_path(junit_path, "JUnit report")
+    for what, path in (figure_paths or {}).items():
+        from convdiff.report.figures import figure_format, require_matplotlib
+
+        figure_format(path, what)
+        check_output_path(path, what)
+        require_matplotlib()

@@ -1,4 +1,9 @@
-"""Where results and diagnostics go, decided once: results to stdout, diagnostics to stderr."""
+"""Where results and diagnostics go, decided once: results to stdout, diagnostics to stderr.
+
+`--quiet` prints exactly the verdict line on stdout and nothing else (errors still reach stderr);
+the files a command writes are named on stderr ("wrote the HTML report to r.html"), so stdout stays
+the report or the JSON document.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import click
 @dataclass(frozen=True)
 class Output:
     format: str
+    quiet: bool = False
 
     @functools.cached_property
     def console(self):  # noqa: ANN201 - rich is imported lazily to keep --help fast
@@ -30,8 +36,26 @@ class Output:
 
         return Console(stderr=True, no_color="NO_COLOR" in os.environ or None)
 
-    def show(self, renderable: Any = None, document: dict[str, Any] | None = None) -> None:
+    def show(self, renderable: Any = None, document: dict[str, Any] | None = None, verdict: str | None = None) -> None:
+        """The result: the JSON document, the verdict line alone (--quiet), or the renderable."""
         if self.format == "json":
             click.echo(json.dumps(document, indent=2, allow_nan=False))
+        elif self.quiet:
+            if verdict is not None:
+                click.echo(verdict)
         else:
             self.console.print(renderable)
+
+    def note(self, text: str) -> None:
+        """A line about what was done (a file written), on stderr; nothing under --quiet."""
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def write(self, path: str | None, data: bytes, what: str) -> None:
+        """Write a file the user asked for (atomically) and say where it went."""
+        if path is None:
+            return
+        from convdiff.data.files import write_atomically
+
+        write_atomically(path, data, what)
+        self.note(f"wrote the {what} to {path}")

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from convdiff.cli.group import CliError, cli
-from convdiff.cli.options import format_option, max_memory_option, save_bundle_option
+from convdiff.cli.options import (check_outputs, format_option, junit_option, max_memory_option, quiet_option,
+                                  report_option, save_bundle_option)
 from convdiff.cli.output import Output
 from convdiff.errors import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK
 
@@ -20,8 +21,11 @@ from convdiff.errors import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK
               help="Print the full report of every case (default: only for unexpected results).")
 @save_bundle_option
 @max_memory_option
+@junit_option("case")
+@report_option
+@quiet_option
 def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: str | None,
-        max_memory: int | None) -> None:
+        max_memory: int | None, junit_path: str | None, report_path: str | None, quiet: bool) -> None:
     """Run built-in experiments (by NAME), experiment files (TOML) and bundles (DIR, replayed); no argument
     runs every built-in experiment.
 
@@ -31,6 +35,7 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
     from convdiff.errors import InterruptedRun
     from convdiff.suites.runs import RunOutcome, run_targets
 
+    check_outputs(quiet, fmt, report_path, junit_path)
     if bundle_dir:
         from convdiff.suites.bundle import check_target
 
@@ -50,17 +55,28 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
         from convdiff.suites import bundle
 
         bundle.save(bundle_dir, [(o.result, {"experiment": o.experiment}) for o in outcome.outcomes], doc)
-    if fmt == "json":
-        Output(fmt).show(document=doc)
+    from convdiff.report.runs import run_line, run_to_junit
+
+    out = Output(fmt, quiet)
+    rows = [tables.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected,
+                              tables.key_figures(o.result)) for o in outcome.outcomes]
+    summary = tables.render_summary(rows, outcome.skipped)
+    line = run_line(outcome, interrupted)
+    if interrupted is None:  # like the bundle: a partial run writes no report that could pass for a whole one
+        if junit_path:
+            out.write(junit_path, run_to_junit(outcome), "JUnit report")
+        if report_path:
+            from convdiff.report.html import run_page
+
+            out.write(report_path, run_page(outcome, summary, line, doc["environment"]), "HTML report")
+    if fmt == "json" or quiet:
+        out.show(document=doc, verdict=line)
     else:
-        out = Output(fmt)
         for o in outcome.outcomes:
             if details or (details is None and not o.as_expected):
                 out.console.print(tables.render_case(o.result, o.notes))
                 out.console.print()
-        rows = [tables.SummaryRow(o.experiment, o.case.name, o.expected, o.got, o.as_expected,
-                                  tables.key_figures(o.result)) for o in outcome.outcomes]
-        out.console.print(tables.render_summary(rows, outcome.skipped))
+        out.console.print(summary)
         if interrupted is not None:
             out.console.print(f"interrupted: {interrupted.total - interrupted.completed} of {interrupted.total} "
                               "cases not run", style="bold yellow")

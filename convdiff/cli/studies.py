@@ -7,7 +7,7 @@ import sys
 import click
 
 from convdiff.cli.group import cli
-from convdiff.cli.options import format_option
+from convdiff.cli.options import check_outputs, format_option
 from convdiff.cli.output import Output
 from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 
@@ -23,8 +23,9 @@ from convdiff.errors import EXIT_MISMATCH, EXIT_OK
               help="Input batch and spatial size; its channels are --channels.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=42, show_default=True,
               help="Seeds the N(0,1) input and the kernels (layer l uses seed + l).")
-@click.option("--plot", "plot_path", default=None, metavar="FILE.png",
-              help="Also write a PNG line plot of log10 activation std per layer.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE.png|.svg|.pdf",
+              help="Also write a plot of the activation std per layer (log scale, one line per initializer); "
+                   "the format follows the extension.")
 @format_option
 def propagate(initializer: str, depth: int, kernel_size: int, channels: int, shape: str, seed: int,
               plot_path: str | None, fmt: str) -> None:
@@ -48,19 +49,15 @@ def propagate(initializer: str, depth: int, kernel_size: int, channels: int, sha
         hw = hw[:3]
     if len(hw) != 3:
         raise click.BadParameter(f"expected N,H,W, got {shape!r}", param_hint="--shape")
-    if plot_path:
-        from convdiff.data.files import check_output_path
-
-        check_output_path(plot_path, "plot")
+    check_outputs(fmt=fmt, figure_paths={"plot": plot_path} if plot_path else None)
     result = run_propagation(init, depth, kernel_size, channels, tuple(hw), seed)
+    out = Output(fmt)
     if plot_path:
-        from convdiff.data.files import write_atomically
-        from convdiff.report.figures import encode_png, log_line_plot
+        from convdiff.report.figures import figure_format, render
 
-        image = log_line_plot([[s.activation_std for s in series.layers] for series in result.series])
-        write_atomically(plot_path, encode_png(image), "plot")
+        out.write(plot_path, render(result, figure_format(plot_path, "plot")), "plot")
     doc = {"schema": SCHEMA_VERSION, **propagation_json(result), "plot": plot_path}
-    Output(fmt).show(render_propagation(result, plot_path), doc)
+    out.show(render_propagation(result), doc)
     sys.exit(EXIT_OK)
 
 
@@ -88,6 +85,7 @@ def list_() -> None:
     from rich.table import Table
 
     from convdiff.backends import REGISTRY
+    from convdiff.report.layout import fit
     from convdiff.spec.initializers import initializer_names
     from convdiff.suites import experiments
 
@@ -100,16 +98,16 @@ def list_() -> None:
         missing = info.missing()
         table.add_row(info.name, info.summary, f"[yellow]needs {', '.join(missing)}: {info.install_hint}[/]"
                       if missing else "[green]available[/]")
-    out.console.print(table)
+    out.console.print(fit(table))
     table = Table(title="Initializers", title_justify="left", show_edge=False)
     table.add_column("name")
     table.add_column("description")
     for name, description in initializer_names():
         table.add_row(name, description)
-    out.console.print(table)
+    out.console.print(fit(table))
     table = Table(title="Built-in experiments", title_justify="left", show_edge=False)
     table.add_column("name")
     table.add_column("question")
     for name in experiments.builtin_names():
         table.add_row(name, experiments.load_builtin(name).title)
-    out.console.print(table)
+    out.console.print(fit(table))

@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from convdiff.cli.group import cli
-from convdiff.cli.options import (case_options, format_option, overrides_by_side, rule_options, set_option,
-                                  side_options, sweep_axis_options, tolerance_options)
+from convdiff.cli.options import (case_options, check_outputs, format_option, junit_option, overrides_by_side,
+                                  quiet_option, report_option, rule_options, set_option, side_options,
+                                  sweep_axis_options, tolerance_options)
 from convdiff.cli.output import Output
 from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 
@@ -29,13 +30,14 @@ from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 @tolerance_options
 @set_option("Override a spec field for one side in every config (repeatable), e.g. --set reference.padding=1.")
 @rule_options
-@click.option("--junit", "junit_path", default=None, metavar="FILE.xml",
-              help="Also write JUnit XML: one testcase per config.")
+@junit_option("config")
 @format_option
+@report_option
+@quiet_option
 def sweep(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
           shard: str | None, shared_kernel: bool, atol: float | None, rtol: float | None, equal_nan: bool,
           overrides: tuple, tolerance_mode: str | None, bound_form: str, junit_path: str | None, fmt: str,
-          **axes: list[str] | None) -> None:
+          report_path: str | None, quiet: bool, **axes: list[str] | None) -> None:
     """Compare reference and candidate over a Cartesian grid of specs (every combination of the values).
 
     Values are comma-separated (--kernel-size 1,3,5); a pair is written 1x3; with a ';' in an option,
@@ -46,23 +48,23 @@ def sweep(reference: str | None, candidate: str | None, grid_file: str | None, e
 
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel)
     plan = make_plan(reference, candidate, grid_file, expect, shard, options, axes, overrides_by_side(overrides))
-    if junit_path:
-        from convdiff.data.files import check_output_path
-
-        check_output_path(junit_path, "JUnit report")
+    check_outputs(quiet, fmt, report_path, junit_path)
     from convdiff.backends.environment import collect
     from convdiff.report import sweep as sweep_report
 
-    out = Output(fmt)
+    out = Output(fmt, quiet)
     start = time.perf_counter()
     with _progress(out.err, len(plan.selected())) as advance:
         outcomes = run_sweep(plan, progress=advance)
     summary = summarize(plan, outcomes, time.perf_counter() - start)
     if junit_path:
-        from convdiff.data.files import write_atomically
+        out.write(junit_path, sweep_report.sweep_to_junit(plan, summary, outcomes), "JUnit report")
+    rendered, line, env = sweep_report.render_summary(plan, summary), sweep_report.sweep_line(plan, summary), collect()
+    if report_path:
+        from convdiff.report.html import sweep_page
 
-        write_atomically(junit_path, sweep_report.sweep_to_junit(plan, summary, outcomes), "JUnit report")
-    out.show(sweep_report.render_summary(plan, summary), sweep_report.sweep_to_json(plan, summary, outcomes, collect()))
+        out.write(report_path, sweep_page(plan, summary, outcomes, rendered, line, env), "HTML report")
+    out.show(rendered, sweep_report.sweep_to_json(plan, summary, outcomes, env), line)
     sys.exit(EXIT_OK if summary.ok else EXIT_MISMATCH)
 
 

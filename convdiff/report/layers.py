@@ -11,6 +11,7 @@ from rich.text import Text
 
 from convdiff.data.modelfiles import ModelFile
 from convdiff.data.modelfiles.types import fmt_dims
+from convdiff.report.layout import fit
 
 FORMAT_NAMES = {"caffe": "Caffe", "torch": "PyTorch state_dict", "safetensors": "PyTorch state_dict (safetensors)",
                 "keras": "Keras", "onnx": "ONNX"}
@@ -42,7 +43,7 @@ def render_layers(model: ModelFile) -> RenderableType:
         for note in r.notes:
             if note not in notes:
                 notes.append(note)
-    parts: list[RenderableType] = [table, Text("kernel: the shape as stored, and its layout (O out, I in, M depth "
+    parts: list[RenderableType] = [fit(table), Text("kernel: the shape as stored, and its layout (O out, I in, M depth "
                                                "multiplier, D/H/W spatial); input: NHWC, when the file declares it",
                                                style="dim")]
     if any(not r.has_weights for r in model.layers):

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from convdiff.report.json import SCHEMA_VERSION, comparison_json
+from convdiff.report.layout import fit
 from convdiff.report.tables import verdict_line
 from convdiff.report.text import fmt, one_line
 from convdiff.suites.sweep import FAILED, PASSED, SKIPPED, ConfigOutcome, SweepPlan, SweepSummary
@@ -41,27 +42,31 @@ def render_summary(plan: SweepPlan, summary: SweepSummary) -> RenderableType:
     table.add_row("[green]passed[/]", str(summary.passed))
     table.add_row("[bold red]failed[/]" if summary.failed else "failed", str(summary.failed))
     table.add_row("[yellow]skipped[/]" if summary.skipped else "skipped", str(summary.skipped))
-    parts: list[RenderableType] = [Text(title, style="bold"), table]
+    parts: list[RenderableType] = [Text(title, style="bold"), fit(table)]
     if summary.groups:
         groups = Table(title="Failures by cause", title_justify="left", show_edge=False)
         for col in ("cause", "what the failing configs share", "worst config", "worst figures"):
             groups.add_column(col)
         for g in summary.groups:
             groups.add_row(g.cause, g.description, one_line(g.worst.config.name), _figures(g.worst))
-        parts.append(groups)
+        parts.append(fit(groups))
     if summary.skip_reasons:
         skipped = Table(title="Skipped", title_justify="left", show_edge=False)
         skipped.add_column("configs", justify="right")
         skipped.add_column("reason")
         for reason, count in summary.skip_reasons:
             skipped.add_row(str(count), reason)
-        parts.append(skipped)
+        parts.append(fit(skipped))
+    parts.append(Text(sweep_line(plan, summary), style="bold red" if summary.failed else "bold green"))
+    return Group(*parts)
+
+
+def sweep_line(plan: SweepPlan, summary: SweepSummary) -> str:
+    """The line a sweep ends with (and all that --quiet prints)."""
     expect = " or ".join(v.value for v in plan.expect)
     rate = f" in {summary.seconds:.1f}s" if summary.seconds else ""
-    line = (f"{summary.passed} of {summary.total - summary.skipped} configs {expect}{rate}"
+    return (f"{summary.passed} of {summary.total - summary.skipped} configs {expect}{rate}"
             + (f", {summary.failed} unexpected" if summary.failed else ""))
-    parts.append(Text(line, style="bold red" if summary.failed else "bold green"))
-    return Group(*parts)
 
 
 def config_to_json(o: ConfigOutcome) -> dict[str, Any]:

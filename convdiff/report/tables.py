@@ -14,6 +14,7 @@ from convdiff.analysis.diagnose import Finding
 from convdiff.analysis.regions import MismatchRegions
 from convdiff.compare import DEFAULT_TOLERANCES, Comparison, RuleKind, Verdict
 from convdiff.pipeline import CaseResult
+from convdiff.report.layout import Fit, fit
 from convdiff.report.text import fmt, fmt_index, fmt_percent, fmt_shape, fmt_times, one_line
 
 VERDICT_STYLE = {
@@ -148,7 +149,7 @@ def _side_title(case: CaseResult, which: str) -> str:
     return f"{which}: {case.side(which).config.backend} ({case.side(which).result.compute_dtype})"
 
 
-def render_spec(case: CaseResult) -> Table:
+def render_spec(case: CaseResult) -> Fit:
     ref, cand = case.reference_config.spec.to_json(), case.candidate_config.spec.to_json()
     table = Table(title="Specification", title_justify="left", show_edge=False)
     table.add_column("field")
@@ -163,7 +164,7 @@ def render_spec(case: CaseResult) -> Table:
             row.append(other if cand[key] == value else f"[yellow]{other}[/]")
         table.add_row(*row)
     table.add_row("computes in", case.reference.compute_dtype, *([] if same else [case.candidate.compute_dtype]))
-    return table
+    return fit(table)
 
 
 def _cell(value: object) -> str:
@@ -172,7 +173,7 @@ def _cell(value: object) -> str:
     return one_line(str(value))
 
 
-def render_kernels(case: CaseResult) -> Table:
+def render_kernels(case: CaseResult) -> Fit:
     table = Table(title="Kernels (compared before outputs)", title_justify="left", show_edge=False)
     table.add_column("")
     table.add_column("reference")
@@ -198,7 +199,7 @@ def render_kernels(case: CaseResult) -> Table:
     if dist is not None:
         table.add_row("KS p-value", _ks_cell(dist.reference), _ks_cell(dist.candidate))
         table.add_row("distribution", f"[{style}]{dist.verdict}[/]", "")
-    return table
+    return fit(table)
 
 
 def _ks_cell(check) -> str:  # noqa: ANN001
@@ -207,7 +208,7 @@ def _ks_cell(check) -> str:  # noqa: ANN001
     return f"{check.ks_pvalue:.3g} vs {check.initializer} ({'consistent' if check.consistent else 'inconsistent'})"
 
 
-def render_output(c: Comparison) -> Table:
+def render_output(c: Comparison) -> Fit:
     table = Table(title="Outputs", title_justify="left", show_edge=False)
     table.add_column("metric")
     table.add_column("value")
@@ -242,7 +243,7 @@ def render_output(c: Comparison) -> Table:
                           f"where the patterns differ; {c.nonfinite_excluded:,} left out of the figures above")
         if c.exact_compared:
             table.add_row("exact", f"{c.exact_compared:,} position(s) compared exactly: their bound overflowed float64")
-    return table
+    return fit(table)
 
 
 def default_table() -> str:
@@ -250,7 +251,7 @@ def default_table() -> str:
     return "; ".join(f"{name} atol={t.atol:g} rtol={t.rtol:g}" for name, t in DEFAULT_TOLERANCES.items())
 
 
-def render_precision(case: CaseResult) -> Table | None:
+def render_precision(case: CaseResult) -> Fit | None:
     """The deciding bound, the ULP distance and the three-way check against float64."""
     c = case.output
     g = c.rule.model
@@ -294,10 +295,10 @@ def render_precision(case: CaseResult) -> Table | None:
                           f"{fmt(e.max_ratio)} ({e.dtype})"
                           + ("" if e.within else "  [bold red]outside its bound[/]"))
         table.add_row("which side", t.summary)
-    return table
+    return fit(table)
 
 
-def render_worst(c: Comparison) -> Table | None:
+def render_worst(c: Comparison) -> Fit | None:
     if not c.worst or c.max_abs_diff == 0:
         return None
     by = "|diff| / bound" if c.rule.is_bound else "abs diff"
@@ -307,7 +308,7 @@ def render_worst(c: Comparison) -> Table | None:
     for w in c.worst:
         table.add_row(fmt_index(w.index), f"{w.reference:.9g}", f"{w.candidate:.9g}", fmt(w.abs_diff),
                       fmt_percent(w.ratio))
-    return table
+    return fit(table)
 
 
 def render_case(case: CaseResult, notes: Sequence[str] = ()) -> RenderableType:
@@ -336,6 +337,40 @@ def render_case(case: CaseResult, notes: Sequence[str] = ()) -> RenderableType:
     return Group(*parts)
 
 
+def render_case_summary(case: CaseResult) -> RenderableType:
+    """A passing comparison in a few lines: who ran, one table of key figures, the verdict line."""
+    c = case.output
+    table = Table(title="Key figures", title_justify="left", show_edge=False, show_header=False)
+    table.add_column("")
+    table.add_column("")
+    spec = case.reference_config.spec
+    table.add_row("outputs", f"{fmt_shape(c.reference_shape)} {c.reference_dtype} vs {fmt_shape(c.candidate_shape)} "
+                  f"{c.candidate_dtype}, from a {fmt_shape(spec.input_shape)} input")
+    table.add_row("kernels", kernel_difference(case.kernels))
+    if c.shape_match and c.total:
+        table.add_row("max abs diff", f"{fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}")
+        table.add_row("max rel diff", f"{fmt(c.max_rel_diff)} at {fmt_index(c.max_rel_diff_index)} (relative to "
+                      "reference)")
+        if c.rule.model is not None:
+            table.add_row("of the bound", f"max {fmt_percent(c.max_ratio)} at {fmt_index(c.max_ratio_index)}, "
+                          f"median {fmt_percent(c.median_ratio)}")
+        if case.ulp is not None:
+            table.add_row("ULP distance", f"max {case.ulp.max:,}, median {case.ulp.median:g} ({case.ulp.dtype})")
+        decided = escape(c.rule.description)
+        table.add_row("rule", f"{c.mismatched:,} / {c.total:,} elements fail the {decided}")
+    parts: list[RenderableType] = [
+        Text(f"{one_line(case.name)}: {_side_title(case, 'reference')} vs {_side_title(case, 'candidate')}",
+             style="bold"),
+        fit(table),
+    ]
+    if not case.inputs_identical:
+        parts.append(Text(inputs_warning(case), style="bold yellow"))
+    parts.append(Text("(--details for the specification, the kernels, the precision analyses and the worst "
+                      "positions)", style="dim"))
+    parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.verdict]))
+    return Group(*parts)
+
+
 def shade(value: float) -> str:
     """The map character for a cell's mismatch fraction: · none, ░ ▒ ▓ █ by quarters."""
     if value <= 0:
@@ -358,7 +393,7 @@ def render_regions(regions: MismatchRegions) -> RenderableType:
     lines = ["".join(shade(v) for v in row) for row in regions.grid]
     caption = Text(f"mismatch map ({len(regions.grid)}x{len(regions.grid[0]) if regions.grid else 0} cells over the "
                    f"output's rows x columns; · none, ░ ▒ ▓ █ up to all batch/channel elements)", style="dim")
-    return Group(table, caption, Text("\n".join(lines)))
+    return Group(fit(table), caption, Text("\n".join(lines)))
 
 
 def _profile(counts: Sequence[int], limit: int = 8) -> str:
@@ -388,7 +423,7 @@ def render_diagnosis(findings: Sequence[Finding]) -> RenderableType:
     else:
         line = Text(f"nothing explains the mismatch: none of the {len(findings)} hypotheses brings the "
                     "difference within the rounding bound", style="bold yellow")
-    return Group(table, line)
+    return Group(fit(table), line)
 
 
 @dataclass(frozen=True)
@@ -402,18 +437,24 @@ class SummaryRow:
 
 
 def render_summary(rows: Sequence[SummaryRow], skipped: Sequence[tuple[str, str]] = ()) -> RenderableType:
-    table = Table(title="convdiff run", title_justify="left")
-    table.add_column("experiment", ratio=2)
-    table.add_column("case", ratio=3)
-    table.add_column("expected", ratio=3)
-    table.add_column("got", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    table.add_column("key figures", ratio=4)
+    # Case names are long single words: merged with the experiment, then with the verdicts, as the
+    # width shrinks; stacked below that.
+    wide = Table(title="convdiff run", title_justify="left")
+    for column in ("experiment", "case", "expected", "got", "", "key figures"):
+        wide.add_column(column)
+    medium = Table(title="convdiff run", title_justify="left")
+    for column in ("experiment / case", "expected", "got", "", "key figures"):
+        medium.add_column(column)
+    compact = Table(title="convdiff run", title_justify="left")
+    for column in ("experiment / case", "result", "key figures"):
+        compact.add_column(column)
     for row in rows:
         mark = "[green]ok[/]" if row.as_expected else "[bold red]UNEXPECTED[/]"
-        table.add_row(escape(one_line(row.experiment)), escape(one_line(row.case)), row.expected, row.got, mark,
-                      row.figures)
-    parts: list[RenderableType] = [table]
+        experiment, case = escape(one_line(row.experiment)), escape(one_line(row.case))
+        wide.add_row(experiment, case, row.expected, row.got, mark, row.figures)
+        medium.add_row(f"{experiment} / {case}", row.expected, row.got, mark, row.figures)
+        compact.add_row(f"{experiment} / {case}", f"{mark}: got {row.got}, expected {row.expected}", row.figures)
+    parts: list[RenderableType] = [fit(wide, medium, compact)]
     for name, reason in skipped:
         parts.append(Text(f"skipped {one_line(name)}: {reason}", style="yellow"))
     failed = sum(not r.as_expected for r in rows)
@@ -441,27 +482,37 @@ def key_figures(case: CaseResult) -> str:
 # --- propagate -----------------------------------------------------------------------------------
 
 
-def render_propagation(result, plot_path: str | None = None) -> RenderableType:  # noqa: ANN001
+def render_propagation(result) -> RenderableType:  # noqa: ANN001
     """Per-layer activation std of the candidate initializer next to the Glorot and He references."""
-    from convdiff.report.figures import COLOUR_NAMES
-
     cand, *refs = result.series
-    table = Table(title=f"Activation std through {result.depth} conv+ReLU layers "
-                        f"({result.kernel_size}x{result.kernel_size}, {result.channels} channels, fan_in "
-                        f"{result.fan_in}, float32, input std {fmt(result.input_std)})", title_justify="left")
-    table.add_column("layer", justify="right")
-    table.add_column(f"{cand.initializer}", justify="right")
-    table.add_column("grad std", justify="right")
-    table.add_column("")
+    title = (f"Activation std through {result.depth} conv+ReLU layers ({result.kernel_size}x{result.kernel_size}, "
+             f"{result.channels} channels, fan_in {result.fan_in}, float32, input std {fmt(result.input_std)})")
+    # Wide: one std and one flag column per initializer, named in full. Compact (80 columns): the
+    # candidate's column is called --init (its full name in the caption) and the flags share a column.
+    wide = Table(title=title, title_justify="left")
+    wide.add_column("layer", justify="right")
+    wide.add_column(f"{cand.initializer} std", justify="right")
+    wide.add_column("grad std", justify="right")
+    wide.add_column("")
+    compact = Table(title=title, title_justify="left", caption=f"--init = {cand.initializer}", caption_justify="left")
+    compact.add_column("layer", justify="right")
+    compact.add_column("--init std", justify="right")
+    compact.add_column("--init grad std", justify="right")
     for ref in refs:
-        table.add_column(ref.initializer, justify="right")
-        table.add_column("")
+        wide.add_column(f"{ref.initializer} std", justify="right")
+        wide.add_column("")
+        compact.add_column(f"{ref.initializer} std", justify="right")
+    compact.add_column("flags")
     for i, layer in enumerate(cand.layers):
         row = [str(layer.layer), fmt(layer.activation_std), fmt(layer.gradient_std), _flag_cell(layer.flag)]
+        flags = [f"--init {_flag_cell(layer.flag)}"] if layer.flag else []
         for ref in refs:
             row += [fmt(ref.layers[i].activation_std), _flag_cell(ref.layers[i].flag)]
-        table.add_row(*row)
-    parts: list[RenderableType] = [table]
+            if ref.layers[i].flag:
+                flags.append(f"{ref.initializer} {_flag_cell(ref.layers[i].flag)}")
+        wide.add_row(*row)
+        compact.add_row(row[0], row[1], row[2], *(fmt(ref.layers[i].activation_std) for ref in refs), ", ".join(flags))
+    parts: list[RenderableType] = [fit(wide, compact)]
     for s in result.series:
         first, nonfinite = s.first_flag, s.first_nonfinite
         text = (f"{s.initializer}: growth per layer {fmt(s.measured_growth)} measured, "
@@ -472,9 +523,6 @@ def render_propagation(result, plot_path: str | None = None) -> RenderableType: 
             text += f"; {nonfinite.flag} from layer {nonfinite.layer}"
         style = "bold red" if first is not None else "green"
         parts.append(Text(text, style=style))
-    if plot_path:
-        colours = ", ".join(f"{c} = {s.initializer}" for c, s in zip(COLOUR_NAMES, result.series))
-        parts.append(Text(f"plot written to {plot_path} (log10 activation std per layer; {colours})", style="dim"))
     return Group(*parts)
 
 
@@ -487,20 +535,38 @@ def _flag_cell(flag: str) -> str:
 
 def render_defaults(result) -> RenderableType:  # noqa: ANN001
     """One row per API and weight: what the framework attaches, and whether a real draw follows it."""
-    table = Table(title="Default initializers (none given; asked live, confirmed by a draw)", title_justify="left")
-    for col in ("api", "weight", "framework attaches", "initializer", "drawn", "std", "max", "KS p", "confirmed"):
-        table.add_column(col, no_wrap=True, min_width=26 if col == "api" else None)
+    title = "Default initializers (none given; asked live, confirmed by a draw)"
+    wide = Table(title=title, title_justify="left")
+    for col in ("api", "weight", "framework attaches", "drawn", "std", "max", "KS p", "confirmed"):
+        wide.add_column(col)
+    compact = Table(title=title, title_justify="left")
+    for col in ("api, weight", "framework attaches", "drawn", "confirmed"):
+        compact.add_column(col)
     for r in result.rows:
         c = r.check
         ok = "[green]yes[/]" if r.confirmed else "[bold red]no[/]"
-        table.add_row(r.api, r.weight, r.declared.split("(")[0], r.initializer or "-", fmt_shape(r.shape),
-                      *(fmt(getattr(c, k)) if c is not None else "-" for k in ("std", "max", "ks_pvalue")), ok)
-    parts: list[RenderableType] = [table]
+        attaches = _declared(r.declared) + (f" = {r.initializer}" if r.initializer else "")
+        figures = [_short(getattr(c, k)) if c is not None else "-" for k in ("std", "max", "ks_pvalue")]
+        wide.add_row(r.api, r.weight, escape(attaches), fmt_shape(r.shape), *figures, ok)
+        compact.add_row(f"{r.api} {r.weight}", escape(attaches),
+                        f"{fmt_shape(r.shape)}: std {figures[0]}, max {figures[1]}, KS p {figures[2]}", ok)
+    parts: list[RenderableType] = [fit(wide, compact)]
     for api, why in result.unavailable:
         parts.append(Text(f"skipped {api}: {why}", style="yellow"))
     return Group(*parts)
 
 
-__all__ = ["RuleKind", "SummaryRow", "comparison_line", "key_figures", "render_case", "render_defaults",
+def _declared(declared: str) -> str:
+    """`module:Class(args)` as `Class (module)`: the class name is what a reader looks for."""
+    module, _, rest = declared.partition(":")
+    return f"{rest.split('(')[0]} ({module})" if rest else declared.split("(")[0]
+
+
+def _short(x: float | None) -> str:
+    """Three significant digits: enough to read a distribution check (the JSON has every digit)."""
+    return "-" if x is None else f"{x:.3g}"
+
+
+__all__ = ["RuleKind", "SummaryRow", "comparison_line", "key_figures", "render_case", "render_case_summary", "render_defaults",
            "render_diagnosis", "render_output", "render_propagation", "render_regions", "render_spec",
            "render_summary", "render_worst", "verdict_line"]

@@ -1,11 +1,10 @@
-"""Where mismatches sit: border depths, interior, profiles, the map and the heatmap. No TensorFlow except the PNG."""
+"""Where mismatches sit: border depths, interior, profiles and the text map. No TensorFlow."""
 
 import numpy as np
 import pytest
 
 from convdiff.compare import compare_arrays
 from convdiff.analysis.regions import analyze_regions
-from convdiff.report.figures import heatmap_image
 from convdiff.report.tables import shade
 
 RNG = np.random.default_rng(3)
@@ -81,11 +80,3 @@ def test_map_grid_and_shades():
     assert len(r.grid) == 16 and len(r.grid[0]) == 20
     assert r.grid[-1][0] == 1.0 and r.grid[0][0] == 0.0
     assert [shade(v) for v in (0.0, 0.1, 0.3, 0.6, 1.0)] == ["·", "░", "▒", "▓", "█"]
-
-
-def test_heatmap_image_is_brightest_where_the_difference_is():
-    cand = REF.copy()
-    cand[0, 3, 7, 0] += 5.0
-    image = heatmap_image(REF, cand, min_side=32)
-    assert image.dtype == np.uint8 and image.shape == (32, 40, 3)  # enlarged x2
-    assert tuple(image[6, 14]) == (255, 255, 255) and tuple(image[0, 0]) == (0, 0, 0)

@@ -41,5 +41,12 @@ def test_ci_workflow_commands_run_and_gate(cli_runner, tmp_path, monkeypatch):
         args = [str(EXAMPLES.parent / a) if a.startswith("examples/") else a for a in args]
         result = cli_runner.invoke(cli, args, catch_exceptions=False)
         assert result.exit_code == 0, (args, result.output)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["convdiff-bundle", "convdiff-keras.xml",
-                                                           "convdiff-sweep-1.xml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["convdiff-bundle", "convdiff-keras.xml", "convdiff-report.html",
+                                                           "convdiff-run.xml", "convdiff-sweep-1.xml"]
+
+
+def test_ci_workflow_installs_convdiff_from_its_repository():
+    text = (EXAMPLES / "ci" / "github-actions.yml").read_text()
+    installs = re.findall(r"^\s*run: (pip install .*)$", text, flags=re.M)
+    assert installs == ['pip install ".[report]"']  # a checkout of the repository, never the package index
+    assert "pip install convdiff" not in text

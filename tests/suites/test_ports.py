@@ -193,8 +193,9 @@ def test_heatmap_png_is_written(cli_runner, tmp_path, oihw_npz):
                                  "--heatmap", str(out)])
     assert result.exit_code == 1, result.output
     assert "Where the mismatches sit" in result.output and "Diagnosis" in result.output
+    assert f"wrote the heatmap to {out}" in result.stderr
     image = import_tensorflow().io.decode_png(out.read_bytes()).numpy()
-    assert image.shape == (128, 128, 3) and image.max() == 255
+    assert image.ndim == 3 and min(image.shape[:2]) > 300 and image.max() == 255
 
 
 # --- the caffe-port experiment -------------------------------------------------------------------

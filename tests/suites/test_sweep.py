@@ -104,7 +104,8 @@ def test_sweep_groups_failures_and_writes_junit(cli_runner, tmp_path):
                                  "--input-dtype", "float32,float64", "--atol", "0", "--rtol", "0",
                                  "--junit", str(junit), "--format", "json"])
     assert result.exit_code == 1, result.output
-    (group,) = json.loads(result.output)["groups"]
+    (group,) = json.loads(result.stdout)["groups"]
+    assert f"wrote the JUnit report to {junit}" in result.stderr
     # The diagnosis names the cause: float64 vs float32 arithmetic, confirmed by recomputation.
     assert group["cause"] == "dtype" and group["count"] == 2
     assert group["description"] == "2 configs, all with input stored as float64"

@@ -147,7 +147,7 @@ def test_propagate_flags_the_explosion_for_stddev_0_1_and_not_for_he(cli_runner,
     result = cli_runner.invoke(cli, ["propagate", "--init", "truncated_normal(stddev=0.1)", "--depth", "30",
                                      "--format", "json", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     cand, glorot, he = doc["series"]
     assert cand["role"] == "candidate" and he["initializer"] == "he_normal"
     assert cand["first_flag"]["flag"] == "exploding"
