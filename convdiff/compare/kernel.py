@@ -11,26 +11,19 @@ ratio) are visited again, from the buffers. Blocks holding NaN or infinities, an
 searches, take an exact scalar path. Blocks whose bits are equal on both sides are settled by an
 integer pass alone.
 
-The loop is compiled by numba (a well-kept JIT) once per machine and cached on disk; it releases the
-GIL, so `compare.core` runs it on several threads over contiguous spans and merges the spans in index
+The loop is compiled by numba (a well-kept JIT) once per machine and cached on disk (beside this file,
+or in the user's cache directory where that is not writable); it releases the GIL, so `compare.core` runs it on several threads over contiguous spans and merges the spans in index
 order (ties keep the lowest index, as a sequential scan would). The semantics are those documented in
 `convdiff.compare.core`; this module only computes them.
 """
 
 from __future__ import annotations
 
-import os
-
+import numba
 import numpy as np
 
-# numba caches the compiled loop beside this file; where that is not writable (a read-only install),
-# in the user's cache directory, so that only the first run on a machine pays for compiling.
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "convdiff", "numba"))
-
-import numba  # noqa: E402
-
-from convdiff.compare.histogram import BINS_PER_OCTAVE, N_BINS, OCTAVES  # noqa: E402
-from convdiff.compare.slots import (BITS_EQUAL, CAND_INF, CAND_NAN, EXACT, FINITE, MAX_ABS, MAX_ABS_AT,  # noqa: E402
+from convdiff.compare.histogram import BINS_PER_OCTAVE, N_BINS, OCTAVES
+from convdiff.compare.slots import (BITS_EQUAL, CAND_INF, CAND_NAN, EXACT, FINITE, MAX_ABS, MAX_ABS_AT,
                                     MAX_RATIO, MAX_RATIO_AT, MAX_REL, MAX_REL_AT, MIN_ATOL, MISMATCHED,
                                     NAN_DISAGREE, NONFINITE_MISMATCHED, REF_INF, REF_NAN, SAMPLED_ZERO,
                                     SKIP_PROBES, SUM_ABS, SUM_SQ, TOP_COUNT)
