@@ -39,12 +39,16 @@ those alone, and one where most differ is computed whole, in cache-sized blocks.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from convdiff.compare import histogram
+from convdiff.compare import slots as K
 from convdiff.compare.rules import Rule, RuleKind
 from convdiff.compare.tolerance import DEFAULT_TOLERANCES, Tolerance, default_tolerance, resolve_tolerance
 from convdiff.errors import BadInputError
@@ -59,23 +63,20 @@ __all__ = [
     "default_tolerance",
 ]
 
-# Measured fastest of 2^14..2^20 on a 2-core Xeon (benchmarks/bench_compare.py --sweep): large
-# enough to amortise the per-call overhead of NumPy, small enough for a chunk to stay in L2.
+# Elements per call of the compiled loop (and per converted chunk, for dtypes it does not read itself:
+# float16, bfloat16, integers, booleans, non-contiguous arrays). Large enough that the call overhead
+# vanishes, small enough that a converted chunk stays in cache.
 DEFAULT_CHUNK_SIZE = 1 << 17
-# Above this fraction of differing elements a chunk is computed whole instead of gathered.
-_DENSE_FRACTION = 0.25
-# Chunks where most elements differ are computed in blocks of this many elements, so that the
-# float64 buffers stay in cache; and compared bitwise only every _PROBE_EVERY chunks.
-_BLOCK = 1 << 15
-_PROBE_EVERY = 8
-# Axes up to this length are binned whole; longer ones only over the span a chunk hits.
-_SHORT_AXIS = 4096
-# Mismatches above 1/_MASKED_PROFILE of a chunk are profiled from a mask rather than positions.
-_MASKED_PROFILE = 32
-# The median of |diff| / threshold is read from a histogram of log2(ratio) with this many bins
-# per octave over [2^-_RATIO_OCTAVES, 2^_RATIO_OCTAVES]: within 0.6% of the exact median.
-_RATIO_BINS_PER_OCTAVE = 64
-_RATIO_OCTAVES = 128
+# Arrays at least this large take the compiled loop (`kernel`), split into contiguous spans scanned on
+# separate threads; smaller ones the NumPy scan, since loading the compiler (0.4-0.5 s per process,
+# benchmarks/bench_compare.py) would cost more than it saves. The choice depends on the size alone,
+# so the same arrays always take the same path.
+KERNEL_FROM = 1 << 22
+_THREADED_FROM = 1 << 20
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+# The per-axis counts are kept per thread only while they are small (one count per index of every
+# axis: a 1-D array has one per element).
+_PROFILE_PER_THREAD = 1 << 20
 
 
 class Verdict(StrEnum):
@@ -169,7 +170,8 @@ class Comparison:
     max_ratio_index: tuple[int, ...] | None
     """First position of `max_ratio`; None when nothing differs."""
     median_ratio: float
-    """Median of that ratio over the finite positions, within 0.6% (NaN when there are none)."""
+    """Median of that ratio over the finite positions (every 16th of them beyond 65,536 elements), to 1%
+    (NaN when there are none)."""
     reference_nan: int
     """NaN elements in the reference."""
     candidate_nan: int
@@ -281,11 +283,7 @@ def compare_arrays(
     else:
         bound = None
 
-    scan = _Scan(reference, candidate, rule, int(top_k), min(int(chunk_size), reference.size))
-    with np.errstate(all="ignore"):
-        for offset, ref_chunk, cand_chunk, bound_chunk in _chunks(reference, candidate, bound, scan.chunk_size):
-            scan.add_chunk(ref_chunk, cand_chunk, bound_chunk, offset)
-    return scan.result(attributes)
+    return _scan(reference, candidate, bound, rule, int(top_k), min(int(chunk_size), reference.size), attributes)
 
 
 def _is_int(value: Any) -> bool:
@@ -311,499 +309,197 @@ def _without_values(verdict: Verdict, attributes: dict[str, Any],
         min_atol=0.0, mismatch_counts_by_axis=axis_counts)
 
 
-def _chunks(reference: np.ndarray, candidate: np.ndarray, bound: np.ndarray | None, chunk_size: int):
-    """Yield (flat offset, reference chunk, candidate chunk, bound chunk or None), 1-D, in C order."""
-    ref_flat = _flat(reference)
-    cand_flat = _flat(candidate)
-    bound_flat = None if bound is None else _flat(bound)
-    for start in range(0, reference.size, chunk_size):
-        stop = start + chunk_size
-        yield (start, ref_flat[start:stop], cand_flat[start:stop],
-               None if bound_flat is None else bound_flat[start:stop])
+def _flat(array: np.ndarray) -> np.ndarray:
+    return array.reshape(-1) if array.flags.c_contiguous else array
 
 
-def _flat(array: np.ndarray):
-    # A view when C-contiguous; otherwise `.flat` copies one chunk at a time, never the whole.
-    return array.reshape(-1) if array.flags.c_contiguous else array.flat
+def _threads(n: int) -> int:
+    if n < _THREADED_FROM:
+        return 1
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8, n // (_THREADED_FROM // 2)))
 
 
-class _Scan:
-    """Running statistics over the chunks, taken in increasing flat-index order."""
+class _Span:
+    """The statistics of one contiguous span of flat positions, filled by the compiled loop."""
 
-    def __init__(self, reference: np.ndarray, candidate: np.ndarray, rule: Rule, top_k: int, chunk_size: int):
-        self.shape = reference.shape
-        self.rule = rule
-        self.bound_rule = rule.kind is RuleKind.BOUND
-        self.atol, self.rtol = rule.tolerance.atol, rule.tolerance.rtol
-        self.equal_nan = rule.tolerance.equal_nan
+    def __init__(self, top_k: int, profile_size: int):
+        self.ints = np.zeros(K.N_INT, dtype=np.int64)
+        self.ints[K.BITS_EQUAL] = 1
+        self.ints[[K.MAX_ABS_AT, K.MAX_REL_AT, K.MAX_RATIO_AT]] = -1
+        self.floats = np.zeros(K.N_FLOAT)
+        self.hist = np.zeros(histogram.N_BINS, dtype=np.int64)
+        self.profile = np.zeros(profile_size, dtype=np.int64)
+        k = max(top_k, 1)
+        self.top = [np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)]
         self.top_k = top_k
-        self.chunk_size = chunk_size
-        same_dtype = reference.dtype == candidate.dtype
-        # Bitwise comparison views each chunk as unsigned integers of the element size.
-        self.bits = np.dtype(f"u{reference.dtype.itemsize}") if same_dtype else None
-        self.identical = same_dtype
-        self.floating = reference.dtype.kind in "fV" or candidate.dtype.kind in "fV"  # "V": ml_dtypes floats
-        # Reused with out=: float64 buffers of one block each, a bitwise mask of one chunk.
-        block = min(chunk_size, _BLOCK)
-        self._ref = np.empty(block)
-        self._cand = np.empty(block)
-        self._diff = np.empty(block)
-        self._limit = np.empty(block) if self.bound_rule else self._ref  # the bound's float64 copy
-        self._tmp = np.empty(block)
-        self._tmp2 = np.empty(block)
-        self._failing = np.empty(block, dtype=bool)
-        self._maybe = np.empty(block, dtype=bool)
-        self._bin_index = np.empty(block, dtype=np.intp)
-        self._differ = np.empty(chunk_size, dtype=bool)
-        self._skip_probes = 0
-        self.profile = _AxisProfile(self.shape, chunk_size)
 
-        self.mismatched = 0
-        self.nonfinite_mismatched = 0
-        self.exact = 0
-        self.exceeded = 0
-        self.exact_mismatched = 0
-        self.finite = 0
-        self.sum_abs = 0.0
-        self.sum_sq = 0.0
-        self.max_abs = 0.0
-        self.max_abs_at = -1
-        self.max_rel = 0.0
-        self.max_rel_at = -1
-        self.max_ratio = 0.0
-        self.max_ratio_at = -1
-        self.min_atol = 0.0
-        self.ref_nan = self.cand_nan = self.ref_inf = self.cand_inf = 0
-        self.nan_disagree = 0
-        self.ratio_zero = 0
-        self.ratio_bins = np.zeros(2 * _RATIO_OCTAVES * _RATIO_BINS_PER_OCTAVE, dtype=np.int64)
-        # The top-k so far, sorted by (-key, flat index); key is the ratio under the bound rule, the
-        # abs diff under the elementwise one. Chunks come in index order, so a later position must
-        # beat the k-th key strictly: on ties the earlier position wins.
-        self.top_key = np.empty(0)
-        self.top_at = np.empty(0, dtype=np.intp)
-        self.top_ref = np.empty(0)
-        self.top_cand = np.empty(0)
-        self.top_diff = np.empty(0)
-        self.top_ratio = np.empty(0)
-        self.top_floor = 0.0
 
-    def add_chunk(self, ref: np.ndarray, cand: np.ndarray, bound: np.ndarray | None, offset: int) -> None:
-        n = ref.size
-        if self.bits is not None and self._skip_probes == 0:
-            differ = np.not_equal(ref.view(self.bits), cand.view(self.bits), out=self._differ[:n])
-            differing = np.flatnonzero(differ)
-            n_differ = differing.size
-            if n_differ <= _DENSE_FRACTION * n:
-                # Equal bits mean a zero difference: compute only where the bits differ.
-                self._add_equal_bits(ref, bound, differ if n_differ else None, n - n_differ, offset)
-                if n_differ:
-                    self.identical = False
-                    for start in range(0, n_differ, _BLOCK):
-                        at = differing[start:start + _BLOCK]
-                        where = at + offset
-                        failing = self._failing[:at.size]
-                        if self._add_values(ref[at].astype(np.float64), cand[at].astype(np.float64),
-                                            None if bound is None else bound[at].astype(np.float64),
-                                            where, failing):
-                            self._add_failing(failing, where, offset, n)
-                return
-            self.identical = False
-            # Where most bits differ the probe is wasted work: skip it for a few chunks.
-            self._skip_probes = _PROBE_EVERY - 1
-        elif self._skip_probes:
-            self._skip_probes -= 1
-        # Blocks small enough for the float64 buffers to stay in cache; one mask for the chunk.
-        failing = self._differ[:n]
-        any_failing = False
-        for start in range(0, n, _BLOCK):
-            stop = min(start + _BLOCK, n)
-            any_failing |= self._add_values(
-                self._as_float64(ref[start:stop], self._ref), self._as_float64(cand[start:stop], self._cand),
-                None if bound is None else self._as_float64(bound[start:stop], self._limit),
-                offset + start, failing[start:stop])
-        if any_failing:
-            self._add_failing(failing, offset, offset, n)
+def _scan(reference: np.ndarray, candidate: np.ndarray, bound: np.ndarray | None, rule: Rule, top_k: int,
+          chunk_size: int, attributes: dict[str, Any]) -> Comparison:
+    shape = reference.shape
+    n = reference.size
+    strides = np.array([math.prod(shape[a + 1:]) for a in range(len(shape))], dtype=np.int64)
+    lengths = np.array(shape, dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    profile_size = int(lengths.sum())
+    same_dtype = reference.dtype == candidate.dtype
+    sample = histogram.sample_stride(n)
+    if n < KERNEL_FROM:
+        from convdiff.compare.numpy_scan import Scan, chunks
 
-    @staticmethod
-    def _as_float64(chunk: np.ndarray, buffer: np.ndarray) -> np.ndarray:
-        if chunk.dtype == np.float64:
-            return chunk
-        out = buffer[:chunk.size]
-        np.copyto(out, chunk, casting="unsafe")
-        return out
+        scan = Scan(reference, candidate, rule, top_k, chunk_size, sample)
+        with np.errstate(all="ignore"):
+            for offset, ref_chunk, cand_chunk, bound_chunk in chunks(reference, candidate, bound, chunk_size):
+                scan.add_chunk(ref_chunk, cand_chunk, bound_chunk, offset)
+        span = _Span(top_k, profile_size)
+        scan.export(span)
+        return _result([span], rule, shape, n, same_dtype, starts, lengths, attributes)
+    spans = _threads(n) if profile_size <= _PROFILE_PER_THREAD else 1
+    bounds = [n * s // spans for s in range(spans + 1)]
+    results = [_Span(top_k, profile_size) for _ in range(spans)]
+    flats = (_flat(reference), _flat(candidate), None if bound is None else _flat(bound))
+    geometry = (strides, lengths, starts)
 
-    def _add_equal_bits(self, ref: np.ndarray, bound: np.ndarray | None, differ: np.ndarray | None, n_equal: int,
-                        offset: int) -> None:
-        """Positions where both sides have the same bits: a zero difference; only NaN, infinity and a
-        non-finite bound need counting."""
-        finite_equal = n_equal
-        if self.floating and _holds_nonfinite(ref):
-            values = ref.astype(np.float64)
-            nan, inf = np.isnan(values), np.isinf(values)
-            if differ is not None:
-                nan &= ~differ
-                inf &= ~differ
-            n_nan, n_inf = int(np.count_nonzero(nan)), int(np.count_nonzero(inf))
-            self.ref_nan += n_nan
-            self.cand_nan += n_nan
-            self.ref_inf += n_inf
-            self.cand_inf += n_inf
-            finite_equal -= n_nan + n_inf
-            if n_nan and not self.equal_nan:
-                self.min_atol = math.inf
-                self._add_failing(nan, offset, offset, ref.size)
-        if bound is not None and _holds_nonfinite(bound):
-            unbounded = ~np.isfinite(bound.astype(np.float64))
-            if differ is not None:
-                unbounded &= ~differ
-            if self.floating:
-                unbounded &= np.isfinite(ref.astype(np.float64))
-            self.exact += int(np.count_nonzero(unbounded))
-        self.finite += finite_equal
-        self.ratio_zero += finite_equal
+    def work(s: int) -> None:
+        _scan_span(flats, same_dtype, rule, bounds[s], bounds[s + 1], chunk_size, sample, geometry, results[s])
 
-    def _add_values(self, ref: np.ndarray, cand: np.ndarray, bound: np.ndarray | None, where: int | np.ndarray,
-                    failing: np.ndarray) -> bool:
-        """Add float64 values at flat positions `where + i` (an int) or `where[i]` (an array).
+    if spans == 1:
+        work(0)
+    else:
+        with ThreadPoolExecutor(spans) as pool:
+            list(pool.map(work, range(spans)))
+    return _result(results, rule, shape, n, same_dtype, starts, lengths, attributes)
 
-        Marks their mismatches in `failing` and returns whether there is any; the caller counts
-        them, so that a chunk computed in blocks is profiled once.
-        """
-        n = ref.size
-        diff = np.subtract(cand, ref, out=self._diff[:n])
-        np.absolute(diff, out=diff)
-        total = float(diff.sum())
-        failing_nonfinite = finite = None
-        if math.isfinite(total):
-            self.finite += n
+
+def _scan_span(flats, same_dtype: bool, rule: Rule, start: int, stop: int, chunk_size: int, sample: int,  # noqa: ANN001
+               geometry, span: _Span) -> None:
+    from convdiff.compare import kernel
+
+    ref_flat, cand_flat, bound_flat = flats
+    strides, lengths, starts = geometry
+    tol = rule.tolerance
+    dummy_bound = np.zeros(1)
+    # Contiguous float32/float64 spans are read in place, in one call; others a converted chunk at a time.
+    native = all(f is None or (f.ndim == 1 and f.dtype in _NATIVE) for f in (ref_flat, cand_flat)) and (
+        bound_flat is None or (bound_flat.ndim == 1 and bound_flat.dtype == np.float64))
+    step = stop - start if native else chunk_size
+    for offset in range(start, stop, max(step, 1)):
+        end = min(offset + step, stop)
+        ref = _chunk(ref_flat, offset, end)
+        cand = _chunk(cand_flat, offset, end)
+        if same_dtype:
+            bits = np.dtype(f"u{ref.dtype.itemsize}")
+            ref_bits, cand_bits = ref.view(bits), cand.view(bits)
+            mask = _EXPONENT_MASK.get(ref.dtype.kind, {}).get(ref.dtype.itemsize, 0)
         else:
-            ref, cand, failing_nonfinite, finite = self._split_nonfinite(ref, cand)
-            diff = np.subtract(cand, ref, out=diff)
-            np.absolute(diff, out=diff)
-            total = float(diff.sum())
-        self.sum_abs += total
-        self.sum_sq += float(np.einsum("i,i->", diff, diff))
-
-        top = float(diff.max())
-        if top > self.max_abs:
-            self.max_abs = top
-            self.max_abs_at = _position(where, int(diff.argmax()))
-
-        magnitude = np.absolute(ref, out=self._tmp[:n])
-        if top > 0 and self.max_rel != math.inf:
-            self._add_max_rel(diff, magnitude, where)
-        if top > self.min_atol:
-            # The smallest atol passing at rtol: max(diff - rtol * |ref|) (an elementwise figure).
-            excess = np.multiply(magnitude, self.rtol, out=self._tmp2[:n])
-            np.subtract(diff, excess, out=excess)
-            self.min_atol = max(self.min_atol, float(excess.max()))
-
-        # The rule's threshold at each position; where it is not finite, compare exactly.
-        unbounded = None
-        if self.bound_rule:
-            limit = bound if bound is not None else np.zeros(n)
-            unbounded = ~np.isfinite(limit)
-            if unbounded.any():
-                if finite is not None:
-                    unbounded &= finite
-                self.exact += int(np.count_nonzero(unbounded))
-                limit = np.where(np.isfinite(limit), limit, 0.0)
-            else:
-                unbounded = None
-        else:
-            limit = np.multiply(magnitude, self.rtol, out=magnitude)
-            np.add(limit, self.atol, out=limit)
-        np.greater(diff, limit, out=failing)
-        over = int(np.count_nonzero(failing))
-        if unbounded is not None:
-            exact_failing = int(np.count_nonzero(failing & unbounded))
-            self.exact_mismatched += exact_failing
-            over -= exact_failing
-            # The bound says nothing there: those positions stay out of the ratio figures.
-            finite = ~unbounded if finite is None else finite & ~unbounded
-        self.exceeded += over
-        if failing_nonfinite is not None:
-            np.logical_or(failing, failing_nonfinite, out=failing)
-        self._add_ratios(diff, limit, ref, cand, where, finite)
-        return bool(failing.any())
-
-    def _add_ratios(self, diff: np.ndarray, limit: np.ndarray, ref: np.ndarray, cand: np.ndarray,
-                    where: int | np.ndarray, finite: np.ndarray | None) -> None:
-        """diff / limit: its maximum, its histogram (for the median) and the worst positions by the rule.
-
-        Computed in the scan's own buffers: the extra memory stays a few blocks whatever the arrays."""
-        n = diff.size
-        ratio = np.divide(diff, limit, out=self._tmp2[:n])
-        zero = np.equal(diff, 0.0, out=self._maybe[:n])
-        if finite is not None:
-            np.logical_or(zero, ~finite, out=zero)
-        np.copyto(ratio, 0.0, where=zero)  # 0/0: an exact match where nothing is allowed; non-finite: left out
-        n_zero = int(np.count_nonzero(zero))
-        self.ratio_zero += n_zero - (0 if finite is None else n - int(np.count_nonzero(finite)))
-        top = float(ratio.max())
-        if top > self.max_ratio:
-            self.max_ratio = top
-            self.max_ratio_at = _position(where, int(ratio.argmax()))
-        if n_zero < n:
-            # Bins of log2(ratio); the zeros go to an extra bin past the end, which is dropped, and an
-            # infinite ratio (a zero threshold) to the last bin, which the median reads as inf.
-            bins = np.log2(ratio, out=self._tmp[:n], where=~zero)
-            np.multiply(bins, _RATIO_BINS_PER_OCTAVE, out=bins)
-            np.add(bins, _RATIO_OCTAVES * _RATIO_BINS_PER_OCTAVE, out=bins)
-            last = self.ratio_bins.size - 1
-            np.clip(bins, 0, last, out=bins)
-            np.copyto(bins, last + 1, where=zero)
-            index = self._bin_index[:n]
-            np.copyto(index, bins, casting="unsafe")
-            self.ratio_bins += np.bincount(index, minlength=last + 2)[:last + 1]
-        if self.top_k:
-            key = ratio if self.bound_rule else diff
-            if float(key.max()) > self.top_floor:
-                self._add_top(key, diff, ratio, ref, cand, where)
-
-    def _add_max_rel(self, diff: np.ndarray, magnitude: np.ndarray, where: int | np.ndarray) -> None:
-        """Track the largest diff / |ref|; 0/0 is NaN here, which fmax and nanargmax ignore."""
-        n = diff.size
-        at = None
-        if self.max_rel > 0:
-            # fl(diff / |ref|) > m implies diff >= fl(m * |ref|): a product is cheaper than a
-            # quotient, so divide only where the product says the record may be beaten.
-            maybe = np.greater_equal(diff, np.multiply(magnitude, self.max_rel, out=self._tmp2[:n]),
-                                     out=self._maybe[:n])
-            count = int(np.count_nonzero(maybe))
-            if not count:
-                return
-            if count * 8 < n:
-                at = np.flatnonzero(maybe)
-        if at is None:
-            rel = np.divide(diff, magnitude, out=self._tmp2[:n])
-        else:
-            rel = diff[at] / magnitude[at]
-        top = float(np.fmax.reduce(rel))
-        if top > self.max_rel:
-            i = int(np.nanargmax(rel))
-            self.max_rel = top
-            self.max_rel_at = _position(where, i if at is None else int(at[i]))
-
-    def _split_nonfinite(self, ref: np.ndarray, cand: np.ndarray):
-        """Count NaN/Inf; return finite-only copies (0 elsewhere), the failing non-finite and the finite mask."""
-        ref_nan, cand_nan = np.isnan(ref), np.isnan(cand)
-        ref_fin, cand_fin = np.isfinite(ref), np.isfinite(cand)
-        n = ref.size
-        n_ref_nan, n_cand_nan = int(np.count_nonzero(ref_nan)), int(np.count_nonzero(cand_nan))
-        self.ref_nan += n_ref_nan
-        self.cand_nan += n_cand_nan
-        self.ref_inf += n - n_ref_nan - int(np.count_nonzero(ref_fin))
-        self.cand_inf += n - n_cand_nan - int(np.count_nonzero(cand_fin))
-        self.nan_disagree += int(np.count_nonzero(ref_nan != cand_nan))
-        finite = ref_fin & cand_fin
-        self.finite += int(np.count_nonzero(finite))
-        agree = ref == cand  # equal infinities
-        if self.equal_nan:
-            agree |= ref_nan & cand_nan
-        failing = ~(finite | agree)
-        n_failing = int(np.count_nonzero(failing))
-        if n_failing:
-            self.min_atol = math.inf
-            # NaN on both sides without equal_nan fails, but the patterns agree: not a pattern mismatch.
-            self.nonfinite_mismatched += n_failing - int(np.count_nonzero(failing & ref_nan & cand_nan))
-        return np.where(finite, ref, 0.0), np.where(finite, cand, 0.0), failing, finite
-
-    def _add_failing(self, failing: np.ndarray, where: int | np.ndarray, offset: int,
-                     n_chunk: int) -> None:
-        """Count the mismatches marked in `failing` (a mask over the values at `where`)."""
-        count = int(np.count_nonzero(failing))
-        if not count:
-            return
-        self.mismatched += count
-        if isinstance(where, int) and count * _MASKED_PROFILE >= n_chunk:
-            self.profile.add_mask(failing, offset)
-        else:
-            at = np.flatnonzero(failing)
-            self.profile.add_positions(at + where if isinstance(where, int) else where[at],
-                                       offset, n_chunk)
-
-    def _add_top(self, key: np.ndarray, diff: np.ndarray, ratio: np.ndarray, ref: np.ndarray, cand: np.ndarray,
-                 where: int | np.ndarray) -> None:
-        picked = np.flatnonzero(key > self.top_floor)
-        k = self.top_k
-        if picked.size > k:
-            # Only this block's own top k can enter the record: the k largest keys, ties to the lowest
-            # position, so that nothing larger than k values is ever concatenated.
-            values = key[picked]
-            kth = np.partition(values, values.size - k)[values.size - k]
-            above = values > kth
-            ties = np.flatnonzero(values == kth)[:k - int(np.count_nonzero(above))]
-            above[ties] = True
-            picked = picked[above]
-        at = picked + where if isinstance(where, int) else where[picked]
-        keys = np.concatenate((self.top_key, key[picked]))
-        at = np.concatenate((self.top_at, at))
-        refs = np.concatenate((self.top_ref, ref[picked]))
-        cands = np.concatenate((self.top_cand, cand[picked]))
-        diffs = np.concatenate((self.top_diff, diff[picked]))
-        ratios = np.concatenate((self.top_ratio, ratio[picked]))
-        if keys.size > k:
-            kth = np.partition(keys, keys.size - k)[keys.size - k]
-            keep = keys >= kth
-            keys, at, refs, cands, diffs, ratios = (a[keep] for a in (keys, at, refs, cands, diffs, ratios))
-        order = np.lexsort((at, -keys))[:k]
-        self.top_key, self.top_at, self.top_ref = keys[order], at[order], refs[order]
-        self.top_cand, self.top_diff, self.top_ratio = cands[order], diffs[order], ratios[order]
-        if self.top_key.size == k:
-            self.top_floor = float(self.top_key[-1])
-
-    def _median_ratio(self) -> float:
-        count = self.ratio_zero + int(self.ratio_bins.sum())
-        if count == 0:
-            return math.nan
-        rank = (count - 1) // 2  # the lower middle, as a count of elements before it
-        if rank < self.ratio_zero:
-            return 0.0
-        rank -= self.ratio_zero
-        b = int(np.searchsorted(np.cumsum(self.ratio_bins), rank, side="right"))
-        if b >= self.ratio_bins.size - 1:
-            return math.inf
-        return float(2.0 ** ((b + 0.5) / _RATIO_BINS_PER_OCTAVE - _RATIO_OCTAVES))
-
-    def result(self, attributes: dict[str, Any]) -> Comparison:
-        if self.mismatched:
-            verdict = Verdict.MISMATCH
-        elif self.identical:
-            verdict = Verdict.IDENTICAL
-        else:
-            verdict = Verdict.EQUIVALENT
-        finite = self.finite
-        total = math.prod(self.shape)
-        return Comparison(
-            verdict=verdict,
-            **attributes,
-            total=total,
-            mismatched=self.mismatched,
-            nonfinite_mismatched=self.nonfinite_mismatched,
-            nonfinite_excluded=total - finite,
-            exact_compared=self.exact,
-            exceeded=self.exceeded,
-            exact_mismatched=self.exact_mismatched,
-            max_abs_diff=self.max_abs,
-            max_abs_diff_index=self._index(self.max_abs_at),
-            max_rel_diff=self.max_rel,
-            max_rel_diff_index=self._index(self.max_rel_at),
-            sum_abs_diff=self.sum_abs,
-            mean_abs_diff=self.sum_abs / finite if finite else math.nan,
-            rmse=math.sqrt(self.sum_sq / finite) if finite else math.nan,
-            max_ratio=self.max_ratio,
-            max_ratio_index=self._index(self.max_ratio_at),
-            median_ratio=self._median_ratio(),
-            reference_nan=self.ref_nan,
-            candidate_nan=self.cand_nan,
-            reference_inf=self.ref_inf,
-            candidate_inf=self.cand_inf,
-            nan_positions_agree=self.nan_disagree == 0,
-            worst=tuple(
-                WorstPosition(self._index(int(at)), float(ref), float(cand), float(diff), float(ratio))
-                for at, ref, cand, diff, ratio in zip(self.top_at, self.top_ref, self.top_cand, self.top_diff,
-                                                      self.top_ratio)
-            ),
-            min_atol=max(self.min_atol, 0.0),
-            mismatch_counts_by_axis=self.profile.counts_by_axis(),
-        )
-
-    def _index(self, flat: int) -> tuple[int, ...] | None:
-        if flat < 0:
-            return None
-        return tuple(int(i) for i in np.unravel_index(flat, self.shape))
+            ref_bits = cand_bits = _NO_BITS
+            mask = 0
+        bnd = dummy_bound if bound_flat is None else _as_native(_chunk(bound_flat, offset, end), np.float64)
+        kernel.scan(_as_native(ref), _as_native(cand), ref_bits, cand_bits, same_dtype, mask, bnd, rule.is_bound,
+                    tol.atol, tol.rtol, tol.equal_nan, offset, sample, strides, lengths, starts, span.ints,
+                    span.floats, span.hist, span.profile, *span.top)
 
 
-class _AxisProfile:
-    """Mismatches at each index along each axis, accumulated chunk by chunk.
-
-    Along an axis of stride `s` (elements between consecutive indices) and length `d`, the
-    flat positions of a chunk fall into runs of `s` positions sharing one index, and the runs
-    take consecutive indices modulo `d`. A chunk's counts per run are folded onto the axis.
-    """
-
-    def __init__(self, shape: tuple[int, ...], chunk_size: int):
-        self.shape = shape
-        self.strides = [math.prod(shape[axis + 1:]) for axis in range(len(shape))]
-        self.counts = [np.zeros(length, dtype=np.int64) for length in shape]
-        self.chunk_size = chunk_size
-        self._weights: np.ndarray | None = None  # allocated when first needed
-
-    def _buffer(self) -> np.ndarray:
-        if self._weights is None:
-            # einsum sums over short axes far faster than .sum(axis=...); float32 counts exactly
-            # up to 2^24.
-            weight = np.float32 if self.chunk_size <= 1 << 24 else np.float64
-            self._weights = np.empty(self.chunk_size, dtype=weight)
-        return self._weights
-
-    def add_positions(self, positions: np.ndarray, offset: int, n_chunk: int) -> None:
-        """Add sorted flat positions, all within the chunk `offset .. offset + n_chunk - 1`."""
-        if not self.shape:
-            return
-        if positions.size * _MASKED_PROFILE >= n_chunk:
-            mask = np.zeros(n_chunk, dtype=bool)
-            mask[positions - offset] = True
-            self.add_mask(mask, offset)
-            return
-        for counts, along in zip(self.counts, np.unravel_index(positions, self.shape)):
-            if counts.size <= _SHORT_AXIS:
-                counts += np.bincount(along, minlength=counts.size)
-            else:  # bin over the span hit: a chunk covers few indices of the leading axes
-                low = int(along.min())
-                binned = np.bincount(along - low)
-                counts[low:low + binned.size] += binned
-
-    def add_mask(self, mask: np.ndarray, offset: int) -> None:
-        """Add a mask over the flat positions `offset .. offset + mask.size - 1`."""
-        if not self.shape:
-            return
-        n = mask.size
-        weights = self._buffer()[:n]
-        np.copyto(weights, mask)
-        for counts, stride in zip(self.counts, self.strides):
-            if stride == 1:
-                runs = weights
-            else:
-                head = min(-offset % stride, n)  # the part of a run begun before this chunk
-                whole = (n - head) // stride
-                tail = head + whole * stride
-                parts = []
-                if head:
-                    parts.append(weights[:head].sum(keepdims=True))
-                if whole:
-                    parts.append(np.einsum("ij->i", weights[head:tail].reshape(whole, stride)))
-                if tail < n:
-                    parts.append(weights[tail:].sum(keepdims=True))
-                runs = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            self._fold(counts, runs, offset // stride % counts.size)
-
-    def _fold(self, counts: np.ndarray, runs: np.ndarray, first: int) -> None:
-        """counts[(first + i) % len(counts)] += runs[i]."""
-        length = counts.size
-        if first + runs.size <= length:
-            counts[first:first + runs.size] += runs.astype(np.int64)
-            return
-        split = length - first
-        counts[first:] += runs[:split].astype(np.int64)
-        rest = runs[split:]
-        rows = rest.size // length
-        if rows:
-            folded = np.einsum("ij->j", rest[:rows * length].reshape(rows, length))
-            counts += folded.astype(np.int64)
-        left = rest.size - rows * length
-        counts[:left] += rest[rows * length:].astype(np.int64)
-
-    def counts_by_axis(self) -> tuple[tuple[int, ...], ...]:
-        return tuple(tuple(counts.tolist()) for counts in self.counts)
+_NO_BITS = np.zeros(1, dtype=np.uint8)
+# The bits that are all ones in NaN and infinities, by dtype kind and size ("V": ml_dtypes' bfloat16).
+_EXPONENT_MASK = {"f": {2: 0x7C00, 4: 0x7F800000, 8: 0x7FF0000000000000}, "V": {2: 0x7F80}}
 
 
-def _position(where: int | np.ndarray, i: int) -> int:
-    return where + i if isinstance(where, int) else int(where[i])
+def _chunk(flat: np.ndarray, start: int, stop: int) -> np.ndarray:
+    if flat.ndim == 1:
+        return flat[start:stop]
+    return flat.flat[start:stop]  # a non-contiguous array: a copy of this chunk only, in C order
 
 
-def _holds_nonfinite(chunk: np.ndarray) -> bool:
-    # NaN propagates through both; +inf is the max, -inf the min.
-    return not (math.isfinite(chunk.max()) and math.isfinite(chunk.min()))
+def _as_native(chunk: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """A chunk the compiled loop reads itself (float32/float64, contiguous), converted only if needed."""
+    if dtype is None and chunk.dtype in _NATIVE:
+        target = chunk.dtype
+    else:
+        target = np.dtype(dtype or np.float64)
+    if chunk.dtype == target and chunk.flags.c_contiguous:
+        return chunk
+    with np.errstate(all="ignore"):
+        return np.ascontiguousarray(chunk, dtype=target) if chunk.dtype.kind != "V" else chunk.astype(target)
+
+
+def _result(spans: list[_Span], rule: Rule, shape: tuple[int, ...], n: int, same_dtype: bool, starts: np.ndarray,
+            lengths: np.ndarray, attributes: dict[str, Any]) -> Comparison:
+    ints = np.zeros(K.N_INT, dtype=np.int64)
+    for slot in (K.MISMATCHED, K.NONFINITE_MISMATCHED, K.EXACT, K.EXCEEDED, K.EXACT_MISMATCHED, K.FINITE, K.REF_NAN, K.CAND_NAN, K.REF_INF,
+                 K.CAND_INF, K.NAN_DISAGREE, K.SAMPLED_ZERO):
+        ints[slot] = sum(int(s.ints[slot]) for s in spans)
+    bits_equal = same_dtype and all(s.ints[K.BITS_EQUAL] for s in spans)
+    sum_abs = math.fsum(float(s.floats[K.SUM_ABS]) for s in spans)
+    sum_sq = math.fsum(float(s.floats[K.SUM_SQ]) for s in spans)
+    min_atol = max(float(s.floats[K.MIN_ATOL]) for s in spans)
+    extremes = {}
+    for value_slot, at_slot in ((K.MAX_ABS, K.MAX_ABS_AT), (K.MAX_REL, K.MAX_REL_AT), (K.MAX_RATIO, K.MAX_RATIO_AT)):
+        best, at = 0.0, -1
+        for s in spans:  # in index order: a later span must beat the record strictly
+            if s.floats[value_slot] > best:
+                best, at = float(s.floats[value_slot]), int(s.ints[at_slot])
+        extremes[value_slot] = (best, at)
+    hist = sum(s.hist for s in spans) if len(spans) > 1 else spans[0].hist
+    profile = sum(s.profile for s in spans) if len(spans) > 1 else spans[0].profile
+    worst = _merge_top(spans, shape)
+    mismatched = int(ints[K.MISMATCHED])
+    if mismatched:
+        verdict = Verdict.MISMATCH
+    elif bits_equal:
+        verdict = Verdict.IDENTICAL
+    else:
+        verdict = Verdict.EQUIVALENT
+    finite = int(ints[K.FINITE])
+
+    def index(flat: int) -> tuple[int, ...] | None:
+        return None if flat < 0 else tuple(int(i) for i in np.unravel_index(flat, shape))
+
+    max_abs, max_abs_at = extremes[K.MAX_ABS]
+    max_rel, max_rel_at = extremes[K.MAX_REL]
+    max_ratio, max_ratio_at = extremes[K.MAX_RATIO]
+    return Comparison(
+        verdict=verdict,
+        **attributes,
+        total=n,
+        mismatched=mismatched,
+        nonfinite_mismatched=int(ints[K.NONFINITE_MISMATCHED]),
+        nonfinite_excluded=n - finite,
+        exact_compared=int(ints[K.EXACT]),
+        exceeded=int(ints[K.EXCEEDED]),
+        exact_mismatched=int(ints[K.EXACT_MISMATCHED]),
+        max_abs_diff=max_abs,
+        max_abs_diff_index=index(max_abs_at),
+        max_rel_diff=max_rel,
+        max_rel_diff_index=index(max_rel_at),
+        sum_abs_diff=sum_abs,
+        mean_abs_diff=sum_abs / finite if finite else math.nan,
+        rmse=math.sqrt(sum_sq / finite) if finite else math.nan,
+        max_ratio=max_ratio,
+        max_ratio_index=index(max_ratio_at),
+        median_ratio=histogram.median(int(ints[K.SAMPLED_ZERO]), hist),
+        reference_nan=int(ints[K.REF_NAN]),
+        candidate_nan=int(ints[K.CAND_NAN]),
+        reference_inf=int(ints[K.REF_INF]),
+        candidate_inf=int(ints[K.CAND_INF]),
+        nan_positions_agree=int(ints[K.NAN_DISAGREE]) == 0,
+        worst=worst,
+        min_atol=max(min_atol, 0.0),
+        mismatch_counts_by_axis=tuple(tuple(profile[a:a + m].tolist()) for a, m in zip(starts.tolist(),
+                                                                                       lengths.tolist())),
+    )
+
+
+def _merge_top(spans: list[_Span], shape: tuple[int, ...]) -> tuple[WorstPosition, ...]:
+    k = spans[0].top_k
+    if not k:
+        return ()
+    parts = [[a[: int(s.ints[K.TOP_COUNT])] for a in s.top] for s in spans]
+    keys, at, refs, cands, diffs, ratios = (np.concatenate([p[j] for p in parts]) for j in range(6))
+    order = np.lexsort((at, -keys))[:k]
+    return tuple(WorstPosition(tuple(int(i) for i in np.unravel_index(int(at[o]), shape)), float(refs[o]),
+                               float(cands[o]), float(diffs[o]), float(ratios[o])) for o in order)

@@ -542,6 +542,7 @@ def test_extra_memory_stays_bounded():
     shape = (4, 256, 256, 16)  # 16 MiB
     reference = np.random.default_rng(3).standard_normal(shape).astype(F32)
     candidate = reference + F32(0.5)  # every element fails: the most work per element
+    compare_arrays(reference, candidate, chunk_size=1 << 16)  # the first call in a process loads the compiled loop
     tracemalloc.start()
     try:
         result = compare_arrays(reference, candidate, chunk_size=1 << 16)
@@ -564,3 +565,66 @@ def test_max_rel_diff_matches_oracle(pair, chunk_size):
     assert result.max_rel_diff == rel.max()
     expected = np.unravel_index(rel.argmax(), rel.shape) if rel.max() > 0 else None
     assert result.max_rel_diff_index == expected
+
+
+# --- the two scans: NumPy (small arrays) and the compiled loop (large ones) give the same result ------
+
+
+def _both_paths(monkeypatch, reference, candidate, **kwargs):
+    import convdiff.compare.core as core
+
+    numpy_result = compare_arrays(reference, candidate, **kwargs)  # small arrays: the NumPy scan
+    monkeypatch.setattr(core, "KERNEL_FROM", 0)
+    monkeypatch.setattr(core, "_THREADED_FROM", 2)  # several threads even on tiny arrays: the merge is tested too
+    kernel_result = compare_arrays(reference, candidate, **kwargs)
+    monkeypatch.undo()
+    return numpy_result, kernel_result
+
+
+def _assert_same(a, b):
+    for name in Comparison.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if name in ("sum_abs_diff", "mean_abs_diff", "rmse"):  # summed in another order
+            assert x == pytest.approx(y, rel=1e-12, nan_ok=True), name
+        elif name == "worst":
+            assert [(w.index, w.abs_diff, w.ratio) for w in x] == [(w.index, w.abs_diff, w.ratio) for w in y]
+        else:
+            assert x == y or (x != x and y != y), (name, x, y)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(pair=array_pairs(), atol=st.sampled_from([0.0, 1e-3, 0.5]), rtol=st.sampled_from([0.0, 1e-3, 0.25]),
+       equal_nan=st.booleans(), top_k=st.sampled_from([0, 1, 3]), with_bound=st.booleans())
+def test_the_compiled_loop_agrees_with_the_numpy_scan(monkeypatch, pair, atol, rtol, equal_nan, top_k, with_bound):
+    from convdiff.compare import Rule, Tolerance
+    from convdiff.reference.rounding import BoundForm, RoundingModel, as_sides
+
+    reference, candidate = pair
+    if with_bound:
+        rng = np.random.default_rng(reference.size)
+        bound = rng.choice([0.0, 1e-3, 0.25, np.inf, np.nan], size=reference.shape)
+        model = RoundingModel(BoundForm.PROBABILISTIC, 9, as_sides("float32"))
+        kwargs = {"rule": Rule.bound(model, Tolerance(atol, rtol, equal_nan)), "bound": bound}
+    else:
+        kwargs = {"atol": atol, "rtol": rtol, "equal_nan": equal_nan}
+    _assert_same(*_both_paths(monkeypatch, reference, candidate, top_k=top_k, **kwargs))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int16, np.bool_])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_the_compiled_loop_agrees_on_large_arrays(monkeypatch, dtype, layout):
+    rng = np.random.default_rng(5)
+    reference = (rng.standard_normal((3, 40, 50, 7)) * 4).astype(dtype)
+    candidate = reference.copy()
+    flat = candidate.reshape(-1)
+    flat[rng.choice(flat.size, 400, replace=False)] = (rng.standard_normal(400) * 4).astype(dtype)
+    if dtype in (np.float32, np.float64, np.float16):
+        flat[:3] = np.nan
+        flat[10:12] = np.inf
+        reference.reshape(-1)[:2] = np.nan
+    if layout == "transposed":
+        reference, candidate = reference.transpose(2, 0, 3, 1), candidate.transpose(2, 0, 3, 1)
+    for equal_nan in (False, True):
+        _assert_same(*_both_paths(monkeypatch, reference, candidate, atol=1e-3, rtol=1e-3, equal_nan=equal_nan,
+                                  top_k=5))
