@@ -20,7 +20,6 @@ import numpy as np
 from convdiff.analysis.bound import tf32_consistency
 from convdiff.analysis.hypotheses import HYPOTHESES, Context, NotApplicable, Trial
 from convdiff.compare import Rule, Tolerance, compare_arrays
-from convdiff.reference.convolution import conv2d_nhwc
 from convdiff.reference.rounding import BoundForm, bound_from_magnitude, gamma, tf32_reference
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.dtypes import lower_precision
@@ -63,15 +62,16 @@ def diagnose(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray, 
     """Test every hypothesis about why `candidate_output` differs from the reference convolution.
 
     Args:
-        reference_spec: the reference side's effective spec (strides, pads, dilation are taken from it).
+        reference_spec: the reference side's effective spec (its kind, strides, pads and dilation are taken
+            from it).
         candidate_spec: the candidate side's effective spec (its pads are one padding hypothesis).
-        x: the reference side's input, NHWC.
-        kernel: the kernel the reference used, HWIO.
+        x: the reference side's input, channels-last.
+        kernel: the kernel the reference used, canonical (HWIO; HWOI transposed).
         bias: the bias the reference added, or None.
-        candidate_output: the candidate's output, NHWC.
+        candidate_output: the candidate's output, channels-last.
         reference_dtype: the reference's compute dtype.
         candidate_dtype: the candidate's compute dtype.
-        candidate_kernel: the kernel the candidate reports using (HWIO), if known.
+        candidate_kernel: the kernel the candidate reports using (canonical), if known.
         candidate_bias: the bias the candidate reports using.
         form: the gamma form of the rounding bound.
 
@@ -108,19 +108,19 @@ def _measure(ctx: Context, trial: Trial, precision: str, form: BoundForm) -> _Me
     if trial.output.shape != candidate.shape or trial.output.size == 0:
         return None
     p = trial.precision or precision
-    g = gamma(ctx.spec.dot_length, p, form)
-    diff = _max_diff(trial.output, candidate)
     ops = trial.operands
+    g = gamma(ctx.dot_length(ops), p, form)
+    diff = _max_diff(trial.output, candidate)
     with np.errstate(all="ignore"):
         # The largest bound any position can have: screen out the recomputations that are far off
         # before paying for the convolution of magnitudes.
         bias_top = 0.0 if ops.bias is None else float(np.abs(ops.bias).max())
-        reach = float(np.abs(ops.x).max()) * float(np.abs(ops.kernel).sum(axis=(0, 1, 2)).max()) + bias_top
+        reach = float(np.abs(ops.x).max()) * ctx.kernel_reach(ops) + bias_top
         ceiling = g.value * reach + g.unit_roundoff * (reach + bias_top)
     if math.isfinite(ceiling) and diff > ceiling:
         return _Measured(trial, diff, diff / ceiling if ceiling > 0 else math.inf, False, p, True)
     with np.errstate(all="ignore"):
-        magnitude = conv2d_nhwc(np.abs(ops.x), np.abs(ops.kernel), ctx.spec.strides, ops.pads, ctx.spec.dilation)
+        magnitude = ctx.magnitude(ops)
     bound = bound_from_magnitude(magnitude, g, ops.bias)
     if trial.region is not None:
         bound = bound[trial.region]

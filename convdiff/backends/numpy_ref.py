@@ -36,6 +36,8 @@ class NumpyBackend:
                                      "convolution",),
                               seconds=time.perf_counter() - start)
         out = convolve(x, kernel, spec, bias)
-        return SideResult(self.name, out, kernel, bias, "float64",
-                          notes=(f"input {x.dtype} and kernel {kernel.dtype} promoted to float64",),
-                          seconds=time.perf_counter() - start)
+        notes = (f"input {x.dtype} and kernel {kernel.dtype} promoted to float64",)
+        if spec.convention == "convolution":
+            notes += ("true convolution (convention=convolution): the kernel rotated 180 degrees in every spatial "
+                      "axis, as MATLAB conv2 and scipy.signal.convolve compute",)
+        return SideResult(self.name, out, kernel, bias, "float64", notes=notes, seconds=time.perf_counter() - start)

@@ -1,7 +1,8 @@
 """Weights from files: a kernel (.npy, or .npz key `kernel`) in a named layout, and an optional bias.
 
-Every file goes through `convdiff.inputs.load_npy` (no pickles). The kernel is converted to HWIO, the
-layout every backend receives, and the conversion travels with it so the report can show it.
+Every file goes through `convdiff.inputs.load_npy` (no pickles). The kernel is converted to the canonical
+layout of the spec's kind (HWIO, HWOI for a transposed convolution; see `convdiff.spec.layouts`), the layout
+every backend receives, and the conversion travels with it so the report can show it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from convdiff.data.arrays import npz_arrays
 from convdiff.errors import BadInputError
-from convdiff.spec.layouts import Conversion, to_hwio
+from convdiff.spec.layouts import Conversion, to_canonical
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,11 @@ class LoadedWeights:
     """A kernel and bias read from files, the kernel converted to HWIO."""
 
     kernel: np.ndarray
-    """HWIO."""
+    """In the canonical layout of the spec's kind (HWIO; HWOI transposed; WIO, DHWIO, ... for other ranks)."""
     bias: np.ndarray | None
     """1-D, one value per output channel, or None when no file holds a bias."""
     conversion: Conversion
-    """How the file's layout became HWIO."""
+    """How the file's layout became the canonical one."""
     source: str
     """The file(s) the weights came from."""
     file_shape: tuple[int, ...]
@@ -38,13 +39,17 @@ class LoadedWeights:
                 f"{self.conversion}")
 
 
-def load_weights(path: str, layout: str, bias_path: str | None = None) -> LoadedWeights:
-    """Read a kernel in `layout` and its optional bias, return them with the kernel as HWIO.
+def load_weights(path: str, layout: str, bias_path: str | None = None, *, rank: int = 2, transposed: bool = False,
+                 groups: int = 1) -> LoadedWeights:
+    """Read a kernel in `layout` and its optional bias, return them with the kernel in the canonical layout.
 
     Args:
         path: a .npy (the kernel) or .npz (keys `kernel` and optional `bias`).
-        layout: the kernel's layout in the file, e.g. "OIHW".
+        layout: the kernel's layout in the file, e.g. "OIHW", "HWCM", "IOHW".
         bias_path: a .npy/.npz bias file (npz key `bias` or its single array); overrides the npz's bias.
+        rank: spatial axes of the convolution.
+        transposed: a transposed convolution's kernel (canonical HWOI).
+        groups: the convolution's groups (a transposed kernel holds C_out / groups output channels).
 
     Raises:
         BadInputError: missing file or keys, pickles, wrong rank, non-numeric data.
@@ -62,9 +67,9 @@ def load_weights(path: str, layout: str, bias_path: str | None = None) -> Loaded
             raise BadInputError(f"weights file '{path}' has unexpected arrays {', '.join(unknown)} "
                                 f"(keys found: {', '.join(sorted(arrays))}; expected 'kernel' and optional 'bias')")
         kernel, bias = arrays["kernel"], arrays.get("bias")
-    if kernel.ndim != 4:
+    if kernel.ndim != len(layout):
         raise BadInputError(f"weights file '{path}' holds a kernel of rank {kernel.ndim} "
-                            f"(shape {'x'.join(map(str, kernel.shape))}); expected a 4-D kernel ({layout})")
+                            f"(shape {'x'.join(map(str, kernel.shape))}); expected a {len(layout)}-D kernel ({layout})")
     if 0 in kernel.shape:
         raise BadInputError(f"weights file '{path}' holds an empty kernel")
     source = str(path)
@@ -80,13 +85,14 @@ def load_weights(path: str, layout: str, bias_path: str | None = None) -> Loaded
             raise BadInputError(f"bias file '{bias_path}' has no 'bias' array (keys found: "
                                 f"{', '.join(sorted(bias_arrays))})")
         source += f" + {bias_path}"
-    hwio, conv = to_hwio(kernel, layout)
+    canonical, conv = to_canonical(kernel, layout, rank, transposed)
     if bias is not None:
         bias = np.asarray(bias)
-        if bias.ndim != 1 or bias.shape[0] != hwio.shape[3]:
+        out = canonical.shape[-2] * groups if transposed else canonical.shape[-1]
+        if bias.ndim != 1 or bias.shape[0] != out:
             raise BadInputError(f"bias from {bias_path or path} has shape {'x'.join(map(str, bias.shape))}; "
-                                f"the kernel ({layout}) has {hwio.shape[3]} output channels")
-    return LoadedWeights(np.ascontiguousarray(hwio), bias, conv, source, tuple(kernel.shape))
+                                f"the kernel ({layout}) has {out} output channels")
+    return LoadedWeights(np.ascontiguousarray(canonical), bias, conv, source, tuple(kernel.shape))
 
 
 def resolve_relative(path: str, base: Path) -> str:

@@ -145,10 +145,11 @@ def _input(config: SideConfig) -> np.ndarray:
 
 
 def file_weights(spec: ConvSpec) -> LoadedWeights | None:
-    """The weights a spec reads from files, converted to HWIO, or None."""
+    """The weights a spec reads from files, converted to the canonical layout of its kind, or None."""
     if not spec.weights:
         return None
-    return load_weights(spec.weights, spec.weights_layout, spec.bias)
+    return load_weights(spec.weights, spec.weights_layout, spec.bias, rank=spec.rank, transposed=spec.transposed,
+                        groups=spec.groups)
 
 
 def _as_weights(loaded: LoadedWeights | None, spec: ConvSpec) -> Weights | None:
@@ -156,7 +157,7 @@ def _as_weights(loaded: LoadedWeights | None, spec: ConvSpec) -> Weights | None:
         return None
     bias = loaded.bias
     if bias is None and spec.use_bias:
-        bias = np.zeros(loaded.kernel.shape[3], dtype=loaded.kernel.dtype)  # no bias in the files: zero, not drawn
+        bias = np.zeros(spec.filters, dtype=loaded.kernel.dtype)  # no bias in the files: zero, not drawn
     return Weights(loaded.kernel, bias)
 
 

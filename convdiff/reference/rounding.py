@@ -1,7 +1,8 @@
 """The rounding model: unit roundoffs, the gamma of a length-K dot product, TF32 rounding, and the
 per-element rounding-error bound of a convolution.
 
-A convolution output is a length-K dot product, K = kh * kw * C_in. Computed in a precision with
+A convolution output is a length-K dot product, K = taps * C_in / groups (`geometry.dot_length`; a
+transposed convolution counts only the taps that reach one output). Computed in a precision with
 unit roundoff u, its error against the exact value is bounded by (Higham, "Accuracy and Stability
 of Numerical Algorithms", 3.1; Higham & Mary 2019 for the probabilistic form)
 
@@ -71,7 +72,7 @@ class Gamma:
     """The precision whose rounding is bounded (the lower compute precision of the two sides)."""
     unit_roundoff: float
     K: int
-    """Dot-product length kh * kw * C_in."""
+    """Dot-product length: taps * C_in / groups (`convdiff.spec.geometry.dot_length`)."""
     value: float
 
     @property
@@ -106,7 +107,7 @@ def gamma(K: int, dtype: str, form: BoundForm = BoundForm.PROBABILISTIC) -> Gamm
 
 
 def abs_convolution(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """`|x| (*) |w|` in float64 with the spec's strides, pads and dilation (one extra convolution)."""
+    """`|x| (*) |w|` in float64: the spec's own convolution (any rank, groups, transposed) of the magnitudes."""
     return convolve(np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(kernel, dtype=np.float64)), spec)
 
 
@@ -116,9 +117,9 @@ def rounding_bound(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec, dtype: str
     """Per-element bound on the rounding error of the convolution of `spec` computed in `dtype`.
 
     Args:
-        x: the input, NHWC (any float dtype; used in float64).
-        kernel: HWIO.
-        spec: the ConvSpec (strides, pads, dilation, dot_length).
+        x: the input, channels-last (any float dtype; used in float64).
+        kernel: canonical (HWIO; HWOI transposed).
+        spec: the ConvSpec (its convolution and dot_length).
         dtype: the precision whose rounding is bounded.
         form: the gamma form.
         bias: the bias, whose add costs one more rounding: `u * (|x|(*)|w| + |b|)`.
