@@ -308,8 +308,9 @@ class WeightsPermutedHypothesis(Hypothesis):
                 continue
             yield f"kernel transpose{perm}", k.transpose(perm)
         canonical = spec.kernel_layout
+        swapped = canonical[:-2] + canonical[-1] + canonical[-2]
         for layout in (for_rank(name, ctx.rank) for name in WEIGHTS_LAYOUTS):
-            if layout == canonical:
+            if layout == canonical or (spec.transposed and layout == swapped):
                 continue
             stored = from_canonical(k, layout, ctx.rank, spec.transposed)[0]
             yield (f"{layout} weights reshaped (not transposed) to {canonical}",
@@ -614,8 +615,9 @@ class TransposedInOutHypothesis(Hypothesis):
         return _kernel_trials(ctx, variants, "swapping in and out leaves the kernel unchanged")
 
 
-def _crop_trials(ctx: Context, options: list[tuple[Pads, str]]) -> list[Trial]:
-    trials, seen = [], {ctx.spec.pads}
+def _crop_trials(ctx: Context, options: list[tuple[Pads, str]], named_elsewhere: list[Pads] = ()) -> list[Trial]:
+    """One trial per new set of crops; the first (most specific) name of a set is kept."""
+    trials, seen = [], {ctx.spec.pads, *named_elsewhere}
     for crops, what in options:
         crops = tuple(tuple(c) for c in crops)
         if crops in seen:
@@ -649,8 +651,36 @@ class TransposedCroppingHypothesis(Hypothesis):
             options.append((tuple(one), f"mirrored on the {AXIS_NAMES[ctx.rank][axis]} only"))
         if ctx.candidate_spec.transposed and len(cand) == ctx.rank:
             options += [(cand, "the candidate's crops"), (tuple((b, a) for a, b in cand), "the candidate's crops mirrored")]
-        trials = _crop_trials(ctx, options)
+        # A set of crops that only moves the output padding is named output_padding.
+        trials = _crop_trials(ctx, options, [tuple(tuple(c) for c in p) for p, _ in output_padding_crops(ctx)])
         return trials or NotApplicable("the crops are symmetric: mirroring them changes nothing")
+
+
+def output_padding_crops(ctx: Context) -> list[tuple[Pads, str]]:
+    """The crops of a transposed convolution with its output_padding missing, added, or at the start."""
+    spec = ctx.spec
+    if not spec.transposed:
+        return []
+    crops, own = spec.pads, spec.output_padding
+    cand = ctx.candidate_spec.output_padding if ctx.candidate_spec.transposed else own
+    options: list[tuple[Pads, str]] = []
+    if any(own):
+        options.append((tuple((b, a + op) for (b, a), op in zip(crops, own)), f"output_padding {tuple(own)} missing"))
+        options.append((tuple((b - op, a + op) for (b, a), op in zip(crops, own)),
+                        f"output_padding {tuple(own)} at the start instead of the end"))
+    base = tuple((b, a + op) for (b, a), op in zip(crops, own))  # the crops without any output padding
+    tries = [tuple(cand)] if tuple(cand) != tuple(own) else []
+    tries += [tuple(op if i == axis else 0 for i in range(spec.rank)) for axis in range(spec.rank)
+              for op in range(1, geometry.max_output_padding(spec.strides[axis], spec.dilation[axis]) + 1)]
+    if spec.rank > 1:
+        tries += [tuple(op for _ in range(spec.rank)) for op in
+                  range(1, min(geometry.max_output_padding(s, d) for s, d in zip(spec.strides, spec.dilation)) + 1)]
+    for ops in dict.fromkeys(tries):
+        if ops == tuple(own):
+            continue
+        options.append((tuple((b, a - op) for (b, a), op in zip(base, ops)), f"output_padding {ops}"))
+        options.append((tuple((b - op, a) for (b, a), op in zip(base, ops)), f"output_padding {ops} at the start"))
+    return options
 
 
 class OutputPaddingHypothesis(Hypothesis):
@@ -659,31 +689,9 @@ class OutputPaddingHypothesis(Hypothesis):
     cause = "output_padding"
 
     def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
-        spec = ctx.spec
-        if not spec.transposed:
+        if not ctx.spec.transposed:
             return NotApplicable("not a transposed convolution")
-        crops = spec.pads
-        own = spec.output_padding
-        cand = ctx.candidate_spec.output_padding if ctx.candidate_spec.transposed else own
-        options: list[tuple[Pads, str]] = []
-        if any(own):
-            options.append((tuple((b, a + op) for (b, a), op in zip(crops, own)),
-                            f"output_padding {tuple(own)} missing"))
-            options.append((tuple((b - op, a + op) for (b, a), op in zip(crops, own)),
-                            f"output_padding {tuple(own)} at the start instead of the end"))
-        base = tuple((b, a + op) for (b, a), op in zip(crops, own))  # the crops without any output padding
-        tries = [tuple(cand)] if tuple(cand) != tuple(own) else []
-        tries += [tuple(op if i == axis else 0 for i in range(spec.rank)) for axis in range(spec.rank)
-                  for op in range(1, geometry.max_output_padding(spec.strides[axis], spec.dilation[axis]) + 1)]
-        if spec.rank > 1:
-            tries += [tuple(op for _ in range(spec.rank)) for op in
-                      range(1, min(geometry.max_output_padding(s, d) for s, d in zip(spec.strides, spec.dilation)) + 1)]
-        for ops in dict.fromkeys(tries):
-            if ops == tuple(own):
-                continue
-            options.append((tuple((b, a - op) for (b, a), op in zip(base, ops)), f"output_padding {ops}"))
-            options.append((tuple((b - op, a) for (b, a), op in zip(base, ops)), f"output_padding {ops} at the start"))
-        trials = _crop_trials(ctx, options)
+        trials = _crop_trials(ctx, output_padding_crops(ctx))
         return trials or NotApplicable("no other output padding to try")
 
 

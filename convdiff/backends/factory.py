@@ -18,19 +18,10 @@ from convdiff.spec.initializers import InitializerSpec, parse_initializer
 _SEED_LIMIT = 2**32  # Keras folds integer seeds into uint32; larger ones would alias smaller ones.
 
 
-def draw_shape(spec: ConvSpec) -> tuple[int, ...]:
-    """The shape a kernel is drawn in: the canonical one, except a 1-D or 2-D depthwise kernel, drawn as
-    Keras' DepthwiseConv1D/2D kernel (*k, C, M) (whose fans Keras computes from that shape) and reshaped
-    to the canonical (*k, 1, C*M): the kernel a Keras depthwise layer draws from the same initializer and seed.
-    """
-    if spec.depthwise and not spec.transposed and spec.rank <= 2:
-        return (*spec.kernel_size, spec.in_channels, spec.multiplier)
-    return spec.kernel_shape
-
-
 def initial_weights(spec: ConvSpec) -> Weights:
     """The kernel (canonical layout) and bias (None without one) of `spec`, drawn in its variable dtype."""
-    kernel = make_kernel(parse_initializer(spec.initializer).resolved("kernel"), draw_shape(spec),
+    # Drawn in `spec.draw_shape`: a depthwise kernel as Keras' depthwise layer holds it (its fans), then reshaped.
+    kernel = make_kernel(parse_initializer(spec.initializer).resolved("kernel"), spec.draw_shape,
                          spec.variable_dtype, spec.seed).reshape(spec.kernel_shape)
     bias = (make_kernel(parse_initializer(spec.bias_initializer).resolved("bias"), (spec.filters,),
                         spec.variable_dtype, spec.seed) if spec.use_bias else None)

@@ -52,7 +52,8 @@ class _V1Backend:
             # Assign ops are built before the session runs: the variable objects, not tensor names.
             assigns = []
             if weights is not None:
-                assigns.append(kernel.assign(tf.constant(weights.kernel, dtype=kernel.dtype.base_dtype)))
+                assigns.append(kernel.assign(tf.constant(np.asarray(weights.kernel).reshape(kernel.shape),
+                                                         dtype=kernel.dtype.base_dtype)))
                 if bias is not None and weights.bias is not None:
                     assigns.append(bias.assign(tf.constant(weights.bias, dtype=bias.dtype.base_dtype)))
             init = v1.global_variables_initializer()
@@ -64,7 +65,7 @@ class _V1Backend:
             if bias is not None:
                 fetches["bias"] = bias
             values = session.run(fetches, feed_dict={self._input: x.astype(self._input_dtype, copy=False)})
-        return SideResult(self.name, np.asarray(values["output"]), np.asarray(values["kernel"]),
+        return SideResult(self.name, np.asarray(values["output"]), np.asarray(values["kernel"]).reshape(spec.kernel_shape),
                           np.asarray(values["bias"]) if bias is not None else None,
                           compute_dtype=compute_dtype, notes=tuple(notes), seconds=time.perf_counter() - start)
 
@@ -92,7 +93,9 @@ class V1NnBackend(_V1Backend):
         self._input_dtype = x.dtype
         self._input = v1.placeholder(tf.as_dtype(x.dtype), shape=x.shape, name="input")
         with v1.variable_scope("conv2d"):
-            kernel = v1.get_variable("kernel", shape=spec.kernel_shape, dtype=spec.dtype,
+            # A depthwise filter variable is (k, C, M), as TF1 code creates it for depthwise_conv2d (and the
+            # shared factory draws it): its fans are those of that shape.
+            kernel = v1.get_variable("kernel", shape=spec.draw_shape, dtype=spec.dtype,
                                      initializer=_tf1_initializer(spec.initializer, "kernel"))
             bias = (v1.get_variable("bias", shape=(spec.filters,), dtype=spec.dtype,
                                     initializer=_tf1_initializer(spec.bias_initializer, "bias"))
@@ -103,6 +106,8 @@ class V1NnBackend(_V1Backend):
             notes.append(f"input is {x.dtype}: {op} computes in {x.dtype} (filter converted from {spec.dtype})")
             filt = tf.cast(kernel, self._input.dtype)
             b = tf.cast(bias, self._input.dtype) if bias is not None else None
+        if tuple(filt.shape) != spec.kernel_shape:
+            filt = tf.reshape(filt, spec.kernel_shape)  # (k, C, M) is the canonical (k, 1, C*M), reshaped
         y = nn_convolution(tf, spec, to_computing_layout(tf, self._input, spec, notes), filt, notes)
         if b is not None:
             y = tf.nn.bias_add(y, b, data_format="NC..." if spec.channels_first else None)

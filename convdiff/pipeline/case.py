@@ -162,7 +162,9 @@ class CaseResult:
         if self.reference_config.spec.weights or self.reference_config.given_weights is not None:
             return None
         try:
-            return theoretical(self.reference_config.spec.initializer, self.reference.kernel.shape)
+            spec = self.reference_config.spec
+            shape = spec.draw_shape if self.reference.kernel.size == np.prod(spec.draw_shape) else self.reference.kernel.shape
+            return theoretical(spec.initializer, shape)
         except ValueError:  # a law this kernel shape has no theory for
             return None
 

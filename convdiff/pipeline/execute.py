@@ -80,8 +80,9 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
     kernels = compare_arrays(ref.kernel, cand.kernel, atol=0.0, rtol=0.0, top_k=options.top_k)
     distribution = None
     if kernels.verdict is not Verdict.IDENTICAL:
-        distribution = kernel_distribution(ref.kernel, cand.kernel, ref_run.config.spec.initializer,
-                                           cand_run.config.spec.initializer)
+        # Checked in the shape each side drew its kernel in (a depthwise kernel's fans are those of (*k, C, M)).
+        distribution = kernel_distribution(_drawn(ref.kernel, ref_run.config.spec), _drawn(cand.kernel, cand_run.config.spec),
+                                           ref_run.config.spec.initializer, cand_run.config.spec.initializer)
     dtype = lower_precision(ref.compute_dtype, cand.compute_dtype)
     rule, bound = deciding_rule(options, ref_run, dtype, cand.output)
     output = compare_arrays(ref.output, cand.output, rule=rule, bound=bound, top_k=options.top_k)
@@ -138,6 +139,11 @@ def _run_side(backend, config: SideConfig, x: np.ndarray, weights: Weights | Non
         notes = (loaded.note, *notes)
     # Fingerprint what the side was actually given, so different inputs can never pass unnoticed.
     return dataclasses.replace(result, notes=notes, input_sha256=input_sha256(x))
+
+
+def _drawn(kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    shape = spec.draw_shape
+    return kernel.reshape(shape) if kernel.size == int(np.prod(shape)) else kernel
 
 
 def _input(config: SideConfig) -> np.ndarray:

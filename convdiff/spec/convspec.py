@@ -217,6 +217,15 @@ class ConvSpec:
         return (*self.kernel_size, self.in_channels // self.groups, self.filters)
 
     @property
+    def draw_shape(self) -> tuple[int, ...]:
+        """The shape an initializer draws the kernel in (its fans come from it): the canonical one, except a
+        1-D or 2-D depthwise kernel, drawn as Keras' DepthwiseConv1D/2D and tf.nn.depthwise_conv2d hold it,
+        (*k, C, M), and reshaped to the canonical (*k, 1, C*M)."""
+        if self.depthwise and not self.transposed and self.rank <= 2:
+            return (*self.kernel_size, self.in_channels, self.multiplier)
+        return self.kernel_shape
+
+    @property
     def kernel_layout(self) -> str:
         """The letters of the canonical kernel layout (HWIO; HWOI transposed; WIO, DHWIO, ...)."""
         from convdiff.spec.layouts import kernel_layout_for
