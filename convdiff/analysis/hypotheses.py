@@ -524,12 +524,17 @@ class ChannelOrderHypothesis(Hypothesis):
         m_major = k.reshape(*k.shape[:-1], per_out, g).swapaxes(-1, -2).reshape(k.shape)
         c_major = k.reshape(*k.shape[:-1], g, per_out).swapaxes(-1, -2).reshape(k.shape)
         name = "depthwise multiplier" if spec.depthwise else "per-group"
-        return _kernel_trials(ctx, [
+        trials = _kernel_trials(ctx, [
             (f"output channels m-major (m * {g} + c) instead of c-major (c * {per_out} + m): the kernel's "
              f"{name} and group axes interleaved the wrong way (e.g. (C*M, 1, k, k) reshaped as (M, C) for "
              "Keras' (k, k, C, M))", m_major),
             ("output channels read c-major where the reference numbers them m-major", c_major)],
             "the reordering leaves the kernel unchanged")
+        if isinstance(trials, NotApplicable) or ctx.bias is None:
+            return trials
+        # The same reordering applied to the bias too (a port that reshaped both).
+        bias_m = ctx.bias.reshape(per_out, g).T.reshape(-1)
+        return trials + [ctx.trial("kernel and bias both m-major", ctx.operands(kernel=m_major, bias=bias_m))]
 
 
 class GroupedReplicatedHypothesis(Hypothesis):

@@ -39,8 +39,10 @@ class ScipyBackend:
         start = time.perf_counter()
         weights = weights or initial_weights(spec)
         dtype = np_dtype(spec.dtype)
+        # Reported as given (like the numpy reference), computed in the spec's dtype.
+        given_bias = weights.bias if spec.use_bias else None
         kernel = np.asarray(weights.kernel).astype(dtype)
-        bias = np.asarray(weights.bias).astype(dtype) if spec.use_bias and weights.bias is not None else None
+        bias = None if given_bias is None else np.asarray(given_bias).astype(dtype)
         data = np.asarray(x).astype(dtype)
         true = spec.convention == "convolution"
         if spec.transposed:
@@ -56,7 +58,8 @@ class ScipyBackend:
         notes = (f"{what}, method='direct', in {spec.dtype}",)
         if true:
             notes += ("true convolution (convention=convolution): MATLAB conv2's kernel rotated 180 degrees",)
-        return SideResult(self.name, out, kernel, bias, spec.dtype, notes=notes, seconds=time.perf_counter() - start)
+        return SideResult(self.name, out, weights.kernel, given_bias, spec.dtype, notes=notes,
+                          seconds=time.perf_counter() - start)
 
 
 def _dilated(tap_kernel: np.ndarray, dilation: tuple[int, ...]) -> np.ndarray:

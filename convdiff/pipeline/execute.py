@@ -96,7 +96,7 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
         # rounding bound of its own compute dtype, whatever the other side did.
         three = ThreeWay(*(side_error(run.result.output, run.input, run.result.kernel, run.result.bias,
                                       run.config.spec, run.result.compute_dtype, options.bound_form)
-                           for run in sides))
+                           for run in sides), same_convolution=_same_convolution(ref_run, cand_run))
     result = dataclasses.replace(result, ulp=ulp, three_way=three)
     return result if output else explain(result)
 
@@ -139,6 +139,25 @@ def _run_side(backend, config: SideConfig, x: np.ndarray, weights: Weights | Non
         notes = (loaded.note, *notes)
     # Fingerprint what the side was actually given, so different inputs can never pass unnoticed.
     return dataclasses.replace(result, notes=notes, input_sha256=input_sha256(x))
+
+
+# Spec fields that do not change what is computed, only how it is stored, drawn or laid out.
+_NOT_THE_CONVOLUTION = {"dtype", "input_dtype", "seed", "initializer", "bias_initializer", "input", "input_layout",
+                        "weights", "weights_layout", "bias", "data_format"}
+
+
+def _same_convolution(a: SideRun, b: SideRun) -> bool:
+    """Both sides asked for the same convolution of the same values (their storage dtypes aside)."""
+    fa, fb = a.config.spec.to_json(), b.config.spec.to_json()
+    if any(fa[k] != fb[k] for k in fa if k not in _NOT_THE_CONVOLUTION):
+        return False
+    with np.errstate(invalid="ignore"):
+        same = [np.shape(u) == np.shape(v) and np.array_equal(np.asarray(u, np.float64), np.asarray(v, np.float64))
+                for u, v in ((a.input, b.input), (a.result.kernel, b.result.kernel))]
+    bias_a, bias_b = a.result.bias, b.result.bias
+    same_bias = (bias_a is None) == (bias_b is None) and (bias_a is None or np.array_equal(
+        np.asarray(bias_a, np.float64), np.asarray(bias_b, np.float64)))
+    return all(same) and same_bias
 
 
 def _drawn(kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
