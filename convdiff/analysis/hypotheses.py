@@ -613,7 +613,8 @@ class TransposedInOutHypothesis(Hypothesis):
         per_out, c_in = k.shape[-2:]
         variants = []
         if per_out == c_in:
-            variants.append(("the kernel's in and out axes swapped (transpose of the last two axes)", k.swapaxes(-1, -2)))
+            variants.append(("the kernel's in and out axes swapped (transpose of the last two axes)",
+                             k.swapaxes(-1, -2)))
         variants.append((f"the kernel's bytes read with in and out swapped ({c_in}, {per_out} as {per_out}, {c_in}, "
                          "reshaped, not transposed)",
                          np.ascontiguousarray(k).reshape(*k.shape[:-2], c_in, per_out).swapaxes(-1, -2).copy()))
@@ -655,7 +656,8 @@ class TransposedCroppingHypothesis(Hypothesis):
             one[axis] = (crops[axis][1], crops[axis][0])
             options.append((tuple(one), f"mirrored on the {AXIS_NAMES[ctx.rank][axis]} only"))
         if ctx.candidate_spec.transposed and len(cand) == ctx.rank:
-            options += [(cand, "the candidate's crops"), (tuple((b, a) for a, b in cand), "the candidate's crops mirrored")]
+            options += [(cand, "the candidate's crops"),
+                        (tuple((b, a) for a, b in cand), "the candidate's crops mirrored")]
         # A set of crops that only moves the output padding is named output_padding.
         trials = _crop_trials(ctx, options, [tuple(tuple(c) for c in p) for p, _ in output_padding_crops(ctx)])
         return trials or NotApplicable("the crops are symmetric: mirroring them changes nothing")

@@ -74,7 +74,8 @@ def deconv_nchw(x: np.ndarray, weights: np.ndarray, stride: tuple[int, ...], pad
     columns = x.reshape(n, group, c // group, int(np.prod(sizes)))
     for tap in np.ndindex(*taps):
         product = grouped[(slice(None), slice(None), slice(None), *tap)] @ columns
-        window = tuple(slice(j * d, j * d + s * (size - 1) + 1, s) for j, d, s, size in zip(tap, dilation, stride, sizes))
+        window = tuple(slice(j * d, j * d + s * (size - 1) + 1, s)
+                       for j, d, s, size in zip(tap, dilation, stride, sizes))
         y[(slice(None), slice(None), slice(None), *window)] += product.reshape(n, group, per_out, *sizes)
     y = y[(slice(None), slice(None), slice(None), *(slice(p, f - p) for p, f in zip(pad, full)))]
     y = y.reshape(n, group * per_out, *y.shape[3:])

@@ -140,7 +140,8 @@ class KerasPredictBackend:
                 compute_dtype = lower_precision(compute_dtype, floatx)
         out = np.asarray(out)
         if spec.channels_first:
-            out = np.ascontiguousarray(conversion(input_layout_for(spec.rank, True), input_layout_for(spec.rank)).apply(out))
+            back = conversion(input_layout_for(spec.rank, True), input_layout_for(spec.rank))
+            out = np.ascontiguousarray(back.apply(out))
         bias = keras.ops.convert_to_numpy(layer.bias) if spec.use_bias else None
         return SideResult(self.name, out, self._canonical_kernel(keras, layer, spec), bias,
                           compute_dtype=compute_dtype, notes=tuple(notes), seconds=time.perf_counter() - start)

@@ -65,7 +65,8 @@ class _V1Backend:
             if bias is not None:
                 fetches["bias"] = bias
             values = session.run(fetches, feed_dict={self._input: x.astype(self._input_dtype, copy=False)})
-        return SideResult(self.name, np.asarray(values["output"]), np.asarray(values["kernel"]).reshape(spec.kernel_shape),
+        kernel_value = np.asarray(values["kernel"]).reshape(spec.kernel_shape)  # a depthwise (k, C, M) as canonical
+        return SideResult(self.name, np.asarray(values["output"]), kernel_value,
                           np.asarray(values["bias"]) if bias is not None else None,
                           compute_dtype=compute_dtype, notes=tuple(notes), seconds=time.perf_counter() - start)
 

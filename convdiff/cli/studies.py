@@ -99,8 +99,8 @@ def list_() -> None:
     table.add_column("status")
     for info in REGISTRY.values():
         missing = info.missing()
-        table.add_row(info.name, info.summary, info.can.summary(),
-                      f"[yellow]needs {', '.join(missing)}: {info.install_hint}[/]" if missing else "[green]available[/]")
+        status = f"[yellow]needs {', '.join(missing)}: {info.install_hint}[/]" if missing else "[green]available[/]"
+        table.add_row(info.name, info.summary, info.can.summary(), status)
     out.console.print(table)
     table = Table(title="Initializers", title_justify="left", show_edge=False)
     table.add_column("name")

@@ -11,7 +11,8 @@ Per side it counts (bytes, the sizes of the arrays a run actually holds at its p
 - the output in the compute dtype and as a float64 copy;
 - the float64 reference's working set (`convdiff.reference.convolution.conv_nd`, any rank and kind): the
   input converted to float64, its padded copy, one kernel-tap slice (N x output positions x C_in) and that
-  tap's product (N x output positions x F; twice for a grouped convolution, regrouped); a transposed
+  tap's product (N x output positions x F; twice for a grouped convolution, regrouped), an upper bound
+  since the forward routine works a block of output rows at a time; a transposed
   convolution holds one tap's input window and its product instead, scattered into the output; the
   diagnosis of a mismatch recomputes the reference the same way, one hypothesis at a time.
   tests/data/test_memory.py checks the estimate against the measured peak.

@@ -81,8 +81,9 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
     distribution = None
     if kernels.verdict is not Verdict.IDENTICAL:
         # Checked in the shape each side drew its kernel in (a depthwise kernel's fans are those of (*k, C, M)).
-        distribution = kernel_distribution(_drawn(ref.kernel, ref_run.config.spec), _drawn(cand.kernel, cand_run.config.spec),
-                                           ref_run.config.spec.initializer, cand_run.config.spec.initializer)
+        ref_spec, cand_spec = ref_run.config.spec, cand_run.config.spec
+        distribution = kernel_distribution(_drawn(ref.kernel, ref_spec), _drawn(cand.kernel, cand_spec),
+                                           ref_spec.initializer, cand_spec.initializer)
     dtype = lower_precision(ref.compute_dtype, cand.compute_dtype)
     rule, bound = deciding_rule(options, ref_run, dtype, cand.output)
     output = compare_arrays(ref.output, cand.output, rule=rule, bound=bound, top_k=options.top_k)

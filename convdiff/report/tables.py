@@ -284,8 +284,10 @@ def render_regions(regions: MismatchRegions) -> RenderableType:
     for name, counts in (("per channel", regions.channels), ("per batch item", regions.batch)):
         table.add_row(name, _profile(counts))
     lines = ["".join(shade(v) for v in row) for row in regions.grid]
-    over = "the output's rows x columns; · none, ░ ▒ ▓ █ up to all batch/channel elements" if \
-        regions.map_axes == "rows x columns" else f"{regions.map_axes}; · none, ░ ▒ ▓ █ up to all of its elements"
+    if regions.map_axes == "rows x columns":
+        over = "the output's rows x columns; · none, ░ ▒ ▓ █ up to all batch/channel elements"
+    else:
+        over = f"{regions.map_axes}; · none, ░ ▒ ▓ █ up to all of its elements"
     caption = Text(f"mismatch map ({len(regions.grid)}x{len(regions.grid[0]) if regions.grid else 0} cells over "
                    f"{over})", style="dim")
     return Group(table, caption, Text("\n".join(lines)))

@@ -88,7 +88,8 @@ def transposed_output_size(size: int, crops: tuple[int, int], kernel: int, strid
 
 def transposed_output_sizes(sizes: Sequence[int], crops: Pads, kernel: Sequence[int], strides: Sequence[int],
                             dilation: Sequence[int]) -> tuple[int, ...]:
-    return tuple(transposed_output_size(n, c, k, s, d) for n, c, k, s, d in zip(sizes, crops, kernel, strides, dilation))
+    return tuple(transposed_output_size(n, c, k, s, d)
+                 for n, c, k, s, d in zip(sizes, crops, kernel, strides, dilation))
 
 
 def taps_per_output(kernel: int, stride: int, dilation: int) -> int:
