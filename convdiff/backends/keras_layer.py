@@ -12,9 +12,10 @@ import numpy as np
 from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.registry import backend_info
 from convdiff.backends.tf_common import run_framework
+from convdiff.spec import geometry
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 from convdiff.spec.dtypes import lower_precision
-from convdiff.spec.layouts import conversion, input_layout_for
+from convdiff.spec.layouts import conversion, for_rank, from_canonical, input_layout_for, to_canonical
 
 
 def _uses_depthwise_layer(spec: ConvSpec) -> bool:
@@ -42,9 +43,8 @@ def keras_layer(keras: Any, spec: ConvSpec, inits: dict[str, Any]) -> tuple[Any,
         if spec.padding.mode is PaddingMode.EXPLICIT:
             # ConvTranspose knows same/valid only: explicit pads are a Cropping after a VALID layer, with the
             # output padding still missing at the end (if any) kept on it.
-            extra = tuple(max(0, op - a) for op, (_, a) in zip(spec.output_padding, spec.padding.pads))
+            extra, crops = geometry.valid_then_crop(spec.padding.pads, spec.output_padding)
             output_padding, padding = extra, "valid"
-            crops = tuple((b, max(a - op, 0)) for op, (b, a) in zip(spec.output_padding, spec.padding.pads))
             if d == 1:  # Cropping1D has no data_format: it crops axis 1, so channels_first goes round it
                 cropping = keras.layers.Cropping1D(crops[0], dtype=spec.dtype)
                 turn = [keras.layers.Permute((2, 1), dtype=spec.dtype) for _ in range(2)]
@@ -153,14 +153,19 @@ class KerasPredictBackend:
     @classmethod
     def _canonical_kernel(cls, keras: Any, layer: Any, spec: ConvSpec) -> np.ndarray:
         kernel = keras.ops.convert_to_numpy(cls._kernel_variable(layer))
-        return kernel.reshape(spec.kernel_shape)  # a depthwise (*k, C, M) kernel is canonical (*k, 1, C*M) reshaped
+        if _uses_depthwise_layer(spec):  # DepthwiseConv1D/2D hold (*k, C, M)
+            return to_canonical(kernel, for_rank("HWCM", spec.rank), spec.rank)[0]
+        return kernel
 
     @classmethod
     def _assign(cls, layer: Any, weights: Weights | None, spec: ConvSpec) -> None:
         if weights is None:
             return
         variable = cls._kernel_variable(layer)
-        variable.assign(np.asarray(weights.kernel).reshape(variable.shape).astype(variable.dtype))
+        kernel = np.asarray(weights.kernel)
+        if _uses_depthwise_layer(spec):
+            kernel = from_canonical(kernel, for_rank("HWCM", spec.rank), spec.rank, channels=spec.in_channels)[0]
+        variable.assign(kernel.astype(variable.dtype))
         if spec.use_bias and weights.bias is not None:
             layer.bias.assign(weights.bias.astype(layer.bias.dtype))
 

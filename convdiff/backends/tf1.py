@@ -25,7 +25,7 @@ from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.registry import backend_info
 from convdiff.backends.tf_common import from_computing_layout, nn_convolution, run_framework, to_computing_layout
 from convdiff.spec.convspec import ConvSpec, PaddingMode
-from convdiff.spec.layouts import conversion, input_layout_for
+from convdiff.spec.layouts import conversion, for_rank, from_canonical, input_layout_for, to_canonical
 
 
 class _V1Backend:
@@ -52,8 +52,10 @@ class _V1Backend:
             # Assign ops are built before the session runs: the variable objects, not tensor names.
             assigns = []
             if weights is not None:
-                assigns.append(kernel.assign(tf.constant(np.asarray(weights.kernel).reshape(kernel.shape),
-                                                         dtype=kernel.dtype.base_dtype)))
+                given = np.asarray(weights.kernel)
+                if tuple(kernel.shape) != given.shape:  # the canonical kernel into a (k, C, M) variable
+                    given = from_canonical(given, for_rank("HWCM", spec.rank), spec.rank, channels=spec.in_channels)[0]
+                assigns.append(kernel.assign(tf.constant(given, dtype=kernel.dtype.base_dtype)))
                 if bias is not None and weights.bias is not None:
                     assigns.append(bias.assign(tf.constant(weights.bias, dtype=bias.dtype.base_dtype)))
             init = v1.global_variables_initializer()
@@ -65,7 +67,9 @@ class _V1Backend:
             if bias is not None:
                 fetches["bias"] = bias
             values = session.run(fetches, feed_dict={self._input: x.astype(self._input_dtype, copy=False)})
-        kernel_value = np.asarray(values["kernel"]).reshape(spec.kernel_shape)  # a depthwise (k, C, M) as canonical
+        kernel_value = np.asarray(values["kernel"])
+        if kernel_value.shape != spec.kernel_shape:  # a depthwise filter variable (k, C, M)
+            kernel_value = to_canonical(kernel_value, for_rank("HWCM", spec.rank), spec.rank)[0]
         return SideResult(self.name, np.asarray(values["output"]), kernel_value,
                           np.asarray(values["bias"]) if bias is not None else None,
                           compute_dtype=compute_dtype, notes=tuple(notes), seconds=time.perf_counter() - start)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from convdiff.spec import geometry
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 from convdiff.spec.layouts import conversion, input_layout_for
 
@@ -109,11 +110,9 @@ def _nn_transposed(tf: Any, spec: ConvSpec, x: Any, kernel: Any, notes: list[str
         else:
             # conv1d/3d_transpose take SAME or VALID only: VALID (with the output padding still missing at the
             # end, if any) and the crops sliced off, as users write it.
-            extra = [max(0, op_ - after) for op_, (_, after) in zip(spec.output_padding, spec.padding.pads)]
-            full = [size + before + (after - op_) + e for size, (before, after), op_, e in
-                    zip(spatial, spec.padding.pads, spec.output_padding, extra)]
-            crop = [(before, before + size) for size, (before, _) in zip(spatial, spec.padding.pads)]
-            spatial, padding = full, "VALID"
+            _, crops = geometry.valid_then_crop(spec.padding.pads, spec.output_padding)
+            crop = [(before, before + size) for size, (before, _) in zip(spatial, crops)]
+            spatial, padding = [size + before + after for size, (before, after) in zip(spatial, crops)], "VALID"
             notes.append(f"explicit pads as crops {[list(p) for p in spec.pads]} of a VALID conv_transpose "
                          "(conv1d/3d_transpose take SAME or VALID only)")
     shape = [n, c, *spatial] if spec.channels_first else [n, *spatial, c]

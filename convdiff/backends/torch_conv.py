@@ -21,6 +21,7 @@ from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.factory import initial_weights
 from convdiff.backends.registry import backend_info
 from convdiff.errors import BackendUnavailableError
+from convdiff.spec import geometry
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 from convdiff.spec.layouts import conversion, for_rank, from_canonical, input_layout_for
 
@@ -100,7 +101,7 @@ class TorchBackend:
             return conv(xt, wt, bt, stride=spec.strides, padding=tuple(a for a, _ in pads),
                         output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation)
         # Asymmetric: padding 0 (with the output padding still missing at the end, if any), then slice.
-        extra = tuple(max(0, op - after) for op, (_, after) in zip(spec.output_padding, pads))
+        extra, _ = geometry.valid_then_crop(pads, spec.output_padding)
         y = conv(xt, wt, bt, stride=spec.strides, padding=0, output_padding=extra, groups=spec.groups,
                  dilation=spec.dilation)
         sizes = spec.output_shape[1:-1]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convdiff.spec import geometry
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.geometry import Pads
 
@@ -73,12 +74,11 @@ _DEPTHWISE_BLOCK_ELEMENTS = 1 << 16
 def _forward(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, ...], pads: Pads,
              dilation: tuple[int, ...], groups: int, dtype: np.dtype | type) -> np.ndarray:
     rank = x.ndim - 2
-    if any(p for pair in pads for p in pair):
-        x = np.pad(x, ((0, 0), *pads, (0, 0)))
-    sizes = x.shape[1:-1]
     taps = kernel.shape[:rank]
     c_out = kernel.shape[-1]
-    out_sizes = tuple((n - (k - 1) * d - 1) // s + 1 for n, k, s, d in zip(sizes, taps, strides, dilation))
+    out_sizes = geometry.output_sizes(x.shape[1:-1], pads, taps, strides, dilation)
+    if any(p for pair in pads for p in pair):
+        x = np.pad(x, ((0, 0), *pads, (0, 0)))
     out = np.zeros((x.shape[0], *out_sizes, c_out), dtype=dtype)
     # Blocks of whole rows of the first spatial axis, one batch item at a time.
     budget = _DEPTHWISE_BLOCK_ELEMENTS if kernel.shape[-2] == 1 and groups > 1 else _BLOCK_ELEMENTS
@@ -124,8 +124,7 @@ def _transposed(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, ...], cro
     sizes = x.shape[1:-1]
     taps = kernel.shape[:rank]
     c_out = kernel.shape[-2] * groups
-    out_sizes = tuple((n - 1) * s + (k - 1) * d + 1 - a - b
-                      for n, k, s, d, (a, b) in zip(sizes, taps, strides, dilation, crops))
+    out_sizes = geometry.transposed_output_sizes(sizes, crops, taps, strides, dilation)
     out = np.zeros((x.shape[0], *out_sizes, c_out), dtype=dtype)
     for tap in np.ndindex(*taps):
         source, target = [], []

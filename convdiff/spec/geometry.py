@@ -82,6 +82,18 @@ def transposed_explicit_crops(pads: tuple[int, int], output_padding: int) -> tup
     return (pads[0], pads[1] - output_padding)
 
 
+def valid_then_crop(pads: Pads, output_padding: Sequence[int]) -> tuple[tuple[int, ...], Pads]:
+    """PyTorch's transposed pads where a framework has none (Keras' ConvTranspose layers, conv1d/3d_transpose,
+    asymmetric pads in PyTorch): a VALID (padding 0) transposed convolution, with the output padding the
+    pads leave missing at the end, then its output cropped.
+
+    Returns:
+        (the output padding of the VALID convolution, the (before, after) crops of its output) per axis.
+    """
+    extra = tuple(max(0, op - after) for op, (_, after) in zip(output_padding, pads))
+    return extra, tuple((before, after - op + e) for (before, after), op, e in zip(pads, output_padding, extra))
+
+
 def transposed_output_size(size: int, crops: tuple[int, int], kernel: int, stride: int, dilation: int) -> int:
     return full_transposed_size(size, kernel, stride, dilation) - crops[0] - crops[1]
 
