@@ -341,6 +341,12 @@ def validate(spec: ConvSpec) -> None:
     from convdiff.spec.layouts import layout_rank, parse_input_layout, parse_weights_layout
 
     rank = spec.rank
+    # The layouts first: a file read in another rank's layout explains a shape of the wrong length.
+    parse_input_layout(spec.input_layout)
+    parse_weights_layout(spec.weights_layout)
+    for what, layout in (("input layout", spec.input_layout), ("weights layout", spec.weights_layout)):
+        if layout_rank(layout) != rank:
+            raise BadInputError(f"{what} {layout} has {layout_rank(layout)} spatial axes, the spec has rank {rank}")
     if len(spec.input_shape) != rank + 2:
         other = {4: 2, 3: 1, 5: 3}.get(len(spec.input_shape))
         hint = f"; {len(spec.input_shape)} dimensions are a rank-{other} shape (--rank {other})" if other else ""
@@ -373,11 +379,6 @@ def validate(spec: ConvSpec) -> None:
     if not isinstance(spec.transposed, bool):
         raise BadInputError(f"transposed must be true or false, got {spec.transposed!r}")
     _validate_groups(spec)
-    parse_input_layout(spec.input_layout)
-    parse_weights_layout(spec.weights_layout)
-    for what, layout in (("input layout", spec.input_layout), ("weights layout", spec.weights_layout)):
-        if layout_rank(layout) != rank:
-            raise BadInputError(f"{what} {layout} has {layout_rank(layout)} spatial axes, the spec has rank {rank}")
     if "M" in spec.weights_layout and (spec.transposed or not spec.depthwise):
         raise BadInputError(f"weights layout {spec.weights_layout} (C, M) is a depthwise kernel: it needs "
                             f"groups = input channels ({spec.in_channels}) and no transposed convolution")

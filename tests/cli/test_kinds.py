@@ -139,3 +139,30 @@ def test_experiment_files_take_the_new_keys(cli_runner, tmp_path):
     cases = json.loads(result.output)["cases"]
     assert [c["as_expected"] for c in cases] == [True, True]
     assert cases[1]["spec"]["output_shape"] == [2, 35, 8]  # (16 - 1) * 2 + 4 + 1
+
+
+@pytest.mark.parametrize(("rank", "layout", "stored", "shape"), [
+    (1, "NCW", (2, 3, 20), [2, 20, 3]),
+    (1, "WC", (20, 3), [1, 20, 3]),
+    (3, "NCDHW", (1, 2, 4, 5, 6), [1, 4, 5, 6, 2]),
+])
+def test_input_files_of_other_ranks_take_their_layout(cli_runner, tmp_path, rank, layout, stored, shape):
+    import numpy as np
+
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).random(stored))
+    result = cli_runner.invoke(cli, ["compare", "--reference", "numpy", "--candidate", "scipy", "--rank", str(rank),
+                                     "--input", str(path), "--input-layout", layout, "--filters", "2",
+                                     "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert comparison(result)["spec"]["input_shape"] == shape
+
+
+def test_an_input_layout_of_another_rank_is_refused(cli_runner, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((1, 3, 8, 8)))
+    result = cli_runner.invoke(cli, ["compare", "--reference", "numpy", "--candidate", "scipy", "--rank", "1",
+                                     "--input", str(path), "--input-layout", "NCHW"])
+    assert result.exit_code == 2 and "input layout NCHW has 2 spatial axes, the spec has rank 1" in result.output
