@@ -18,6 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from convdiff.analysis.regions import AXIS_NAMES
 from convdiff.reference.convolution import conv_nd
 from convdiff.spec import geometry
 from convdiff.spec.convspec import ConvSpec, PaddingMode
@@ -25,7 +26,6 @@ from convdiff.spec.dtypes import np_dtype
 from convdiff.spec.geometry import Pads
 from convdiff.spec.layouts import WEIGHTS_LAYOUTS, for_rank, from_canonical, to_canonical
 
-AXIS_NAMES = {1: ("positions",), 2: ("rows", "columns"), 3: ("depth", "rows", "columns")}
 
 
 @dataclass(frozen=True)

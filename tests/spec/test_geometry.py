@@ -19,7 +19,7 @@ def torch_transposed_size(size, k, s, p, op, d=1):
 
 
 def keras_valid_transposed_size(size, k, s, op, d=1):
-    """keras' operation_utils: (in - 1) * stride + dilated kernel + output_padding, for an explicit output_padding."""
+    """keras' backend_utils._get_output_shape_given_tf_padding: (in - 1) * stride + dilated kernel + output_padding."""
     return (size - 1) * s + ((k - 1) * d + 1) + op
 
 
