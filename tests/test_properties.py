@@ -10,7 +10,7 @@ tests/test_compare.py (test_mismatch_count_matches_isclose); it is not repeated 
 from __future__ import annotations
 
 import json
-import re
+
 
 import numpy as np
 import pytest

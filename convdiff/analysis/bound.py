@@ -93,6 +93,9 @@ class ThreeWay:
 
     reference: SideError
     candidate: SideError
+    same_convolution: bool = True
+    """Whether both sides were asked for the same convolution of the same input and kernel; when not (a
+    different convention, padding, kernel, ...), both can be right and still differ."""
 
     @property
     def wrong(self) -> Attribution:
@@ -108,6 +111,9 @@ class ThreeWay:
     @property
     def summary(self) -> str:
         w = self.wrong
+        if w is Attribution.NEITHER and not self.same_convolution:
+            return ("both sides are within their precision of the float64 reference of their own spec: each "
+                    "computes what it was asked, and they were asked for different convolutions")
         if w is Attribution.NEITHER:
             return ("both sides are within their precision of the float64 reference: "
                     "they simply rounded differently")

@@ -27,8 +27,8 @@ from convdiff.analysis.bound import tf32_consistency
 from convdiff.analysis.hypotheses import HYPOTHESES, Context, Hypothesis, NotApplicable, Trial
 from convdiff.compare import Rule, Tolerance, compare_arrays
 from convdiff.errors import BadInputError
-from convdiff.reference.rounding import (Arithmetic, BoundForm, RoundingModel, rounding_bound, tf32_reference)
-from convdiff.spec.convspec import ConvSpec, Padding
+from convdiff.reference.rounding import Arithmetic, BoundForm, RoundingModel, tf32_reference
+from convdiff.spec.convspec import ConvSpec
 
 CAUSES = ("dtype", "tf32", *(h.cause for h in HYPOTHESES[1:]))
 
@@ -88,15 +88,16 @@ def diagnose(reference_spec: ConvSpec, candidate_spec: ConvSpec, x: np.ndarray, 
     """Test every hypothesis about why `candidate_output` differs from the reference convolution.
 
     Args:
-        reference_spec: the reference side's effective spec (strides, pads, dilation are taken from it).
+        reference_spec: the reference side's effective spec (its kind, strides, pads and dilation are taken
+            from it).
         candidate_spec: the candidate side's effective spec (its pads are one padding hypothesis).
-        x: the reference side's input, NHWC (its dtype is the precision the operands are held in).
-        kernel: the kernel the reference used, HWIO.
+        x: the reference side's input, channels-last (its dtype is the precision the operands are held in).
+        kernel: the kernel the reference used, canonical (HWIO; HWOI transposed).
         bias: the bias the reference added, or None.
-        candidate_output: the candidate's output, NHWC.
+        candidate_output: the candidate's output, channels-last.
         reference_dtype: the reference's compute dtype.
         candidate_dtype: the candidate's compute dtype.
-        candidate_kernel: the kernel the candidate reports using (HWIO), if known.
+        candidate_kernel: the kernel the candidate reports using (canonical), if known.
         candidate_bias: the bias the candidate reports using.
         form: the form of the rounding bound.
         candidate_arithmetic: how the candidate computes (the rounding model); default: a CPU framework
@@ -212,18 +213,6 @@ def _scale(candidate: np.ndarray) -> float:
     return top if top > 0 else 1.0
 
 
-def _trial_spec(spec: ConvSpec, trial: Trial) -> ConvSpec:
-    """The spec the trial's recomputation ran: the reference's, with the trial's pads and input shape."""
-    ops = trial.operands
-    changes = {}
-    if tuple(tuple(p) for p in ops.pads) != tuple(tuple(p) for p in spec.pads):
-        (t, b), (l, r) = ops.pads
-        changes["padding"] = Padding.explicit(t, b, l, r)
-    if tuple(ops.x.shape) != tuple(spec.input_shape):
-        changes["input_shape"] = tuple(ops.x.shape)
-    return spec.replace(**changes) if changes else spec
-
-
 def _pattern(a: np.ndarray, b: np.ndarray) -> tuple[bool, np.ndarray]:
     """Whether the NaN/inf patterns agree (same positions, same infinities), and the mask finite on both."""
     fa, fb = np.isfinite(a), np.isfinite(b)
@@ -253,21 +242,22 @@ def _measure(ctx: Context, trial: Trial, arithmetic: Arithmetic, form: BoundForm
     with np.errstate(all="ignore"):
         diff = float(np.abs(trial.output[finite] - candidate[finite]).max()) if finite.any() else 0.0
     ops = trial.operands
-    try:
-        spec = _trial_spec(ctx.spec, trial)
-    except BadInputError as err:  # e.g. a stride longer than the recomputation's padded input
-        return _Measured(trial, diff, math.inf, False, label, False, f"no valid convolution to bound ({err})")
-    model = RoundingModel(form, spec.dot_length, (side,), *precisions)
+    model = RoundingModel(form, ctx.dot_length(ops), (side,), *precisions)
     with np.errstate(all="ignore"):
         # The largest bound any position can have: screen out the recomputations that are far off
         # before paying for the convolution of magnitudes.
         bias_top = 0.0 if ops.bias is None else float(np.abs(ops.bias).max())
-        reach = float(np.abs(ops.x).max()) * float(np.abs(ops.kernel).sum(axis=(0, 1, 2)).max())
+        reach = float(np.abs(ops.x).max()) * ctx.kernel_reach(ops)
         ceiling = float(model.bound(reach, reach + bias_top, None if ops.bias is None else bias_top))
     if math.isfinite(ceiling) and diff > ceiling:
         return _Measured(trial, diff, diff / ceiling if ceiling > 0 else math.inf, False, label, True)
-    full = trial.output if trial.region is None else ctx.conv(ops)
-    bound, _ = rounding_bound(ops.x, ops.kernel, spec, (side,), form, ops.bias, exact=full, precisions=precisions)
+    try:
+        with np.errstate(all="ignore"):
+            full = trial.output if trial.region is None else ctx.conv(ops)
+            magnitude = ctx.magnitude(ops)
+    except BadInputError as err:  # e.g. a stride longer than the recomputation's padded input
+        return _Measured(trial, diff, math.inf, False, label, False, f"no valid convolution to bound ({err})")
+    bound = model.bound(magnitude, full, ops.bias)
     if trial.region is not None:
         bound = bound[trial.region]
     rule = Rule.bound(model, Tolerance(0.0, 0.0, equal_nan=trial.nonfinite_only))

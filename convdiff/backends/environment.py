@@ -9,6 +9,8 @@ import sys
 from functools import lru_cache
 from typing import Any
 
+from convdiff.backends.registry import onednn_enabled
+
 
 def _version(dist: str) -> str | None:
     try:
@@ -41,7 +43,7 @@ def collect() -> dict[str, Any]:
         "tf_keras": _version("tf-keras"),
         "torch": _version("torch") if "torch" in sys.modules else None,
         # oneDNN is on by default for x86 Linux builds of TensorFlow unless TF_ENABLE_ONEDNN_OPTS=0.
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False"),
+        "onednn": onednn_enabled(),
         "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS") == "1",
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),

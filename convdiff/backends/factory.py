@@ -14,14 +14,19 @@ from convdiff.errors import BadInputError, FrameworkError
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.dtypes import FLOAT_DTYPES, np_dtype
 from convdiff.spec.initializers import InitializerSpec, parse_initializer
+from convdiff.spec.layouts import for_rank, to_canonical
 
 _SEED_LIMIT = 2**32  # Keras folds integer seeds into uint32; larger ones would alias smaller ones.
 
 
 def initial_weights(spec: ConvSpec) -> Weights:
-    """The kernel (HWIO) and bias (None without one) of `spec`, drawn in its variable dtype."""
-    kernel = make_kernel(parse_initializer(spec.initializer).resolved("kernel"), spec.kernel_shape,
+    """The kernel (canonical layout) and bias (None without one) of `spec`, drawn in its variable dtype."""
+    # Drawn in `spec.draw_shape`: a depthwise kernel as Keras' depthwise layer holds it (its fans), then made
+    # canonical.
+    kernel = make_kernel(parse_initializer(spec.initializer).resolved("kernel"), spec.draw_shape,
                          spec.variable_dtype, spec.seed)
+    if kernel.shape != spec.kernel_shape:
+        kernel = to_canonical(kernel, for_rank("HWCM", spec.rank), spec.rank)[0]
     bias = (make_kernel(parse_initializer(spec.bias_initializer).resolved("bias"), (spec.filters,),
                         spec.variable_dtype, spec.seed) if spec.use_bias else None)
     return Weights(kernel, bias)

@@ -1,4 +1,5 @@
-"""`tf.nn.conv2d` with a kernel created get_variable-style: a tf.Variable from a seeded initializer."""
+"""The tf.nn ops (conv1d/conv2d/conv3d, convolution with groups, depthwise_conv2d, conv1d/2d/3d_transpose)
+with a kernel created get_variable-style: a tf.Variable from a seeded initializer."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import numpy as np
 from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.factory import initial_weights
 from convdiff.backends.registry import backend_info
-from convdiff.backends.tf_common import run_framework, tf_padding
+from convdiff.backends.tf_common import from_computing_layout, nn_convolution, run_framework, to_computing_layout
 from convdiff.spec.convspec import ConvSpec
 
 
 class NnBackend:
     name = "nn"
-    summary = "tf.nn.conv2d + tf.nn.bias_add"
+    summary = "tf.nn convolution ops + tf.nn.bias_add"
     requires: tuple[str, ...] = ()
     install_hint = ""
 
@@ -40,14 +41,15 @@ class NnBackend:
         if inputs.dtype != kernel.dtype:
             # tf.nn.conv2d takes its type from the input: a filter given as a NumPy array (as in the
             # original scripts) is converted to the input's dtype, so the arithmetic follows the input.
-            notes.append(f"input is {inputs.dtype.name}: tf.nn.conv2d computes in {inputs.dtype.name} "
+            op = "tf.nn.conv2d" if spec.rank == 2 and not spec.transposed and spec.groups == 1 else "tf.nn"
+            notes.append(f"input is {inputs.dtype.name}: {op} computes in {inputs.dtype.name} "
                          f"(filter converted from {kernel.dtype.name})")
             filt = tf.cast(kernel, inputs.dtype)
             b = tf.cast(bias, inputs.dtype) if bias is not None else None
-        y = tf.nn.conv2d(inputs, filt, strides=[1, *spec.strides, 1], padding=tf_padding(spec),
-                         dilations=[1, *spec.dilation, 1])
+        y = nn_convolution(tf, spec, to_computing_layout(tf, inputs, spec, notes), filt, notes)
         if b is not None:
-            y = tf.nn.bias_add(y, b)
+            y = tf.nn.bias_add(y, b, data_format="NC..." if spec.channels_first else None)
+        y = from_computing_layout(tf, y, spec)
         return SideResult(
             self.name, y.numpy(), kernel.numpy(), bias.numpy() if bias is not None else None,
             compute_dtype=inputs.dtype.name, notes=tuple(notes), seconds=time.perf_counter() - start)

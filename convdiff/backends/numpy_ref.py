@@ -38,6 +38,8 @@ class NumpyBackend:
         with np.errstate(over="ignore", invalid="ignore"):
             # A float64 overflow is a result (inf, compared by its pattern), not a warning on the terminal.
             out = convolve(x, kernel, spec, bias)
-        return SideResult(self.name, out, kernel, bias, "float64",
-                          notes=(f"input {x.dtype} and kernel {kernel.dtype} promoted to float64",),
-                          seconds=time.perf_counter() - start)
+        notes = (f"input {x.dtype} and kernel {kernel.dtype} promoted to float64",)
+        if spec.convention == "convolution":
+            notes += ("true convolution (convention=convolution): the kernel rotated 180 degrees in every spatial "
+                      "axis, as MATLAB conv2 and scipy.signal.convolve compute",)
+        return SideResult(self.name, out, kernel, bias, "float64", notes=notes, seconds=time.perf_counter() - start)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,9 +19,17 @@ import numpy as np
 from convdiff.backends.base import Backend, BackendRefusedError, SideResult
 from convdiff.errors import BackendUnavailableError, BadInputError
 from convdiff.reference.rounding import CPU_ACCUMULATION, FLOAT64_ACCUMULATION, Arithmetic, precision_of
-from convdiff.spec.convspec import ConvSpec, PaddingMode
+from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, ConvSpec, PaddingMode
 from convdiff.spec.dtypes import FLOAT_DTYPES
 from convdiff.spec.parse import fmt_values
+
+
+ALL_RANKS = frozenset((1, 2, 3))
+
+
+def onednn_enabled() -> bool:
+    """TensorFlow's oneDNN kernels: on by default for x86 Linux builds, off with TF_ENABLE_ONEDNN_OPTS=0."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
 
 
 @dataclass(frozen=True)
@@ -39,12 +48,74 @@ class Capabilities:
     """Strides > 1 together with dilation > 1."""
     same_with_strides: bool = True
     """`SAME` together with strides > 1."""
+    ranks: frozenset[int] = ALL_RANKS
+    """Spatial ranks of forward convolutions (1-D, 2-D, 3-D)."""
+    grouped_ranks: frozenset[int] = ALL_RANKS
+    """Ranks where groups > 1 (grouped and depthwise) can be expressed."""
+    grouped_note: str = ""
+    """Why the other ranks cannot be grouped."""
+    transposed_ranks: frozenset[int] = ALL_RANKS
+    """Ranks of transposed convolutions (empty: none)."""
+    transposed_groups: bool = True
+    transposed_groups_note: str = ""
+    transposed_dilation: bool = True
+    transposed_dilation_note: str = ""
+    transposed_same: bool = True
+    """TF SAME for a transposed convolution (input x stride outputs)."""
+    transposed_same_note: str = ""
+    output_padding: bool = True
+    """Non-zero output padding of a transposed convolution."""
+    output_padding_below_stride: bool = False
+    """Output padding must be smaller than the stride itself (TensorFlow, Keras), not only than the dilation."""
+    data_formats: frozenset[str] | None = frozenset(DATA_FORMATS)
+    """The data formats it computes in; None when it always computes in its own layout (`layout`)."""
+    layout: str = ""
+    """What it computes in when `data_formats` is None (e.g. `NCHW`, or `layout-free` for NumPy references)."""
+    channels_first_needs_onednn: bool = False
+    """TensorFlow on CPU: channels_first (NCHW) kernels exist only with oneDNN."""
+    conventions: frozenset[str] = frozenset(("correlation",))
+    """`correlation` and, for references that can compute it, `convolution`."""
+
     accumulation: tuple[tuple[str, str], ...] = CPU_ACCUMULATION
     """(compute dtype, the precision its sums run in), as measured on CPU (`convdiff.reference.rounding`):
     the rounding model's accumulation term."""
 
     def accumulates_in(self, compute_dtype: str) -> str:
         return dict(self.accumulation).get(compute_dtype, compute_dtype)
+
+    def summary(self) -> str:
+        """What it supports, one line (for `convdiff list` and the README's table)."""
+        parts = [f"rank {_ranks(self.ranks)}"]
+        if self.grouped_ranks:
+            parts.append("groups/depthwise" + ("" if self.grouped_ranks == self.ranks
+                                               else f" (rank {_ranks(self.grouped_ranks)})"))
+        if self.transposed_ranks:
+            missing = [w for w, ok in (("groups", self.transposed_groups), ("dilation", self.transposed_dilation),
+                                       ("same", self.transposed_same), ("output_padding", self.output_padding))
+                       if not ok]
+            ranks = "" if self.transposed_ranks == self.ranks else f"rank {_ranks(self.transposed_ranks)}"
+            note = ", ".join(([ranks] if ranks else []) + [f"no {m}" for m in missing])
+            parts.append(f"transposed ({note})" if note else "transposed")
+        if self.data_formats is None:
+            parts.append(f"computes {self.layout}")
+        elif "channels_first" in self.data_formats:
+            parts.append("channels_first" + (" (needs oneDNN on CPU)" if self.channels_first_needs_onednn else ""))
+        if "convolution" in self.conventions:
+            parts.append("true convolution")
+        pads = [w for w, ok in (("same", self.same), ("asymmetric pads", self.asymmetric_pads),
+                                ("strides with dilation", self.strided_dilation),
+                                ("same with strides", self.same_with_strides)) if not ok]
+        if pads:
+            parts.append("no " + ", no ".join(pads))
+        parts.append("/".join(d for d in (*FLOAT_DTYPES, "tf32") if d in self.dtypes))
+        return "; ".join(parts)
+
+
+def _ranks(ranks: frozenset[int]) -> str:
+    values = sorted(ranks)
+    if values == list(range(values[0], values[-1] + 1)) and len(values) > 1:
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(map(str, values))
 
 
 @dataclass(frozen=True)
@@ -67,19 +138,64 @@ class BackendInfo:
                 return (f"backend '{name}' cannot compute in tf32: it is an emulation of the numpy reference "
                         "(e.g. --reference numpy --set reference.dtype=tf32); TF32 itself runs only on GPU tensor cores")
             return f"backend '{name}' computes in {' or '.join(sorted(can.dtypes))}, not {spec.dtype}"
+        if spec.convention not in can.conventions:
+            return (f"backend '{name}' computes cross-correlation only (what deep-learning frameworks call "
+                    "convolution); true convolution (convention=convolution, MATLAB conv2) is computed by the "
+                    "numpy and scipy backends")
+        kind = "transposed convolutions" if spec.transposed else "convolutions"
+        ranks = can.transposed_ranks if spec.transposed else can.ranks
+        if spec.rank not in ranks:
+            have = f"only rank {_ranks(ranks)}" if ranks else "none"
+            return f"backend '{name}' cannot build rank-{spec.rank} {kind} ({have})"
+        if spec.groups > 1:
+            what = "depthwise" if spec.depthwise else f"grouped (groups={spec.groups})"
+            if spec.transposed and not can.transposed_groups:
+                why = f": {can.transposed_groups_note}" if can.transposed_groups_note else ""
+                return f"backend '{name}' cannot build {what} {kind}{why}"
+            if spec.rank not in can.grouped_ranks:
+                why = f": {can.grouped_note}" if can.grouped_note else ""
+                return f"backend '{name}' cannot build {what} rank-{spec.rank} {kind}{why}"
+        if spec.channels_first and can.data_formats is not None:
+            if "channels_first" not in can.data_formats:
+                return f"backend '{name}' computes channels_last only"
+            if can.channels_first_needs_onednn and not onednn_enabled():
+                return (f"backend '{name}' cannot compute channels_first (NCHW) on this CPU: TensorFlow's CPU "
+                        "convolutions support NCHW only through oneDNN, which TF_ENABLE_ONEDNN_OPTS=0 turns off")
+        if spec.transposed:
+            reason = self._transposed_refusal(spec)
+            if reason is not None:
+                return reason
         mode = spec.padding.mode
         if mode is PaddingMode.SAME and not can.same:
             return f"backend '{name}' has no SAME padding: {can.no_same}"
         if mode is PaddingMode.EXPLICIT and not spec.padding.symmetric and not can.asymmetric_pads:
-            return f"backend '{name}' pads symmetrically (pad_h, pad_w); explicit pads {spec.padding} are asymmetric"
+            return (f"backend '{name}' pads symmetrically (one pad per axis); explicit pads {spec.padding} are "
+                    "asymmetric")
         strided = any(s != 1 for s in spec.strides)
-        if strided and any(d != 1 for d in spec.dilation) and not can.strided_dilation:
+        if (not spec.transposed and strided and any(d != 1 for d in spec.dilation)
+                and not can.strided_dilation):
             return (f"backend '{name}' cannot combine strides {tuple(spec.strides)} with dilation "
                     f"{tuple(spec.dilation)} (TensorFlow requires one of them to be 1)")
-        if mode is PaddingMode.SAME and strided and not can.same_with_strides:
+        if mode is PaddingMode.SAME and strided and not can.same_with_strides and not spec.transposed:
             return (f"backend '{name}' refuses padding='same' with strides {tuple(spec.strides)}: PyTorch allows "
                     f"'same' only with stride 1; give explicit pads (e.g. --padding 1) instead "
                     f"(TF SAME here pads {fmt_values(p for pair in spec.pads for p in pair)})")
+        return None
+
+    def _transposed_refusal(self, spec: ConvSpec) -> str | None:
+        can, name = self.can, self.name
+        if any(d != 1 for d in spec.dilation) and not can.transposed_dilation:
+            return (f"backend '{name}' cannot build transposed convolutions with dilation {tuple(spec.dilation)}"
+                    + (f": {can.transposed_dilation_note}" if can.transposed_dilation_note else ""))
+        if spec.padding.mode is PaddingMode.SAME and not can.transposed_same:
+            return f"backend '{name}' has no SAME for transposed convolutions: {can.transposed_same_note}"
+        if any(spec.output_padding):
+            if not can.output_padding:
+                return f"backend '{name}' has no output_padding for transposed convolutions"
+            if can.output_padding_below_stride and any(op >= s for op, s in zip(spec.output_padding, spec.strides)):
+                return (f"backend '{name}' needs output_padding smaller than the stride on each axis (output padding "
+                        f"{fmt_values(spec.output_padding)}, strides {fmt_values(spec.strides)}), as TensorFlow's "
+                        "conv_transpose and Keras do")
         return None
 
     def check_spec(self, spec: ConvSpec) -> None:
@@ -110,36 +226,71 @@ def _importable(module: str) -> bool:
 
 
 LEGACY_HINT = "pip install 'convdiff[legacy]'"
-_TF = Capabilities(strided_dilation=False)
+_NO_TF_TRANSPOSED_DILATION = ("TensorFlow's CPU conv_transpose supports no dilation (without oneDNN: 'Current CPU "
+                              "implementations do not yet support dilation rates larger than 1'; with it, 2-D fails "
+                              "to create its primitive)")
+_TF_COMMON = dict(strided_dilation=False, transposed_groups=False,
+                  transposed_groups_note="TensorFlow's conv_transpose and Keras' ConvTranspose layers have no groups",
+                  transposed_dilation=False,
+                  transposed_dilation_note=_NO_TF_TRANSPOSED_DILATION, output_padding_below_stride=True,
+                  channels_first_needs_onednn=True)
+# tf.nn: grouped through tf.nn.convolution (and depthwise_conv2d) in 1-D and 2-D; its Conv3D kernel checks
+# "input and filter must have the same depth" on CPU, so 3-D groups are refused.
+_TF = Capabilities(grouped_ranks=frozenset((1, 2)),
+                   grouped_note="TensorFlow's CPU Conv3D has no groups ('input and filter must have the same depth')",
+                   **_TF_COMMON)
+# Keras runs grouped convolutions through XLA on CPU (its TensorFlow backend compiles them), so every rank.
+_KERAS = Capabilities(**_TF_COMMON)
+_TF1_LAYERS = Capabilities(grouped_ranks=frozenset(), grouped_note="tf.compat.v1.layers have no groups",
+                           transposed_ranks=frozenset((2, 3)), output_padding=False,
+                           **{**_TF_COMMON, "output_padding_below_stride": False})
+_NO_DATA_FORMAT = dict(data_formats=None)
+_CAFFE_NO_SAME = ("Caffe's Convolution layer takes a symmetric pad (pad_h, pad_w) and computes "
+                  "floor((H + 2*pad - dilation*(k-1) - 1) / stride) + 1 outputs; give --padding P or PH,PW "
+                  "(TF SAME with stride 1 and an odd kernel k equals pad (k-1)/2)")
 
 REGISTRY: dict[str, BackendInfo] = {
     info.name: info
     for info in (
         BackendInfo("numpy", "convdiff.backends.numpy_ref:NumpyBackend",
                     "float64 NumPy reference with exact TF padding semantics (no TensorFlow)",
-                    can=Capabilities(dtypes=frozenset((*FLOAT_DTYPES, "tf32")), accumulation=FLOAT64_ACCUMULATION)),
+                    can=Capabilities(dtypes=frozenset((*FLOAT_DTYPES, "tf32")), accumulation=FLOAT64_ACCUMULATION,
+                                     data_formats=None, layout="layout-free (float64)",
+                                     conventions=frozenset(CONVENTIONS))),
         BackendInfo("nn", "convdiff.backends.nn:NnBackend",
-                    "tf.nn.conv2d + tf.nn.bias_add with a get_variable-style tf.Variable kernel", can=_TF),
+                    "tf.nn.conv1d/conv2d/conv3d, tf.nn.convolution (groups), depthwise_conv2d, conv_transpose + "
+                    "bias_add with a get_variable-style tf.Variable kernel", can=_TF),
         BackendInfo("keras", "convdiff.backends.keras_layer:KerasPredictBackend",
-                    "keras.layers.Conv2D(kernel_initializer=...) in a keras.Model, run through predict()", can=_TF),
+                    "keras.layers.Conv1D/2D/3D (groups), DepthwiseConv1D/2D, Conv1D/2D/3DTranspose in a "
+                    "keras.Model, run through predict()", can=_KERAS),
         BackendInfo("keras-call", "convdiff.backends.keras_layer:KerasCallBackend",
-                    "keras.layers.Conv2D called directly on a tensor (no Model.predict)", can=_TF),
+                    "the same Keras layers called directly on a tensor (no Model.predict)", can=_KERAS),
         BackendInfo("v1-nn", "convdiff.backends.tf1:V1NnBackend",
-                    "TF1 graph mode: tf.compat.v1.get_variable + tf.nn.conv2d + bias_add, graph-level seed",
+                    "TF1 graph mode: tf.compat.v1.get_variable + the tf.nn ops of `nn`, graph-level seed",
                     requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF),
         BackendInfo("v1-layers", "convdiff.backends.tf1:V1LayersBackend",
-                    "TF1 graph mode: tf.compat.v1.layers.conv2d, graph-level seed",
-                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF),
+                    "TF1 graph mode: tf.compat.v1.layers.conv1d/2d/3d, conv2d/3d_transpose, graph-level seed",
+                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF1_LAYERS),
         BackendInfo("caffe", "convdiff.backends.caffe:CaffeBackend",
-                    "Caffe's Convolution layer in NumPy: NCHW/OIHW, symmetric pad (pad_h, pad_w), floor output size",
+                    "Caffe's Convolution (group) and Deconvolution layers in NumPy: NCHW, symmetric pad, "
+                    "floor output size",
                     can=Capabilities(dtypes=frozenset(("float32", "float64")), same=False, asymmetric_pads=False,
-                                     no_same="Caffe's Convolution layer takes a symmetric pad (pad_h, pad_w) and "
-                                             "computes floor((H + 2*pad - dilation*(k-1) - 1) / stride) + 1 outputs; "
-                                             "give --padding P or PH,PW (TF SAME with stride 1 and an odd kernel k "
-                                             "equals pad (k-1)/2)")),
+                                     no_same=_CAFFE_NO_SAME, transposed_same=False, transposed_same_note=_CAFFE_NO_SAME,
+                                     output_padding=False, layout="NCHW", **_NO_DATA_FORMAT)),
         BackendInfo("torch", "convdiff.backends.torch_conv:TorchBackend",
-                    "torch.nn.functional.conv2d (NCHW/OIHW), PyTorch's own padding rules",
-                    ("torch",), "pip install 'convdiff[torch]'", can=Capabilities(same_with_strides=False)),
+                    "torch.nn.functional.conv1d/2d/3d (groups), conv_transpose1d/2d/3d (output_padding), NCHW, "
+                    "PyTorch's own padding rules",
+                    ("torch",), "pip install 'convdiff[torch]'",
+                    can=Capabilities(same_with_strides=False, transposed_same=False,
+                                     transposed_same_note="ConvTranspose has no padding='same'; give PyTorch's "
+                                                          "padding and output_padding (e.g. --padding 1 "
+                                                          "--output-padding 1 for kernel 3, stride 2)",
+                                     layout="NCHW", **_NO_DATA_FORMAT)),
+        BackendInfo("scipy", "convdiff.backends.scipy_signal:ScipyBackend",
+                    "scipy.signal.correlate / convolve per channel pair (the library MATLAB-style ports are checked "
+                    "against; true convolution with --convention convolution)",
+                    can=Capabilities(dtypes=frozenset(("float32", "float64")), layout="layout-free (per channel)",
+                                     conventions=frozenset(CONVENTIONS), **_NO_DATA_FORMAT)),
     )
 }
 

@@ -48,6 +48,8 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     check_outputs(quiet, fmt, report_path, figure_paths={"heatmap": heatmap} if heatmap else None)
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel, top_k)
     case = make_case(reference, candidate, spec_fields(spec_params), options, overrides_by_side(overrides))
+    if heatmap and any(side.spec.rank != 2 for _, side in case.sides):
+        raise click.UsageError("--heatmap draws 2-D outputs; the report's mismatch map covers 1-D and 3-D ones")
     if bundle_dir:
         from convdiff.suites.bundle import check_target
 

@@ -53,6 +53,7 @@ def side_options(reference: str | None, candidate: str | None, what: str = "") -
 def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options describing one convolution: one per field of the field table, plus `--bias [PATH]`/`--no-bias`."""
     options: list[Decorator] = [
+        click.option(*f.flags, f.name, is_flag=True, default=None, help=f.help) if f.is_flag else
         click.option(*f.flags, f.name, type=FieldType(f), default=None, metavar=f.metavar, help=f.help)
         for f in FIELDS if f.flags
     ]
@@ -71,7 +72,9 @@ def spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
     """The spec options a user actually gave, already parsed (unset ones keep the spec's defaults)."""
-    fields = {f.name: params.pop(f.name) for f in FIELDS if f.flags and params.get(f.name) is not None}
+    # A bare flag left off is "not given" (the spec's default), not an explicit false.
+    fields = {f.name: params.pop(f.name) for f in FIELDS
+              if f.flags and params.get(f.name) is not None and not (f.is_flag and params[f.name] is False)}
     from_layer = params.pop("from_layer", None)
     if from_layer is not None:
         from convdiff.data.specs import FROM

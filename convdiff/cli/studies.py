@@ -81,7 +81,7 @@ def defaults(seed: int, fmt: str) -> None:
 
 @cli.command(name="list")
 def list_() -> None:
-    """List backends, initializers and built-in experiments, one line each."""
+    """List backends (with what each supports), initializers and built-in experiments, one line each."""
     from rich.table import Table
 
     from convdiff.backends import REGISTRY
@@ -93,11 +93,12 @@ def list_() -> None:
     table = Table(title="Backends", title_justify="left", show_edge=False)
     table.add_column("name")
     table.add_column("what it builds")
+    table.add_column("supports")
     table.add_column("status")
     for info in REGISTRY.values():
         missing = info.missing()
-        table.add_row(info.name, info.summary, f"[yellow]needs {', '.join(missing)}: {info.install_hint}[/]"
-                      if missing else "[green]available[/]")
+        status = f"[yellow]needs {', '.join(missing)}: {info.install_hint}[/]" if missing else "[green]available[/]"
+        table.add_row(info.name, info.summary, info.can.summary(), status)
     out.console.print(fit(table))
     table = Table(title="Initializers", title_justify="left", show_edge=False)
     table.add_column("name")

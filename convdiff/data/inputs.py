@@ -23,8 +23,11 @@ def make_input(spec: ConvSpec) -> np.ndarray:
     if spec.input == "ones":
         return np.ones(shape, dtype)
     if spec.input == "image":
+        if spec.rank != 2:
+            raise BadInputError(f"the synthetic image is 2-D; a rank-{spec.rank} spec needs --input random, ones "
+                                "or a file")
         return (synthetic_image(shape).astype(np.float64) / 255.0).astype(dtype)
-    data = load_input_file(spec.input, spec.input_layout)
+    data = load_input_file(spec.input, spec.input_layout, spec.rank)
     if data.shape != shape:
         raise BadInputError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
     return data.astype(dtype)
@@ -52,27 +55,34 @@ def synthetic_image(shape: tuple[int, int, int, int]) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def load_input_file(source: str, layout: str = "NHWC") -> np.ndarray:
-    """An input file as NHWC: .npy, .npz (key `input` or its single array) in `layout`, or PNG/JPEG."""
+def load_input_file(source: str, layout: str | None = None, rank: int = 2) -> np.ndarray:
+    """An input file channels-last (NWC / NHWC / NDHWC): .npy, .npz (key `input` or its single array) in
+    `layout` (default: channels-last for the rank), or PNG/JPEG (2-D only)."""
+    from convdiff.spec.layouts import input_layout_for, layout_rank
+
+    layout = layout or input_layout_for(rank)
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
         data = load_npy(path)
         if isinstance(data, np.lib.npyio.NpzFile):
             data = _npz_input(path, data)
-        if layout == "NHWC" and data.ndim == 3:
-            layout = "HWC"  # a single NHWC image without its batch axis, as before layouts existed
+        native = input_layout_for(layout_rank(layout))
+        if layout == native and data.ndim == len(native) - 1:
+            layout = native[1:]  # a single channels-last item without its batch axis, as before layouts existed
         if data.ndim != len(layout):
             raise BadInputError(f"input file '{path}' has rank {data.ndim}; layout {layout} expects rank {len(layout)}"
-                                + (" (NHWC or HWC)" if layout == "HWC" else ""))
-        if layout != "NHWC":
-            from convdiff.spec.layouts import to_nhwc
+                                + (f" ({native} or {native[1:]})" if layout == native[1:] else ""))
+        if layout != native:
+            from convdiff.spec.layouts import to_channels_last
 
-            data = to_nhwc(data, layout)[0]
+            data = to_channels_last(data, layout, layout_rank(layout))[0]
         if data.size == 0:
             raise BadInputError(f"input file '{path}' is empty (shape {_fmt(data.shape)})")
         return data
     if suffix in IMAGE_SUFFIXES:
+        if rank != 2:
+            raise BadInputError(f"input file '{path}' is an image (2-D); a rank-{rank} spec needs a .npy/.npz input")
         return decode_image(path)[None].astype(np.float64) / 255.0
     raise BadInputError(
         f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
@@ -113,12 +123,12 @@ def decode_image(path: Path) -> np.ndarray:
     return image.numpy()
 
 
-def file_input_shape(source: str, layout: str = "NHWC") -> tuple[int, int, int, int]:
+def file_input_shape(source: str, layout: str | None = None, rank: int = 2) -> tuple[int, ...]:
     path = Path(source)
     if path.suffix.lower() not in (".npy", ".npz", *IMAGE_SUFFIXES):
         raise BadInputError(
             f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
-    return tuple(load_input_file(source, layout).shape)  # type: ignore[return-value]
+    return tuple(load_input_file(source, layout, rank).shape)
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

@@ -9,10 +9,13 @@ Per side it counts (bytes, the sizes of the arrays a run actually holds at its p
 - the input in its stored dtype, and the float64 draw it is made from (`random` draws in float64);
 - the kernel in float64 and in the compute dtype;
 - the output in the compute dtype and as a float64 copy;
-- the float64 reference's working set (`convdiff.backends.numpy_ref.conv2d_nhwc`): the input converted
-  to float64, its padded copy, one kernel-tap slice (N x OH x OW x C_in) and that tap's product
-  (N x OH x OW x F); the diagnosis of a mismatch recomputes the reference the same way, one
-  hypothesis at a time. tests/test_resources.py checks the estimate against the measured peak.
+- the float64 reference's working set (`convdiff.reference.convolution.conv_nd`, any rank and kind): the
+  input converted to float64, its padded copy, one kernel-tap slice (N x output positions x C_in) and that
+  tap's product (N x output positions x F; twice for a grouped convolution, regrouped), an upper bound
+  since the forward routine works a block of output rows at a time; a transposed
+  convolution holds one tap's input window and its product instead, scattered into the output; the
+  diagnosis of a mismatch recomputes the reference the same way, one hypothesis at a time.
+  tests/data/test_memory.py checks the estimate against the measured peak.
 
 Both sides are added together: they are alive at the same time while being compared.
 """
@@ -92,17 +95,25 @@ class MemoryEstimate:
 
 
 def estimate_side(spec: ConvSpec) -> MemoryEstimate:
-    n, h, w, c = spec.input_shape
-    _, oh, ow, f = spec.output_shape
-    (t, b), (l, r) = spec.pads
-    kh, kw = spec.kernel_size
+    n, c, f = spec.input_shape[0], spec.in_channels, spec.filters
+    positions = math.prod(spec.spatial_shape)
+    outputs = math.prod(spec.output_shape[1:-1])
     compute = _ITEMSIZE.get(spec.dtype, 8)
     stored = _ITEMSIZE.get(spec.effective_input_dtype, 8)
+    # A grouped tap's product is regrouped (transposed) once more before it is added.
+    regroup = 2 if spec.groups > 1 else 1
+    if spec.transposed:
+        # The input in float64, one tap's window of it and its product (N x input positions x F), scattered
+        # into a strided view of the output: no dilated copy of the input is made.
+        working = (n * positions * c * 2 + n * positions * f * regroup) * 8
+    else:
+        # The input in float64, its padded copy, one tap's window and its product (N x output positions x F).
+        working = (n * math.prod(spec.padded_shape) * c + n * positions * c + n * outputs * (c + f * regroup)) * 8
     return MemoryEstimate(
-        inputs=n * h * w * c * (stored + 8),
-        kernels=kh * kw * c * f * (compute + 8) + f * (compute + 8),
-        outputs=n * oh * ow * f * (compute + 8),
-        working=(n * (h + t + b) * (w + l + r) * c + n * h * w * c + n * oh * ow * (c + f)) * 8,
+        inputs=n * positions * c * (stored + 8),
+        kernels=math.prod(spec.kernel_shape) * (compute + 8) + f * (compute + 8),
+        outputs=n * outputs * f * (compute + 8),
+        working=working,
     )
 
 

@@ -39,9 +39,10 @@ def build_spec(fields: dict[str, Any], overrides: dict[str, Any] | None = None) 
     merged = {**fields, **overrides}
     source = merged.get("input", "random")
     if "input_shape" not in merged:
+        layer = record or _weights_layer(merged)
+        rank = merged.get("rank", layer.rank if layer is not None else 2)
         if source in BUILTIN_INPUTS:
-            shape = default_shape_for(source)
-            layer = record or _weights_layer(merged)
+            shape = default_shape_for(source, rank)
             if layer is not None:
                 from convdiff.data.modelfiles.configuration import layer_input_shape
 
@@ -50,7 +51,7 @@ def build_spec(fields: dict[str, Any], overrides: dict[str, Any] | None = None) 
         else:
             from convdiff.data.inputs import file_input_shape
 
-            fields["input_shape"] = file_input_shape(source, merged.get("input_layout", "NHWC"))
+            fields["input_shape"] = file_input_shape(source, merged.get("input_layout"), rank)
     if record is not None:
         from convdiff.data.modelfiles.configuration import agreement, spec_fields
 
@@ -84,23 +85,42 @@ def _fields_from_weights(fields: dict[str, Any]) -> None:
     from convdiff.data.weights import load_weights
     from convdiff.spec.layouts import fitting_layouts
 
-    loaded = load_weights(fields["weights"], fields.get("weights_layout"), fields.get("bias"))
-    layout = loaded.layout
-    fields.setdefault("weights_layout", layout)
+    loaded = load_weights(fields["weights"], fields.get("weights_layout"), fields.get("bias"),
+                          rank=fields.get("rank", 2), transposed=fields.get("transposed", False),
+                          groups=fields.get("groups", 1))
     for name, value in loaded.kind_fields.items():  # a model file's grouped/transposed/N-D layer
         if name in fields and fields[name] != value:
             raise BadInputError(f"weights {fields['weights']} give {name} {value}, but {name} is set to {fields[name]}")
         fields[name] = value
-    kh, kw, c_in, c_out = loaded.kernel.shape
-    c_in *= fields.get("groups", 1)  # a grouped kernel holds C_in / groups input channels
+    layout = loaded.layout
+    fields.setdefault("weights_layout", layout)
+    rank, transposed, groups = fields.get("rank", 2), fields.get("transposed", False), fields.get("groups", 1)
+    kernel = loaded.kernel.shape
     channels = fields["input_shape"][-1]
     where = f"weights file '{fields['weights']}' ({fmt_values(loaded.file_shape)} read as {layout})"
+    if transposed:
+        c_in, c_out, per_group = kernel[-1], kernel[-2] * groups, ""
+    else:
+        c_in, c_out = kernel[-2] * groups, kernel[-1]
+        per_group = f" ({kernel[-2]} per group x {groups} groups)" if groups > 1 else ""
     if c_in != channels:
-        fits = fitting_layouts(loaded.file_shape, channels, fields.get("kernel_size"), fields.get("filters"))
-        hint = (f"; layouts that fit: {', '.join(fits)}" if fits else "; it fits no layout "
-                f"(HWIO, OIHW, OHWI, IOHW) for {channels} input channel(s)")
-        raise BadInputError(f"{where} has {c_in} input channel(s), the input has {channels}{hint}")
-    for name, value in (("kernel_size", (kh, kw)), ("filters", c_out)):
-        if name in fields and fields[name] != value:
-            raise BadInputError(f"{where} gives {name} {value}, but {name} is set to {fields[name]}")
-    fields["kernel_size"], fields["filters"] = (kh, kw), c_out
+        fits = fitting_layouts(loaded.file_shape, channels, _per_axis(fields.get("kernel_size"), rank),
+                               fields.get("filters"), rank=rank, transposed=transposed, groups=groups)
+        named = ", ".join(("HWOI", "IOHW") if transposed else ("HWIO", "OIHW", "OHWI", "IOHW"))
+        hint = (f"; layouts that fit: {', '.join(fits)}" if fits else f"; it fits no layout ({named}) for "
+                f"{channels} input channel(s)")
+        if not transposed and groups == 1 and channels % kernel[-2] == 0 and channels != kernel[-2]:
+            hint += f" (or a grouped kernel: --groups {channels // kernel[-2]})"
+        raise BadInputError(f"{where} has {c_in} input channel(s){per_group}, the input has {channels}{hint}")
+    for name, value in (("kernel_size", tuple(kernel[:rank])), ("filters", c_out)):
+        given = _per_axis(fields.get(name), rank) if name == "kernel_size" else fields.get(name)
+        if given is not None and given != value:
+            raise BadInputError(f"{where} gives {name} {fmt_values(value) if name == 'kernel_size' else value}, "
+                                f"but {name} is set to {fmt_values(given) if name == 'kernel_size' else given}")
+    fields["kernel_size"], fields["filters"] = tuple(kernel[:rank]), c_out
+
+
+def _per_axis(values: tuple[int, ...] | None, rank: int) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    return tuple(values) * rank if len(values) == 1 else tuple(values)

@@ -2,8 +2,9 @@
 file (`FILE#LAYER`, in the layout its format stores), and an optional bias.
 
 Every array file goes through `convdiff.data.arrays` (no pickles); model files through
-`convdiff.data.modelfiles` (never run). The kernel is converted to HWIO, the layout every backend
-receives, and the conversion travels with it so the report can show it.
+`convdiff.data.modelfiles` (never run). The kernel is converted to the canonical layout of the spec's kind
+(HWIO; HWOI for a transposed convolution; WIO, DHWIO, ... for other ranks; see `convdiff.spec.layouts`),
+the layout every backend receives, and the conversion travels with it so the report can show it.
 """
 
 from __future__ import annotations
@@ -17,19 +18,19 @@ import numpy as np
 from convdiff.data.arrays import npz_arrays
 from convdiff.errors import BadInputError
 from convdiff.spec.layer_ref import LayerRef, model_format, split_layer_ref
-from convdiff.spec.layouts import NATIVE_WEIGHTS, Conversion, to_hwio
+from convdiff.spec.layouts import NATIVE_WEIGHTS, Conversion, kernel_layout_for, to_canonical
 
 
 @dataclass(frozen=True)
 class LoadedWeights:
-    """A kernel and bias read from files, the kernel converted to HWIO."""
+    """A kernel and bias read from files, the kernel converted to the canonical layout of its kind."""
 
     kernel: np.ndarray
-    """HWIO."""
+    """In the canonical layout of the spec's kind (HWIO; HWOI transposed; WIO, DHWIO, ... for other ranks)."""
     bias: np.ndarray | None
     """1-D, one value per output channel, or None when no file holds a bias."""
     conversion: Conversion
-    """How the file's layout became HWIO."""
+    """How the file's layout became the canonical one."""
     source: str
     """The file(s) the weights came from."""
     file_shape: tuple[int, ...]
@@ -49,15 +50,19 @@ class LoadedWeights:
                 f"{self.conversion}")
 
 
-def load_weights(path: str, layout: str | None, bias_path: str | None = None) -> LoadedWeights:
-    """Read a kernel in `layout` and its optional bias, return them with the kernel as HWIO.
+def load_weights(path: str, layout: str | None, bias_path: str | None = None, *, rank: int = 2,
+                 transposed: bool = False, groups: int = 1) -> LoadedWeights:
+    """Read a kernel in `layout` and its optional bias, return them with the kernel in the canonical layout.
 
     Args:
         path: a .npy (the kernel), a .npz (keys `kernel` and optional `bias`), or FILE#LAYER of a
-            model file (the layer's kernel and bias).
-        layout: the kernel's layout in the file, e.g. "OIHW"; None for the file's own (HWIO for
-            arrays, the format's layout for a model file's layer).
+            model file (the layer's kernel and bias; its own rank, groups and kind).
+        layout: the kernel's layout in the file, e.g. "OIHW", "HWCM", "IOHW"; None for the file's own
+            (the canonical layout of the kind for arrays, the format's layout for a model file's layer).
         bias_path: a .npy/.npz bias file (npz key `bias` or its single array); overrides the file's bias.
+        rank: spatial axes of the convolution (arrays; a model file's layer says its own).
+        transposed: a transposed convolution's kernel (canonical HWOI).
+        groups: the convolution's groups (a transposed kernel holds C_out / groups output channels).
 
     Raises:
         BadInputError: missing file or keys, pickles, wrong rank, non-numeric data, an unknown layer.
@@ -70,7 +75,7 @@ def load_weights(path: str, layout: str | None, bias_path: str | None = None) ->
 
         raise BadInputError(f"weights '{path}' is a model file: name one of its layers as {path}#LAYER "
                             f"(convolution layers: {read_model(path).names()})")
-    layout = layout or NATIVE_WEIGHTS
+    layout = layout or kernel_layout_for(rank, transposed)
     arrays = npz_arrays(path, "weights")
     bias = None
     if "" in arrays:
@@ -84,18 +89,23 @@ def load_weights(path: str, layout: str | None, bias_path: str | None = None) ->
             raise BadInputError(f"weights file '{path}' has unexpected arrays {', '.join(unknown)} "
                                 f"(keys found: {', '.join(sorted(arrays))}; expected 'kernel' and optional 'bias')")
         kernel, bias = arrays["kernel"], arrays.get("bias")
-    if kernel.ndim != 4:
+    if kernel.ndim != len(layout):
         raise BadInputError(f"weights file '{path}' holds a kernel of rank {kernel.ndim} "
-                            f"(shape {'x'.join(map(str, kernel.shape))}); expected a 4-D kernel ({layout})")
+                            f"(shape {'x'.join(map(str, kernel.shape))}); expected a {len(layout)}-D kernel ({layout})")
     if 0 in kernel.shape:
         raise BadInputError(f"weights file '{path}' holds an empty kernel")
     source = str(path)
     if bias_path is not None:
         bias = _bias_file(bias_path)
         source += f" + {bias_path}"
-    hwio, conv = to_hwio(kernel, layout)
-    _check_bias(bias, hwio.shape[3], bias_path or path, layout)
-    return LoadedWeights(np.ascontiguousarray(hwio), bias, conv, source, tuple(kernel.shape), layout)
+    canonical, conv = to_canonical(kernel, layout, rank, transposed)
+    _check_bias(bias, _outputs(canonical, transposed, groups), bias_path or path, layout)
+    return LoadedWeights(np.ascontiguousarray(canonical), bias, conv, source, tuple(kernel.shape), layout)
+
+
+def _outputs(canonical: np.ndarray, transposed: bool, groups: int) -> int:
+    """Output channels of a canonical kernel (a transposed one holds C_out / groups of them)."""
+    return canonical.shape[-2] * groups if transposed else canonical.shape[-1]
 
 
 def _bias_file(bias_path: str) -> np.ndarray:
@@ -122,8 +132,6 @@ def _layer_weights(ref: LayerRef, layout: str | None, bias_path: str | None) -> 
     """A model file's layer: its kernel read as `layout` (default: as the format stores it), converted."""
     from convdiff.data.modelfiles import read_layer
     from convdiff.data.modelfiles.configuration import check_kernel
-    from convdiff.data.modelfiles.types import SPATIAL
-    from convdiff.spec.layouts import conversion
 
     found = read_layer(ref)
     record = found.record
@@ -138,16 +146,14 @@ def _layer_weights(ref: LayerRef, layout: str | None, bias_path: str | None) -> 
     if bias_path is not None:
         bias = _bias_file(bias_path)
         source += f" + {bias_path}"
-    target = SPATIAL[record.rank] + "IO"  # HWIO; WIO and DHWIO for the other ranks
-
     if len(layout) != found.kernel.ndim:
         raise BadInputError(f"{ref}: a kernel of shape {'x'.join(map(str, found.kernel.shape))} cannot be read as "
                             f"{layout}")
-    conv = conversion(layout, target)
-    hwio = conv.apply(found.kernel)
-    _check_bias(bias, hwio.shape[-1], bias_path or source, layout)
-    return LoadedWeights(np.array(hwio, copy=True), None if bias is None else np.array(bias, copy=True), conv, source,
-                         tuple(found.kernel.shape), layout, origin, kind_fields)
+    transposed = bool(kind_fields.get("transposed", False))
+    canonical, conv = to_canonical(found.kernel, layout, record.rank, transposed)
+    _check_bias(bias, _outputs(canonical, transposed, int(kind_fields.get("groups", 1))), bias_path or source, layout)
+    return LoadedWeights(np.array(canonical, copy=True), None if bias is None else np.array(bias, copy=True), conv,
+                         source, tuple(found.kernel.shape), layout, origin, kind_fields)
 
 
 def resolve_relative(path: str, base: Path) -> str:

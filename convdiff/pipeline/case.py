@@ -175,7 +175,10 @@ class CaseResult:
         if self.reference_config.spec.weights or self.reference_config.given_weights is not None:
             return None
         try:
-            return theoretical(self.reference_config.spec.initializer, self.reference.kernel.shape)
+            spec, kernel = self.reference_config.spec, self.reference.kernel
+            # The law of the shape it was drawn in (a depthwise kernel's fans are those of (*k, C, M)).
+            shape = spec.draw_shape if kernel.size == np.prod(spec.draw_shape) else kernel.shape
+            return theoretical(spec.initializer, shape)
         except ValueError:  # a law this kernel shape has no theory for
             return None
 

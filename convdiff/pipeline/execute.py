@@ -87,8 +87,10 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
     from_files = bool(ref_run.config.spec.weights or cand_run.config.spec.weights)
     # Kernels read from files were never drawn from an initializer: there is no law to test them against.
     if kernels.verdict is not Verdict.IDENTICAL and not from_files:
-        distribution = kernel_distribution(ref.kernel, cand.kernel, ref_run.config.spec.initializer,
-                                           cand_run.config.spec.initializer)
+        # Checked in the shape each side drew its kernel in (a depthwise kernel's fans are those of (*k, C, M)).
+        ref_spec, cand_spec = ref_run.config.spec, cand_run.config.spec
+        distribution = kernel_distribution(_drawn(ref.kernel, ref_spec), _drawn(cand.kernel, cand_spec),
+                                           ref_spec.initializer, cand_spec.initializer)
     dtype = lower_precision(ref.compute_dtype, cand.compute_dtype)
     rule, bound = deciding_rule(options, ref_run, cand_run, dtype)
     output = compare_arrays(ref.output, cand.output, rule=rule, bound=bound, top_k=options.top_k)
@@ -103,7 +105,7 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
         # rounding bound of its own compute dtype, whatever the other side did.
         three = ThreeWay(*(side_error(run.result.output, run.input, run.result.kernel, run.result.bias,
                                       run.config.spec, run.arithmetic, options.bound_form)
-                           for run in sides))
+                           for run in sides), same_convolution=_same_convolution(ref_run, cand_run))
     result = dataclasses.replace(result, ulp=ulp, three_way=three)
     if output.verdict is Verdict.EQUIVALENT and rule.is_bound:
         # Within rounding: say which known mistakes the bound could not exclude at this precision.
@@ -161,15 +163,40 @@ def _run_side(backend, config: SideConfig, x: np.ndarray, weights: Weights | Non
     return dataclasses.replace(result, notes=notes, input_sha256=input_sha256(x))
 
 
+# Spec fields that do not change what is computed, only how it is stored, drawn or laid out.
+_NOT_THE_CONVOLUTION = {"dtype", "input_dtype", "seed", "initializer", "bias_initializer", "input", "input_layout",
+                        "weights", "weights_layout", "bias", "data_format"}
+
+
+def _same_convolution(a: SideRun, b: SideRun) -> bool:
+    """Both sides asked for the same convolution of the same values (their storage dtypes aside)."""
+    fa, fb = a.config.spec.to_json(), b.config.spec.to_json()
+    if any(fa[k] != fb[k] for k in fa if k not in _NOT_THE_CONVOLUTION):
+        return False
+    with np.errstate(invalid="ignore"):
+        same = [np.shape(u) == np.shape(v) and np.array_equal(np.asarray(u, np.float64), np.asarray(v, np.float64))
+                for u, v in ((a.input, b.input), (a.result.kernel, b.result.kernel))]
+    bias_a, bias_b = a.result.bias, b.result.bias
+    same_bias = (bias_a is None) == (bias_b is None) and (bias_a is None or np.array_equal(
+        np.asarray(bias_a, np.float64), np.asarray(bias_b, np.float64)))
+    return all(same) and same_bias
+
+
+def _drawn(kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    shape = spec.draw_shape
+    return kernel.reshape(shape) if kernel.size == int(np.prod(shape)) else kernel
+
+
 def _input(config: SideConfig) -> np.ndarray:
     return config.given_input if config.given_input is not None else make_input(config.spec)
 
 
 def file_weights(spec: ConvSpec) -> LoadedWeights | None:
-    """The weights a spec reads from files, converted to HWIO, or None."""
+    """The weights a spec reads from files, converted to the canonical layout of its kind, or None."""
     if not spec.weights:
         return None
-    return load_weights(spec.weights, spec.weights_layout, spec.bias)
+    return load_weights(spec.weights, spec.weights_layout, spec.bias, rank=spec.rank, transposed=spec.transposed,
+                        groups=spec.groups)
 
 
 def _as_weights(loaded: LoadedWeights | None, spec: ConvSpec) -> Weights | None:
@@ -181,7 +208,7 @@ def _as_weights(loaded: LoadedWeights | None, spec: ConvSpec) -> Weights | None:
     kernel = _converted(loaded.kernel, target, loaded.source, "kernel")
     bias = None if loaded.bias is None else _converted(loaded.bias, target, loaded.source, "bias")
     if bias is None and spec.use_bias:
-        bias = np.zeros(kernel.shape[3], dtype=target)  # no bias in the files: zero, not drawn
+        bias = np.zeros(spec.filters, dtype=target)  # no bias in the files: zero, not drawn
     return Weights(kernel, bias)
 
 

@@ -1,7 +1,8 @@
 """The rounding model: how far a correct convolution may land from the exact result, per element.
 
-A convolution output is a length-K dot product (K = `spec.dot_length`) plus a bias. A side computes it
-in three precisions, which the model keeps apart (`Arithmetic`):
+A convolution output is a length-K dot product (K = `spec.dot_length` = taps * C_in / groups, from
+`geometry.dot_length`; a transposed convolution counts only the taps that reach one output) plus a bias.
+A side computes it in three precisions, which the model keeps apart (`Arithmetic`):
 
 - **operands**: the precision its input and kernel are rounded to before the products (its storage
   precision: Keras' `predict` casts a float64 input to float32, `nn` casts a float32 filter to a
@@ -162,7 +163,7 @@ class Gamma:
     """The accumulation precision."""
     unit_roundoff: float
     K: int
-    """Dot-product length kh * kw * C_in (per group)."""
+    """Dot-product length: taps * C_in / groups (`convdiff.spec.geometry.dot_length`)."""
     value: float
 
     @property
@@ -307,7 +308,7 @@ class RoundingModel:
 
 
 def abs_convolution(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """`|x| (*) |w|` in float64 with the spec's strides, pads and dilation (one extra convolution)."""
+    """`|x| (*) |w|` in float64: the spec's own convolution (any rank, groups, transposed) of the magnitudes."""
     with np.errstate(over="ignore", invalid="ignore"):
         return convolve(np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(kernel, dtype=np.float64)), spec)
 
@@ -330,10 +331,10 @@ def rounding_bound(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec,
     diagnosis.
 
     Args:
-        x: the input as the reference holds it, NHWC (its dtype is the precision an operand term is
-            measured from).
-        kernel: HWIO, as the reference holds it (with `bias`).
-        spec: the ConvSpec (strides, pads, dilation, dot_length).
+        x: the input as the reference holds it, channels-last (its dtype is the precision an operand term
+            is measured from).
+        kernel: canonical (HWIO; HWOI transposed), as the reference holds it (with `bias`).
+        spec: the ConvSpec (its convolution and dot_length).
         sides: the arithmetic of each side (one side: against the exact result); a dtype name is a CPU
             framework computing in it.
         form: the form of the accumulation term.

@@ -147,12 +147,17 @@ def kernel_distribution_json(k: KernelDistribution) -> dict[str, Any]:
 
 
 def regions_json(r: MismatchRegions) -> dict[str, Any]:
-    top, bottom, left, right = r.border
+    """The 2-D keys (border, rows, columns, extra_rows, extra_columns: the H and W axes, null in 1-D) and `axes`,
+    one entry per spatial axis of any rank."""
+    border = r.border
     return strict({"kind": r.kind, "summary": r.summary,
-                   "border": {"top": top, "bottom": bottom, "left": left, "right": right},
+                   "border": None if border is None else dict(zip(("top", "bottom", "left", "right"), border)),
                    "border_mismatches": r.border_mismatches, "interior_mismatches": r.interior_mismatches,
                    "rows": r.rows, "columns": r.columns, "channels": r.channels, "batch": r.batch,
-                   "extra_rows": r.extra_rows, "extra_columns": r.extra_columns})
+                   "extra_rows": r.extra_rows, "extra_columns": r.extra_columns,
+                   "axes": [{"name": a.name, "counts": a.counts, "border": {"start": a.border[0], "end": a.border[1]},
+                             "extra": a.extra} for a in r.axes],
+                   "map": r.map_axes})
 
 
 def finding_json(f: Finding) -> dict[str, Any]:

@@ -383,16 +383,27 @@ def render_regions(regions: MismatchRegions) -> RenderableType:
     table = Table(title="Where the mismatches sit", title_justify="left", show_edge=False)
     table.add_column("")
     table.add_column("")
-    top, bottom, left, right = regions.border
     table.add_row("regions", f"[bold]{regions.kind}[/]: {escape(regions.summary)}")
-    table.add_row("border depth", f"top {top}, bottom {bottom}, left {left}, right {right} "
-                  f"({regions.border_mismatches:,} in the border, {regions.interior_mismatches:,} inside)")
-    for name, counts in (("per row", regions.rows), ("per column", regions.columns),
-                         ("per channel", regions.channels), ("per batch item", regions.batch)):
+    inside = f"({regions.border_mismatches:,} in the border, {regions.interior_mismatches:,} inside)"
+    border = regions.border
+    if border is not None and len(regions.axes) == 2:
+        top, bottom, left, right = border
+        table.add_row("border depth", f"top {top}, bottom {bottom}, left {left}, right {right} {inside}")
+    else:
+        depths = ", ".join(f"{a.name} {a.border[0]}/{a.border[1]}" for a in regions.axes)
+        table.add_row("border depth", f"{depths} (first/last) {inside}")
+    names = {"rows": "per row", "columns": "per column", "depth": "per depth slice", "positions": "per position"}
+    for axis in regions.axes:
+        table.add_row(names[axis.name], _profile(axis.counts))
+    for name, counts in (("per channel", regions.channels), ("per batch item", regions.batch)):
         table.add_row(name, _profile(counts))
     lines = ["".join(shade(v) for v in row) for row in regions.grid]
-    caption = Text(f"mismatch map ({len(regions.grid)}x{len(regions.grid[0]) if regions.grid else 0} cells over the "
-                   f"output's rows x columns; · none, ░ ▒ ▓ █ up to all batch/channel elements)", style="dim")
+    if regions.map_axes == "rows x columns":
+        over = "the output's rows x columns; · none, ░ ▒ ▓ █ up to all batch/channel elements"
+    else:
+        over = f"{regions.map_axes}; · none, ░ ▒ ▓ █ up to all of its elements"
+    caption = Text(f"mismatch map ({len(regions.grid)}x{len(regions.grid[0]) if regions.grid else 0} cells over "
+                   f"{over})", style="dim")
     return Group(fit(table), caption, Text("\n".join(lines)))
 
 

@@ -38,11 +38,25 @@ def parse_ints(text: str | int | list | tuple, what: str) -> tuple[int, ...]:
 
 
 def parse_shape(text: str | list | tuple) -> tuple[int, ...]:
+    """An input shape as given: N,W,C (rank 1), N,H,W,C or the single-image H,W,C (rank 2), N,D,H,W,C
+    (rank 3). Which one it is depends on the spec's rank, so the spec completes it (`ConvSpec`)."""
     values = parse_ints(text, "input shape")
-    if len(values) == 3:  # H,W,C: a single image
-        values = (1, *values)
-    if len(values) != 4:
-        raise BadInputError(f"malformed input shape '{text}': expected N,H,W,C (or H,W,C)")
+    if not 3 <= len(values) <= 5:
+        raise BadInputError(f"malformed input shape '{text}': expected N,H,W,C (or H,W,C; N,W,C with rank 1, "
+                            "N,D,H,W,C with rank 3)")
+    return values
+
+
+def parse_per_axis(text: str | int | list | tuple, what: str) -> tuple[int, ...]:
+    """One value for every spatial axis, or one per axis (1 to 3 of them): '3', '3,5', [3, 3, 1].
+
+    The spec broadcasts a single value to its rank and checks the count (`ConvSpec`).
+    """
+    values = parse_ints(text, what)
+    if not 1 <= len(values) <= 3:
+        raise BadInputError(f"malformed {what} '{text}': expected one integer, or one per spatial axis (at most 3)")
+    # The sign is the spec's to check, once the values are broadcast (`kernel size must be positive integers,
+    # got 0x0`), so that every way of giving a spec says the same.
     return values
 
 

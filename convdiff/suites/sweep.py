@@ -25,11 +25,11 @@ from convdiff.pipeline import Case, CaseOptions, CaseResult, SideConfig, execute
 from convdiff.reference.rounding import BoundForm
 from convdiff.data.specs import build_spec
 from convdiff.errors import BackendFailedError, BadInputError
-from convdiff.spec.convspec import DEFAULT_SHAPE, ConvSpec
+from convdiff.spec.convspec import ConvSpec, default_shape_for
 from convdiff.spec.fields import BY_NAME, FIELDS, SHAPE_AXES, field_name
 from convdiff.spec.parse import CliText, parse_positive_int
 
-_SHAPE_DIMS = {axis.name: axis.dims for axis in SHAPE_AXES}
+_SHAPE_DIMS = {axis.name: axis for axis in SHAPE_AXES}
 # The order axes vary in (the last varies fastest), whatever order they were given in: the grid
 # and its indices, hence the shards, depend only on the axes and their values. It is the field
 # table's order, the input shape's own dimensions right after the input shape.
@@ -150,10 +150,14 @@ def make_grid(axes: dict[str, Sequence[Any]], base: dict[str, Any] | None = None
 def _fields(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     fields = {**base, **{k: v for k, v in values.items() if k not in _SHAPE_DIMS}}
     if any(k in _SHAPE_DIMS for k in values):
-        shape = list(fields.get("input_shape", DEFAULT_SHAPE))
+        rank = fields.get("rank", 2)
+        shape = list(fields.get("input_shape") or default_shape_for(fields.get("input", "random"), rank))
+        if rank == 2 and len(shape) == 3:  # H,W,C: a single image
+            shape = [1, *shape]
         for axis, value in values.items():
-            for d in _SHAPE_DIMS.get(axis, ()):
-                shape[d] = value
+            if axis in _SHAPE_DIMS and len(shape) == rank + 2:
+                for d in _SHAPE_DIMS[axis].dims(rank):
+                    shape[d] = value
         fields["input_shape"] = tuple(shape)
     return fields
 
@@ -295,21 +299,34 @@ class ConfigOutcome:
 def config_facts(spec: ConvSpec, result: CaseResult | None = None) -> tuple[str, ...]:
     """Facts about a config that often explain a failure, computed from the spec (and the result)."""
     facts = []
-    _, h, w, _ = spec.input_shape
-    parity = {h % 2, w % 2}
+    if spec.rank != 2:
+        facts.append(f"rank {spec.rank}")
+    if spec.transposed:
+        facts.append("transposed")
+    if spec.depthwise:
+        facts.append("depthwise")
+    elif spec.groups > 1:
+        facts.append(f"groups {spec.groups}")
+    parity = {n % 2 for n in spec.spatial_shape}
     if parity == {0}:
         facts.append("even inputs")
     elif parity == {1}:
         facts.append("odd inputs")
-    if spec.strides != (1, 1):
+    if any(s != 1 for s in spec.strides):
         facts.append(f"stride {_pair(spec.strides)}")
-    if spec.dilation != (1, 1):
+    if any(d != 1 for d in spec.dilation):
         facts.append(f"dilation {_pair(spec.dilation)}")
     facts.append(f"kernel {_pair(spec.kernel_size)}")
     facts.append(f"padding {spec.padding}")
-    (t, b), (l, r) = spec.pads
-    if t != b or l != r:
-        facts.append("asymmetric padding (TF SAME puts the extra row/column at the bottom/right)")
+    if any(op for op in spec.output_padding):
+        facts.append(f"output padding {_pair(spec.output_padding)}")
+    if any(a != b for a, b in spec.pads):
+        facts.append("asymmetric cropping" if spec.transposed else
+                     "asymmetric padding (TF SAME puts the extra row/column at the bottom/right)")
+    if spec.channels_first:
+        facts.append("channels_first")
+    if spec.convention != "correlation":
+        facts.append(f"convention {spec.convention}")
     facts.append(f"dtype {spec.dtype}")
     if spec.effective_input_dtype != spec.dtype:
         facts.append(f"input stored as {spec.effective_input_dtype}")
@@ -318,8 +335,8 @@ def config_facts(spec: ConvSpec, result: CaseResult | None = None) -> tuple[str,
     return tuple(facts)
 
 
-def _pair(values: tuple[int, int]) -> str:
-    return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+def _pair(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
 
 
 def default_cause(result: CaseResult) -> Cause:

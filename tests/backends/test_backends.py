@@ -46,3 +46,18 @@ def test_keras_predict_reports_the_float32_rounding_of_its_inputs():
     assert result, result.verdict
     direct = run_case("f64", SideConfig("numpy", spec), SideConfig("keras-call", spec))
     assert direct.candidate.compute_dtype == "float64"
+
+
+def test_a_channels_first_bias_on_the_columns_is_caught_and_named():
+    """Found by the conformance grid: Keras 3's TensorFlow `ops.add` turns the layer's bias add into
+    `tf.nn.bias_add` and guesses NHWC when the last dimension equals the bias length, so an eagerly called
+    channels_first layer whose output has as many columns as filters adds the bias along the columns
+    (Model.predict traces without static shapes and is right). Whatever the installed Keras does, convdiff
+    must either find the outputs equivalent or name the cause."""
+    spec = ConvSpec(input_shape=(2, 7, 8, 3), filters=4, strides=(2, 2), data_format="channels_first",
+                    bias_initializer="glorot_uniform", seed=7)
+    assert spec.output_shape[2] == spec.filters
+    assert run_case("predict", SideConfig("numpy", spec), SideConfig("keras", spec)).output
+    called = run_case("call", SideConfig("numpy", spec), SideConfig("keras-call", spec))
+    if not called.output:
+        assert [f.cause for f in called.diagnosis if f.confirmed] == ["bias_axis"]

@@ -96,3 +96,27 @@ def test_run_checks_every_case_before_running_any(cli_runner, tmp_path):
     assert result.exit_code == 2
     assert "case 'big': this comparison needs an estimated" in result.output
     assert "cases as expected" not in result.output  # nothing ran: no summary
+
+
+@pytest.mark.parametrize("fields", [
+    {"input_shape": (1, 24, 24, 8), "filters": 16, "groups": 4},
+    {"input_shape": (1, 24, 24, 8), "filters": 16, "groups": 8},
+    {"input_shape": (1, 24, 24, 8), "filters": 16, "transposed": True, "strides": (2, 2)},
+    {"rank": 3, "input_shape": (1, 8, 12, 12, 4), "filters": 8},
+    {"rank": 1, "input_shape": (4, 512, 16), "filters": 16, "kernel_size": (9,)},
+])
+def test_estimate_covers_every_kind(fields):
+    import tracemalloc
+
+    from convdiff.backends.factory import initial_weights
+    from convdiff.data.inputs import make_input
+    from convdiff.reference.convolution import convolve
+
+    spec = ConvSpec(initializer="ones", **fields)
+    tracemalloc.start()
+    x = make_input(spec)
+    weights = initial_weights(spec)
+    convolve(x, weights.kernel, spec, weights.bias)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak <= estimate_side(spec).total

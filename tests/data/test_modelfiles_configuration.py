@@ -68,28 +68,25 @@ KINDS = [  # (record, the fields it needs)
 
 
 @pytest.mark.parametrize("layer, needed", KINDS)
-def test_kinds_beyond_2d_conv_are_refused_until_their_fields_exist(layer, needed):
-    missing = [name for name in needed if name not in field_table.BY_NAME]
-    if not missing:
-        pytest.skip("the field table has these fields")
-    with pytest.raises(BadInputError, match=f"cannot run it yet \\(it needs the spec fields? {missing[0]}"):
-        kind_fields(layer, configuration=True)
-
-
-@pytest.mark.parametrize("layer, needed", KINDS)
-def test_kinds_set_their_fields_once_the_field_table_has_them(monkeypatch, layer, needed):
-    """What the mapping sets when the convolution-kinds fields exist (stand-in fields, same names)."""
-    stand_ins = {
-        "rank": lambda v: parse_positive_int(v, "rank"),
-        "groups": lambda v: parse_positive_int(v, "groups"),
-        "transposed": lambda v: parse_bool(v, "transposed"),
-        "output_padding": lambda v: tuple(v),
-        "data_format": str,
-    }
-    for name, parse in stand_ins.items():
-        if name not in field_table.BY_NAME:
-            monkeypatch.setitem(field_table.BY_NAME, name, field_table.Field(name, parse, "X", ""))
+def test_kinds_set_their_fields(layer, needed):
     assert kind_fields(layer, configuration=True) == needed
     # Reading only the kernel (--weights) needs neither output_padding nor data_format.
     assert kind_fields(layer, configuration=False) == {k: v for k, v in needed.items()
                                                        if k not in ("output_padding", "data_format")}
+    # ...and the field table parses what the mapping sets.
+    field_table.parse_fields(dict(needed), where=" of a test layer")
+
+
+@pytest.mark.parametrize("layer, needed", KINDS)
+def test_a_kind_whose_field_is_missing_is_refused_not_run_as_another(monkeypatch, layer, needed):
+    name = next(iter(needed))
+    monkeypatch.delitem(field_table.BY_NAME, name)
+    with pytest.raises(BadInputError, match=f"cannot run it yet \\(it needs the spec fields? {name}"):
+        kind_fields(layer, configuration=True)
+
+
+def test_agreement_spells_values_out_per_rank():
+    agreement({"strides": (1,)}, {"strides": (1, 1)}, "f#l")          # one stride for every axis agrees
+    agreement({"strides": 1}, {"strides": (1, 1, 1), "rank": 3}, "f#l")
+    with pytest.raises(BadInputError, match="strides 2,2 disagrees with --from f#l, whose layer has strides 1,1"):
+        agreement({"strides": (2,)}, {"strides": (1, 1)}, "f#l")

@@ -37,8 +37,8 @@ def files(tmp_path_factory, model):
 EXPECTED = {  # name: (kind, rank, layout, groups)
     "c1": (LayerKind.CONV, 2, "HWIO", 1),
     "c2": (LayerKind.CONV, 2, "HWIO", 1),
-    "dw": (LayerKind.DEPTHWISE, 2, "HWIM", 4),
-    "sep/depthwise": (LayerKind.SEPARABLE_DEPTHWISE, 2, "HWIM", 8),
+    "dw": (LayerKind.DEPTHWISE, 2, "HWCM", 4),
+    "sep/depthwise": (LayerKind.SEPARABLE_DEPTHWISE, 2, "HWCM", 8),
     "sep/pointwise": (LayerKind.SEPARABLE_POINTWISE, 2, "HWIO", 1),
     "grouped": (LayerKind.GROUPED, 2, "HWIO", 3),
     "up": (LayerKind.TRANSPOSED, 2, "HWOI", 1),

@@ -47,7 +47,8 @@ def test_padding_str_round_trips():
 
 @pytest.mark.parametrize("text", ["32,32,3", "32x32x3", "1x32x32x3", "[1, 32, 32, 3]"])
 def test_parse_shape_forms(text):
-    assert parse_shape(text)[1:] == (32, 32, 3)
+    # H,W,C is the 2-D shorthand of a single image: the spec completes it (the rank decides what 3 values mean).
+    assert ConvSpec(input_shape=parse_shape(text)).input_shape == (1, 32, 32, 3)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,7 @@ def test_invalid_specs_are_refused_in_one_line(fields, message):
         ({"input_shape": "1,2"}, "expected N,H,W,C"),
         ({"padding": "sometimes"}, "malformed padding"),
         ({"padding": "-1"}, "must not be negative"),
-        ({"kernel_size": "1,2,3"}, "malformed kernel size"),
+        ({"kernel_size": "1,2,3,4"}, "malformed kernel size"),  # at most one per axis of a 3-D convolution
         ({"filters": "0"}, "filters must be a positive integer"),
         ({"use_bias": "maybe"}, "malformed use_bias"),
         ({"colour": "red"}, "unknown spec field 'colour'"),

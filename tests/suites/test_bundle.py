@@ -132,3 +132,23 @@ def test_replay_does_not_read_the_weights_file_again(cli_runner, tmp_path):
     weights.unlink()  # the bundle is self-contained: its saved kernels are what replays
     result = invoke(cli_runner, ["run", str(target)])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["--rank", "1", "--shape", "2,17,4", "--groups", "4", "--filters", "8", "--kernel-size", "4"],
+    ["--shape", "1,5,6,3", "--transposed", "--strides", "2", "--padding", "1", "--output-padding", "1"],
+    ["--rank", "3", "--shape", "1,4,5,6,2", "--data-format", "channels_first"],
+])
+def test_bundles_of_every_kind_replay(cli_runner, tmp_path, args):
+    target = tmp_path / "kind"
+    result = invoke(cli_runner, ["compare", "--reference", "numpy", "--candidate", "torch", *args, "--save-bundle",
+                                 str(target), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads((target / "bundle.json").read_text())["cases"]
+    spec = json.loads(result.output)["comparisons"][0]["spec"]
+    for key in ("rank", "groups", "transposed", "output_padding", "data_format", "convention"):
+        assert entry["reference"]["spec"][key] == spec[key]
+    replay = invoke(cli_runner, ["run", str(target), "--format", "json"])
+    assert replay.exit_code == 0, replay.output
+    (case,) = json.loads(replay.output)["cases"]
+    assert case["as_expected"] and case["spec"] == spec

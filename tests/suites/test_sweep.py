@@ -7,6 +7,7 @@ import pytest
 
 from convdiff.cli import cli
 from convdiff.errors import BadInputError
+from convdiff.data.specs import build_spec
 from convdiff.suites.sweep import in_shard, make_grid, parse_shard, split_values
 
 FAST = ["sweep", "--reference", "numpy", "--candidate", "nn", "--channels", "2", "--filters", "2"]
@@ -39,7 +40,7 @@ def test_grid_is_the_cartesian_product_in_axis_order():
     assert configs[1].params == (("input_size", "7"), ("kernel_size", "1"), ("strides", "2"))
     assert configs[-1].params == (("input_size", "8"), ("kernel_size", "5"), ("strides", "2"))
     assert configs[5].fields["input_shape"] == (1, 7, 7, 3)  # input_size sets H = W of the default shape
-    assert configs[5].fields["kernel_size"] == (5, 5)
+    assert build_spec(configs[5].fields).kernel_size == (5, 5)  # one value for every spatial axis
     assert len({c.label for c in configs}) == 12
 
 

@@ -5,9 +5,9 @@ Values are written as a TOML file would write them and parsed by the field table
 (`convdiff.spec.fields`), so a layer's settings are checked exactly like a user's.
 
 The kinds beyond a standard 2-D convolution (1-D/3-D, grouped and depthwise, transposed, Keras
-channels_first) need spec fields that arrive with the convolution-kinds work: `rank`, `groups`,
-`transposed`, `output_padding`, `data_format`. `kind_fields` names the fields a layer needs; when the
-field table has them they are set, and until then such a layer is refused with one line naming its kind.
+channels_first) set the spec fields `rank`, `groups`, `transposed`, `output_padding` and `data_format`;
+`kind_fields` names the fields a layer needs (and, should the field table ever lack one, refuses the
+layer with one line naming its kind rather than running it as something else).
 """
 
 from __future__ import annotations
@@ -135,24 +135,44 @@ def layer_input_shape(record: LayerRecord, default: tuple[int, ...]) -> tuple[in
 
 def agreement(given: dict[str, Any], from_file: dict[str, Any], ref: str) -> None:
     """Options a user gives next to `--from` must say what the file says: else one line naming both."""
+    rank = from_file.get("rank", 2)
     for name, value in from_file.items():
-        if name in given and not _same(name, given[name], value):
-            raise BadInputError(f"{name} {_show(given[name])} disagrees with --from {ref}, whose layer has {name} "
+        if name in given and not _same(name, given[name], value, rank):
+            raise BadInputError(f"{name} {_show(_per_axis(name, given[name], rank))} disagrees with --from {ref}, whose layer has {name} "
                                 f"{_show(value)} (leave it out to take the file's, or change one side with "
                                 f"--set SIDE.{name}=...)")
 
 
-def _same(name: str, a: Any, b: Any) -> bool:
+def _same(name: str, a: Any, b: Any, rank: int) -> bool:
+    """Equal for a spec of `rank` spatial axes: `1` and `1,1` are one stride in 2-D."""
     if name == "padding":  # `valid` and explicit zero pads are one padding
         from convdiff.spec.convspec import PaddingMode
 
         def norm(p: Any) -> Any:
+            try:
+                p = p.for_rank(rank)
+            except BadInputError:  # spelled for another rank: compared as written
+                return p
             if p.mode is PaddingMode.VALID or (p.mode is PaddingMode.EXPLICIT and not any(x for pair in p.pads
                                                                                           for x in pair)):
                 return "valid"
-            return p
+            return (p.mode, p.pads)
         return norm(a) == norm(b)
-    return a == b
+
+    return _per_axis(name, a, rank) == _per_axis(name, b, rank)
+
+
+_PER_AXIS = frozenset({"kernel_size", "strides", "dilation", "output_padding"})
+
+
+def _per_axis(name: str, value: Any, rank: int) -> Any:
+    """A per-axis value given once for every axis (`2`, `(2,)`) spelled out for `rank` axes (`(2, 2)`)."""
+    if name not in _PER_AXIS:
+        return value
+    value = tuple(value) if isinstance(value, (tuple, list)) else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    return value * rank if isinstance(value, tuple) and len(value) == 1 else value
 
 
 def _show(value: Any) -> str:

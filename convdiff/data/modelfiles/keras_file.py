@@ -4,8 +4,8 @@ config as the JSON attribute `model_config`).
 The configuration is read as JSON and the weights with h5py; the model is never deserialised (no
 `keras.models.load_model`), so no Lambda layer or custom object can run. Keras stores kernels
 channels-last whatever the layer's data_format: Conv (*k, in / groups, filters) `HWIO`, Conv*Transpose
-(*k, filters, in) `HWOI`, DepthwiseConv (*k, C, multiplier) `HWIM`; a SeparableConv is listed as its
-two steps, `NAME/depthwise` (`HWIM`, no bias) and `NAME/pointwise` (1x1 `HWIO`, with the layer's bias).
+(*k, filters, in) `HWOI`, DepthwiseConv (*k, C, multiplier) `HWCM`; a SeparableConv is listed as its
+two steps, `NAME/depthwise` (`HWCM`, no bias) and `NAME/pointwise` (1x1 `HWIO`, with the layer's bias).
 Layers of nested models are named `outer/inner`.
 """
 
@@ -384,7 +384,7 @@ def _records(path: str, name: str, entry: dict[str, Any],
                                 f"{cfg.get('depth_multiplier')}: corrupt file")
         config = LayerConfig(kernel_size, strides, padding, dilation, channels, channels * multiplier, use_bias,
                              data_format=data_format)
-        return [make(name, LayerKind.DEPTHWISE, shape, spatial + "IM", bias(channels * multiplier), config, channels,
+        return [make(name, LayerKind.DEPTHWISE, shape, spatial + "CM", bias(channels * multiplier), config, channels,
                      input_shape)]
     # A separable convolution: depthwise (no bias), then pointwise 1x1 (the layer's bias).
     depthwise = kernel("depthwise", rank + 2)
@@ -400,7 +400,7 @@ def _records(path: str, name: str, entry: dict[str, Any],
                                use_bias, data_format=data_format)
     step = (f"the depthwise step of SeparableConv '{name}' (no bias: Keras' separable layer has one bias, "
             "after the pointwise step)",)
-    return [make(f"{name}/depthwise", LayerKind.SEPARABLE_DEPTHWISE, depthwise, spatial + "IM", None, depth_config,
+    return [make(f"{name}/depthwise", LayerKind.SEPARABLE_DEPTHWISE, depthwise, spatial + "CM", None, depth_config,
                  channels, input_shape, step),
             make(f"{name}/pointwise", LayerKind.SEPARABLE_POINTWISE, pointwise, spatial + "IO", bias(filters),
                  point_config, channels * multiplier, None, (f"the 1x1 pointwise step of SeparableConv '{name}'",))]

@@ -1,6 +1,7 @@
-"""How the model files shipped with the built-in experiments were made (tests check the files match).
+"""How the model files and arrays shipped with the built-in experiments were made (tests check the files match).
 
-`python -m convdiff.suites.builtin.weights DIR` writes them again into DIR.
+`python -m convdiff.suites.builtin.weights [DIR]` writes them again, atomically, into DIR (default: next to
+this module).
 """
 
 from __future__ import annotations
@@ -75,13 +76,67 @@ def caffe_conv1_files() -> dict[str, bytes]:
             f"{CAFFE_NAME}.caffemodel": net.SerializeToString(deterministic=True)}
 
 
+MOBILENET_CHANNELS, MOBILENET_MULTIPLIER = 16, 2
+
+
+def mobilenet_depthwise(seed: int = 2017) -> dict[str, np.ndarray]:
+    """A MobileNet depthwise 3x3 layer as PyTorch stores it: nn.Conv2d(16, 32, 3, padding=1, groups=16), weight
+    (C*M, 1, 3, 3) with output channel c*M + m, depth multiplier M = 2 (Keras' MobileNet(depth_multiplier=2)).
+
+    PyTorch's default init (kaiming_uniform with a = sqrt(5): uniform in +-1/sqrt(fan_in), fan_in = 1 * 3 * 3)
+    for the weight and the bias. float32.
+    """
+    rng = np.random.default_rng(seed)
+    c, m = MOBILENET_CHANNELS, MOBILENET_MULTIPLIER
+    bound = 1.0 / np.sqrt(9.0)
+    return {"kernel": rng.uniform(-bound, bound, size=(c * m, 1, 3, 3)).astype(np.float32),
+            "bias": rng.uniform(-bound, bound, size=c * m).astype(np.float32)}
+
+
+def mobilenet_depthwise_m_major() -> dict[str, np.ndarray]:
+    """The same layer ported to Keras' DepthwiseConv2D kernel (3, 3, C, M) with the channel-order mistake:
+    `w.reshape(M, C, 3, 3).transpose(2, 3, 1, 0)` (m-major) instead of `w.reshape(C, M, 3, 3).transpose(2, 3, 0, 1)`.
+    The shape fits, so nothing fails: Keras' channel c*M + m gets PyTorch's channel m*C + c. The bias, a plain
+    vector in both frameworks, is copied as it is."""
+    torch_layer = mobilenet_depthwise()
+    c, m = MOBILENET_CHANNELS, MOBILENET_MULTIPLIER
+    kernel = torch_layer["kernel"].reshape(m, c, 3, 3).transpose(2, 3, 1, 0)
+    return {"kernel": np.ascontiguousarray(kernel), "bias": torch_layer["bias"]}
+
+
+def tf11864() -> dict[str, np.ndarray]:
+    """tensorflow#11864: x = 1..16 as a 4x4 image, row by row, on 3 channels (NHWC (1, 4, 4, 3)); k = 1..9 as a
+    3x3 kernel, row by row, on the same 3 channels, one output (HWIO (3, 3, 3, 1)); float16 as in the issue."""
+    x = np.repeat(np.arange(1, 17, dtype=np.float16).reshape(1, 4, 4, 1), 3, axis=3)
+    k = np.repeat(np.arange(1, 10, dtype=np.float16).reshape(3, 3, 1, 1), 3, axis=2)
+    return {"input": x, "kernel": k}
+
+
+FILES = {
+    "mobilenet-dw.npz": mobilenet_depthwise,
+    "mobilenet-dw-keras-m-major.npz": mobilenet_depthwise_m_major,
+    "tf11864-input.npz": lambda: {"input": tf11864()["input"]},
+    "tf11864-kernel.npz": lambda: {"kernel": tf11864()["kernel"]},
+}
+"""The shipped arrays and the function that makes each (the Caffe model files: `caffe_conv1_files`)."""
+
+
 def write(directory: str | Path) -> list[Path]:
+    """Write every shipped file (atomically) into `directory`: the Caffe model files and the arrays."""
+    import io
+
     from convdiff.data.files import write_atomically
 
     written = []
     for name, data in caffe_conv1_files().items():
         target = Path(directory) / name
         write_atomically(str(target), data, "model file")
+        written.append(target)
+    for name, make in FILES.items():
+        buffer = io.BytesIO()
+        np.savez(buffer, **make())
+        target = Path(directory) / name
+        write_atomically(str(target), buffer.getvalue(), "built-in array")
         written.append(target)
     return written
 
