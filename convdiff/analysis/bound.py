@@ -162,22 +162,38 @@ def ulp_distance(reference: np.ndarray, candidate: np.ndarray, dtype: str) -> Ul
             np_t, shift = np.dtype(np.float32), 13
         else:
             np_t = np_dtype(dtype)
-        a = np.asarray(reference).astype(np_t)
-        b = np.asarray(candidate).astype(np_t)
-    finite = np.isfinite(a.astype(np.float64)) & np.isfinite(b.astype(np.float64))
-    oa, ob = _ordered(a[finite], shift), _ordered(b[finite], shift)
-    if oa.size == 0:
+        a = np.asarray(reference).astype(np_t, copy=False)
+        b = np.asarray(candidate).astype(np_t, copy=False)
+    finite = _finite(a) & _finite(b)
+    if not finite.all():
+        a, b = a[finite], b[finite]
+    if a.size == 0:
         return UlpDistance(dtype, 0, 0.0, 0)
-    with np.errstate(over="ignore"):
-        d = np.abs(oa - ob)
-    return UlpDistance(dtype, int(d.max()), float(np.median(d)), int(oa.size))
+    if a.shape == b.shape and np.array_equal(a.view(_UINT[a.itemsize]), b.view(_UINT[b.itemsize])):
+        return UlpDistance(dtype, 0, 0.0, int(a.size))  # the same bits: no distance to measure
+    d = _ordered(a, shift)
+    np.subtract(d, _ordered(b, shift), out=d)
+    np.abs(d, out=d)
+    return UlpDistance(dtype, int(d.max()), float(np.median(d)), int(d.size))
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    # NumPy's own floats answer isfinite directly; others (bfloat16) through float64.
+    native = values.dtype in (np.float16, np.float32, np.float64)
+    return np.isfinite(values if native else values.astype(np.float64))
 
 
 def _ordered(values: np.ndarray, shift: int) -> np.ndarray:
+    """The sign-magnitude bits as ordered int64 (a new array; computed in place to spare temporaries)."""
     bits = values.view(_UINT[values.dtype.itemsize]).astype(np.uint64)
     sign = np.uint64(1) << np.uint64(8 * values.dtype.itemsize - 1)
-    magnitude = (bits & ~sign).astype(np.int64) >> shift
-    return np.where(bits & sign, -magnitude, magnitude)
+    negative = (bits & sign).astype(bool)
+    bits &= ~sign
+    magnitude = bits.view(np.int64)  # below 2^63 once the sign is cleared: the same value
+    if shift:
+        magnitude >>= shift
+    np.negative(magnitude, out=magnitude, where=negative)
+    return magnitude
 
 
 # --- TF32 ----------------------------------------------------------------------------------------

@@ -281,29 +281,36 @@ class RoundingModel:
             y = np.abs(np.asarray(exact, dtype=np.float64))
             b = None if bias is None else np.abs(np.asarray(bias, dtype=np.float64))
             t = y if b is None else np.abs(np.asarray(exact, dtype=np.float64) - np.asarray(bias, dtype=np.float64))
-            total = np.zeros(np.broadcast_shapes(S.shape, y.shape))
-            for a in self.sides:
-                total = total + self._side_bound(a, S, t, y, b)
+            shape = np.broadcast_shapes(S.shape, y.shape, t.shape, *(() if b is None else (b.shape,)))
+            # Summed in place, in the order of `0 + term_1 + term_2 + ...` (the same bits as fresh arrays would
+            # give), so that a full-size bound costs its output and two temporaries, not one array per operation;
+            # two sides of the same arithmetic share their term.
+            total = np.zeros(shape)
+            term: np.ndarray | None = None
+            for i, a in enumerate(self.sides):
+                if term is None or a != self.sides[i - 1]:
+                    term = self._side_bound(a, S, t, y, b, shape)
+                total += term
         return total
 
     def _side_bound(self, a: Arithmetic, S: np.ndarray, t: np.ndarray, y: np.ndarray,
-                    b: np.ndarray | None) -> np.ndarray:
+                    b: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
         u_op = UNIT_ROUNDOFF[a.operands]
         operands = coarser(a.operands, self.input_precision) + coarser(a.operands, self.kernel_precision)
-        term = np.zeros_like(S)
+        term = np.zeros(shape)
+        scratch = np.empty(shape)
         if operands:  # (never 0 * S: S may be inf)
-            term = term + (2 * u_op * operands) * S
+            term += np.multiply(2 * u_op * operands, S, out=scratch)
         if b is not None and coarser(a.operands, self.kernel_precision):
-            term = term + 2 * u_op * b
+            term += 2 * u_op * b
         g = gamma(self.K, a.accumulation, self.form)
+        term += np.multiply(g.value, S, out=scratch)
         if self.form is BoundForm.PROBABILISTIC:
-            term = term + g.value * S + self.K * g.unit_roundoff * t
-        else:
-            term = term + g.value * S
+            term += np.multiply(self.K * g.unit_roundoff, t, out=scratch)
         if coarser(a.output, a.accumulation):
-            term = term + ulp(t, a.output)
+            term += ulp(t, a.output)
         if b is not None:
-            term = term + ulp(y, a.output)
+            term += ulp(y, a.output)
         return term
 
 
