@@ -48,7 +48,8 @@ def conv_nd(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, ...], pads: P
     Returns:
         The output, (N, spatial..., C_out), in `dtype`.
     """
-    x = np.asarray(x, dtype=dtype)
+    # A forward convolution converts its input while padding it (one copy, not two).
+    x = np.asarray(x, dtype=dtype) if transposed else np.asarray(x)
     kernel = np.asarray(kernel, dtype=dtype)
     rank = x.ndim - 2
     dilation = tuple(dilation) if dilation is not None else (1,) * rank
@@ -78,7 +79,12 @@ def _forward(x: np.ndarray, kernel: np.ndarray, strides: tuple[int, ...], pads: 
     c_out = kernel.shape[-1]
     out_sizes = geometry.output_sizes(x.shape[1:-1], pads, taps, strides, dilation)
     if any(p for pair in pads for p in pair):
-        x = np.pad(x, ((0, 0), *pads, (0, 0)))
+        padded = np.zeros((x.shape[0], *(size + sum(pair) for size, pair in zip(x.shape[1:-1], pads)), x.shape[-1]),
+                          dtype=dtype)
+        padded[(slice(None), *(slice(before, before + size) for size, (before, _) in zip(x.shape[1:-1], pads)))] = x
+        x = padded
+    else:
+        x = np.asarray(x, dtype=dtype)
     out = np.zeros((x.shape[0], *out_sizes, c_out), dtype=dtype)
     # Blocks of whole rows of the first spatial axis, one batch item at a time.
     budget = _DEPTHWISE_BLOCK_ELEMENTS if kernel.shape[-2] == 1 and groups > 1 else _BLOCK_ELEMENTS

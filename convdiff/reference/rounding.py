@@ -197,6 +197,10 @@ def gamma(K: int, dtype: str, form: BoundForm = BoundForm.PROBABILISTIC) -> Gamm
     return Gamma(form, dtype, u, K, value)
 
 
+# Elements of the bound built at once (its temporaries fit in the cache).
+_BOUND_BLOCK_ELEMENTS = 1 << 15
+
+
 @dataclass(frozen=True)
 class RoundingModel:
     """Which roundings the bound of one comparison allows, and how it is built (`bound`)."""
@@ -276,48 +280,61 @@ class RoundingModel:
 
         Every term grows with S, |t| and |y|, so upper bounds of them give an upper bound of the bound.
         """
+        S = np.asarray(magnitude, dtype=np.float64)
+        exact = np.asarray(exact, dtype=np.float64)
+        b = None if bias is None else np.asarray(bias, dtype=np.float64)
+        shape = np.broadcast_shapes(S.shape, exact.shape, *(() if b is None else (b.shape,)))
+        if S.shape != shape or exact.shape != shape or not shape or (b is not None and b.ndim > 1):
+            return self._bound_block(S, exact, b)
+        # The bound is elementwise: built block by block, its temporaries (one per term) stay cache-sized
+        # instead of one full-size float64 array each; the same arithmetic gives the same bits.
+        width = shape[-1]
+        S, exact, total = S.reshape(-1, width), exact.reshape(-1, width), np.empty(shape)
+        rows = max(1, _BOUND_BLOCK_ELEMENTS // max(1, width))
+        out = total.reshape(-1, width)
+        for first in range(0, S.shape[0], rows):
+            block = slice(first, first + rows)
+            out[block] = self._bound_block(S[block], exact[block], b)
+        return total
+
+    def _bound_block(self, S: np.ndarray, exact: np.ndarray, b_signed: np.ndarray | None) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            S = np.asarray(magnitude, dtype=np.float64)
-            y = np.abs(np.asarray(exact, dtype=np.float64))
-            b = None if bias is None else np.abs(np.asarray(bias, dtype=np.float64))
-            t = y if b is None else np.abs(np.asarray(exact, dtype=np.float64) - np.asarray(bias, dtype=np.float64))
-            shape = np.broadcast_shapes(S.shape, y.shape, t.shape, *(() if b is None else (b.shape,)))
-            # Summed in place, in the order of `0 + term_1 + term_2 + ...` (the same bits as fresh arrays would
-            # give), so that a full-size bound costs its output and two temporaries, not one array per operation;
-            # two sides of the same arithmetic share their term.
-            total = np.zeros(shape)
-            term: np.ndarray | None = None
-            for i, a in enumerate(self.sides):
-                if term is None or a != self.sides[i - 1]:
-                    term = self._side_bound(a, S, t, y, b, shape)
-                total += term
+            y = np.abs(exact)
+            b = None if b_signed is None else np.abs(b_signed)
+            t = y if b is None else np.abs(exact - b_signed)
+            total = np.zeros(np.broadcast_shapes(S.shape, y.shape))
+            for a in self.sides:
+                total = total + self._side_bound(a, S, t, y, b)
         return total
 
     def _side_bound(self, a: Arithmetic, S: np.ndarray, t: np.ndarray, y: np.ndarray,
-                    b: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+                    b: np.ndarray | None) -> np.ndarray:
         u_op = UNIT_ROUNDOFF[a.operands]
         operands = coarser(a.operands, self.input_precision) + coarser(a.operands, self.kernel_precision)
-        term = np.zeros(shape)
-        scratch = np.empty(shape)
+        term = np.zeros_like(S)
         if operands:  # (never 0 * S: S may be inf)
-            term += np.multiply(2 * u_op * operands, S, out=scratch)
+            term = term + (2 * u_op * operands) * S
         if b is not None and coarser(a.operands, self.kernel_precision):
-            term += 2 * u_op * b
+            term = term + 2 * u_op * b
         g = gamma(self.K, a.accumulation, self.form)
-        term += np.multiply(g.value, S, out=scratch)
         if self.form is BoundForm.PROBABILISTIC:
-            term += np.multiply(self.K * g.unit_roundoff, t, out=scratch)
+            term = term + g.value * S + self.K * g.unit_roundoff * t
+        else:
+            term = term + g.value * S
         if coarser(a.output, a.accumulation):
-            term += ulp(t, a.output)
+            term = term + ulp(t, a.output)
         if b is not None:
-            term += ulp(y, a.output)
+            term = term + ulp(y, a.output)
         return term
 
 
 def abs_convolution(x: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """`|x| (*) |w|` in float64: the spec's own convolution (any rank, groups, transposed) of the magnitudes."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return convolve(np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(kernel, dtype=np.float64)), spec)
+        # |x| taken in NumPy's own float dtypes before the float64 cast (exact either way: one copy less).
+        x, kernel = (np.abs(a) if a.dtype in (np.float16, np.float32, np.float64) else np.abs(np.asarray(a, np.float64))
+                     for a in (np.asarray(x), np.asarray(kernel)))
+        return convolve(x, kernel, spec)
 
 
 def as_sides(arithmetic: Arithmetic | str | Sequence[Arithmetic | str]) -> tuple[Arithmetic, ...]:
