@@ -30,7 +30,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n auto
 
 bench: $(VENV)/.installed-test
-	for f in benchmarks/bench_*.py benchmarks/calibrate_bound.py; do $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/bench_*.py benchmarks/calibrate_bound.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
