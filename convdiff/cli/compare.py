@@ -40,14 +40,19 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     """
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel, top_k)
     case = make_case(reference, candidate, spec_fields(spec_params), options, overrides_by_side(overrides))
-    if bundle_dir:
+    target = None
+    if bundle_dir is not None:
         from convdiff.suites.bundle import check_target
 
-        check_target(bundle_dir)  # before the comparison runs, not after
+        target = check_target(bundle_dir)  # before the comparison runs, not after
+    if heatmap is not None:
+        from convdiff.data.files import check_output_path
+
+        check_output_path(heatmap, "heatmap")
     from convdiff.pipeline import execute
 
     result = execute(case, max_memory)
-    if heatmap:
+    if heatmap is not None:
         from convdiff.report.figures import write_heatmap
 
         write_heatmap(heatmap, result.reference.output, result.candidate.output)
@@ -58,10 +63,10 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     env = collect()
     doc = {"schema": SCHEMA_VERSION, "comparisons": [case_to_json(result, env, verdict_line(result))],
            "environment": env}
-    if bundle_dir:
+    if target is not None:
         from convdiff.suites import bundle
 
-        bundle.save(bundle_dir, [(result, {"experiment": "compare"})], doc)
+        bundle.save(target, [(result, {"experiment": "compare"})], doc)
     Output(fmt).show(render_case(result), doc)
     sys.exit(EXIT_OK if result else EXIT_MISMATCH)
 

@@ -48,12 +48,12 @@ def propagate(initializer: str, depth: int, kernel_size: int, channels: int, sha
         hw = hw[:3]
     if len(hw) != 3:
         raise click.BadParameter(f"expected N,H,W, got {shape!r}", param_hint="--shape")
-    if plot_path:
+    if plot_path is not None:
         from convdiff.data.files import check_output_path
 
         check_output_path(plot_path, "plot")
     result = run_propagation(init, depth, kernel_size, channels, tuple(hw), seed)
-    if plot_path:
+    if plot_path is not None:
         from convdiff.data.files import write_atomically
         from convdiff.report.figures import encode_png, log_line_plot
 

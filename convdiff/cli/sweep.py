@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from convdiff.cli.group import cli
-from convdiff.cli.options import (case_options, format_option, overrides_by_side, rule_options, set_option,
-                                  side_options, sweep_axis_options, tolerance_options)
+from convdiff.cli.group import CliError, cli
+from convdiff.cli.options import (case_options, format_option, max_memory_option, overrides_by_side, rule_options,
+                                  set_option, side_options, sweep_axis_options, tolerance_options)
 from convdiff.cli.output import Output
 from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 
@@ -32,37 +32,55 @@ from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 @click.option("--junit", "junit_path", default=None, metavar="FILE.xml",
               help="Also write JUnit XML: one testcase per config.")
 @format_option
+@max_memory_option
 def sweep(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
           shard: str | None, shared_kernel: bool, atol: float | None, rtol: float | None, equal_nan: bool,
           overrides: tuple, tolerance_mode: str | None, bound_form: str, junit_path: str | None, fmt: str,
-          **axes: list[str] | None) -> None:
+          max_memory: int | None, **axes: list[str] | None) -> None:
     """Compare reference and candidate over a Cartesian grid of specs (every combination of the values).
 
     Values are comma-separated (--kernel-size 1,3,5); a pair is written 1x3; with a ';' in an option,
     values are split on ';' instead. Configs a backend cannot run (or a kernel larger than the input)
-    are skipped with the reason. Exits 0 when every config gave an expected verdict, 1 otherwise.
+    are skipped with the reason. Exits 0 when every config gave an expected verdict, 1 otherwise
+    (also when no config could be compared), 2 on bad input (checked for every config before the first runs).
     """
-    from convdiff.suites.sweep import make_plan, run_sweep, summarize
+    from convdiff.errors import InterruptedRun
+    from convdiff.suites.sweep import check_sweep, make_plan, run_sweep, summarize
 
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel)
-    plan = make_plan(reference, candidate, grid_file, expect, shard, options, axes, overrides_by_side(overrides))
-    if junit_path:
+    plan = make_plan(reference, candidate, grid_file, expect, shard, options, axes, overrides_by_side(overrides),
+                     max_memory)
+    if junit_path is not None:
         from convdiff.data.files import check_output_path
 
         check_output_path(junit_path, "JUnit report")
+    check_sweep(plan)  # every config's files and memory, before the first one runs
     from convdiff.backends.environment import collect
     from convdiff.report import sweep as sweep_report
 
     out = Output(fmt)
     start = time.perf_counter()
-    with _progress(out.err, len(plan.selected())) as advance:
-        outcomes = run_sweep(plan, progress=advance)
+    interrupted = None
+    with _progress(out.err, plan.count) as advance:
+        try:
+            outcomes = run_sweep(plan, progress=advance)
+        except InterruptedRun as exc:
+            interrupted, outcomes = exc, exc.partial  # type: ignore[assignment]
     summary = summarize(plan, outcomes, time.perf_counter() - start)
-    if junit_path:
+    if junit_path is not None and interrupted is None:  # a partial JUnit report would read as a pass
         from convdiff.data.files import write_atomically
 
         write_atomically(junit_path, sweep_report.sweep_to_junit(plan, summary, outcomes), "JUnit report")
-    out.show(sweep_report.render_summary(plan, summary), sweep_report.sweep_to_json(plan, summary, outcomes, collect()))
+    doc = sweep_report.sweep_to_json(plan, summary, outcomes, collect())
+    if interrupted is not None:
+        doc.update(ok=False, interrupted=True)
+    out.show(sweep_report.render_summary(plan, summary), doc)
+    if interrupted is not None:
+        raise CliError(f"{interrupted}; the summary shows the completed ones"
+                       + ("; no JUnit report was written" if junit_path is not None else ""), interrupted.exit_code)
+    if summary.compared == 0:
+        raise CliError(f"no config was compared: all {summary.total:,} selected configs were skipped "
+                       "(the reasons are in the summary)", EXIT_MISMATCH)
     sys.exit(EXIT_OK if summary.ok else EXIT_MISMATCH)
 
 

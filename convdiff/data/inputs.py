@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from convdiff.spec.dtypes import np_dtype
-from convdiff.errors import BadInputError
-from convdiff.data.arrays import load_npy
+from convdiff.data.arrays import ArrayHeader, array_headers, read_arrays
+from convdiff.data.images import decode_image, image_header
+from convdiff.errors import BadFileError, BadInputError
 from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec
+from convdiff.spec.dtypes import np_dtype
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -26,7 +27,7 @@ def make_input(spec: ConvSpec) -> np.ndarray:
         return (synthetic_image(shape).astype(np.float64) / 255.0).astype(dtype)
     data = load_input_file(spec.input, spec.input_layout)
     if data.shape != shape:
-        raise BadInputError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
+        raise BadFileError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
     return data.astype(dtype)
 
 
@@ -52,73 +53,77 @@ def synthetic_image(shape: tuple[int, int, int, int]) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
+def _shape_in_nhwc(shape: tuple[int, ...], layout: str, path: Path) -> tuple[int, ...]:
+    """The NHWC shape of an array of `shape` in `layout`, computed on a zero-byte view: nothing is allocated."""
+    if layout == "NHWC" and len(shape) == 3:
+        layout = "HWC"  # a single NHWC image without its batch axis, as before layouts existed
+    if len(shape) != len(layout):
+        raise BadFileError(f"input file '{path}' has rank {len(shape)}; layout {layout} expects rank {len(layout)}"
+                           + (" (NHWC or HWC)" if layout == "HWC" else ""))
+    if 0 in shape:
+        raise BadFileError(f"input file '{path}' is empty (shape {_fmt(shape)})")
+    if layout == "NHWC":
+        return shape
+    from convdiff.spec.layouts import to_nhwc
+
+    view = np.broadcast_to(np.zeros((), np.uint8), shape)
+    return to_nhwc(view, layout)[0].shape
+
+
+def _npz_key(path: Path, headers: dict[str, ArrayHeader]) -> str:
+    """The array of an input file: a .npy's own, an .npz's `input`, or an .npz's single array."""
+    keys = list(headers)
+    if keys == [""] or "input" in keys:
+        return "" if keys == [""] else "input"
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        raise BadFileError(f"input file '{path}' holds no arrays (expected an array named 'input')")
+    raise BadFileError(f"input file '{path}' has no 'input' array and more than one array "
+                       f"(keys found: {', '.join(sorted(keys))})")
+
+
+def _array_input(path: Path) -> tuple[str, ArrayHeader]:
+    headers = array_headers(path, "input")
+    key = _npz_key(path, headers)
+    return key, headers[key]
+
+
+def _check_suffix(source: str) -> str:
+    suffix = Path(source).suffix.lower()
+    if suffix not in (".npy", ".npz", *IMAGE_SUFFIXES):
+        raise BadInputError(
+            f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
+    return suffix
+
+
 def load_input_file(source: str, layout: str = "NHWC") -> np.ndarray:
-    """An input file as NHWC: .npy, .npz (key `input` or its single array) in `layout`, or PNG/JPEG."""
+    """An input file as NHWC: .npy, .npz (key `input` or its single array) in `layout`, or PNG/JPEG.
+
+    The header is read and checked first; the data only once its shape is known.
+    """
     path = Path(source)
-    suffix = path.suffix.lower()
-    if suffix in (".npy", ".npz"):
-        data = load_npy(path)
-        if isinstance(data, np.lib.npyio.NpzFile):
-            data = _npz_input(path, data)
-        if layout == "NHWC" and data.ndim == 3:
-            layout = "HWC"  # a single NHWC image without its batch axis, as before layouts existed
-        if data.ndim != len(layout):
-            raise BadInputError(f"input file '{path}' has rank {data.ndim}; layout {layout} expects rank {len(layout)}"
-                                + (" (NHWC or HWC)" if layout == "HWC" else ""))
-        if layout != "NHWC":
-            from convdiff.spec.layouts import to_nhwc
-
-            data = to_nhwc(data, layout)[0]
-        if data.size == 0:
-            raise BadInputError(f"input file '{path}' is empty (shape {_fmt(data.shape)})")
-        return data
-    if suffix in IMAGE_SUFFIXES:
+    if _check_suffix(source) in IMAGE_SUFFIXES:
         return decode_image(path)[None].astype(np.float64) / 255.0
-    raise BadInputError(
-        f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
+    key, header = _array_input(path)
+    _shape_in_nhwc(header.shape, layout, path)  # rank and emptiness, before reading
+    data = read_arrays(path, "input", [key])[key]
+    if layout == "NHWC" and data.ndim == 3:
+        layout = "HWC"
+    if layout != "NHWC":
+        from convdiff.spec.layouts import to_nhwc
 
-
-def _npz_input(path: Path, data: np.lib.npyio.NpzFile) -> np.ndarray:
-    try:
-        with data:
-            keys = list(data.files)
-            if "input" in keys:
-                array = data["input"]
-            elif len(keys) == 1:
-                array = data[keys[0]]
-            elif not keys:
-                raise BadInputError(f"input file '{path}' holds no arrays (expected an array named 'input')")
-            else:
-                raise BadInputError(f"input file '{path}' has no 'input' array and more than one array "
-                                    f"(keys found: {', '.join(keys) or 'none'})")
-    except ValueError as exc:
-        if isinstance(exc, BadInputError):
-            raise
-        raise BadInputError(f"input file '{path}' holds pickled objects, which convdiff refuses to load") from None
-    if array.dtype.kind not in "fiub":
-        raise BadInputError(f"input file '{path}' has dtype {array.dtype}; expected a numeric array")
-    return array
-
-
-def decode_image(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise BadInputError(f"input file '{path}' not found")
-    from convdiff.frameworks import import_tensorflow
-
-    tf = import_tensorflow()
-    try:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
-    except tf.errors.InvalidArgumentError:
-        raise BadInputError(f"input file '{path}' is not a decodable PNG/JPEG image") from None
-    return image.numpy()
+        data = to_nhwc(data, layout)[0]
+    return data
 
 
 def file_input_shape(source: str, layout: str = "NHWC") -> tuple[int, int, int, int]:
+    """The NHWC shape of an input file, from its header alone (nothing is decoded or read)."""
     path = Path(source)
-    if path.suffix.lower() not in (".npy", ".npz", *IMAGE_SUFFIXES):
-        raise BadInputError(
-            f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
-    return tuple(load_input_file(source, layout).shape)  # type: ignore[return-value]
+    if _check_suffix(source) in IMAGE_SUFFIXES:
+        return (1, *image_header(path).shape)
+    _, header = _array_input(path)
+    return _shape_in_nhwc(header.shape, layout, path)  # type: ignore[return-value]
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

@@ -14,13 +14,18 @@ def build_spec(fields: dict[str, Any]) -> ConvSpec:
     """Build a validated spec from parsed fields, filling the input shape from the input source."""
     fields = dict(fields)
     source = fields.get("input", "random")
-    if "input_shape" not in fields:
-        if source in BUILTIN_INPUTS:
-            fields["input_shape"] = default_shape_for(source)
-        else:
-            from convdiff.data.inputs import file_input_shape
+    if source not in BUILTIN_INPUTS:
+        from convdiff.data.inputs import file_input_shape
+        from convdiff.errors import BadFileError
 
-            fields["input_shape"] = file_input_shape(source, fields.get("input_layout", "NHWC"))
+        # From the file's header: the shape is known (and checked) before a byte of data is read.
+        shape = file_input_shape(source, fields.get("input_layout", "NHWC"))
+        if "input_shape" in fields and tuple(fields["input_shape"]) != tuple(shape):
+            raise BadFileError(f"input file '{source}' has shape {fmt_values(shape)}, the spec expects "
+                               f"{fmt_values(fields['input_shape'])}")
+        fields["input_shape"] = shape
+    elif "input_shape" not in fields:
+        fields["input_shape"] = default_shape_for(source)
     if fields.get("bias") and not fields.get("weights"):
         raise BadInputError("a bias file needs a weights file (--weights / weights = ...)")
     if fields.get("weights"):
@@ -33,16 +38,16 @@ def build_spec(fields: dict[str, Any]) -> ConvSpec:
 
 def _fields_from_weights(fields: dict[str, Any]) -> None:
     """Take kernel size and filters from a weights file, and check it fits the input's channels."""
-    from convdiff.data.weights import load_weights
+    from convdiff.data.weights import weights_header
     from convdiff.spec.layouts import fitting_layouts
 
     layout = fields.get("weights_layout", "HWIO")
-    loaded = load_weights(fields["weights"], layout, fields.get("bias"))
-    kh, kw, c_in, c_out = loaded.kernel.shape
+    header = weights_header(fields["weights"], layout, fields.get("bias"))  # headers only: nothing is read yet
+    kh, kw, c_in, c_out = header.hwio_shape
     channels = fields["input_shape"][-1]
-    where = f"weights file '{fields['weights']}' ({fmt_values(loaded.file_shape)} read as {layout})"
+    where = f"weights file '{fields['weights']}' ({fmt_values(header.kernel_shape)} read as {layout})"
     if c_in != channels:
-        fits = fitting_layouts(loaded.file_shape, channels, fields.get("kernel_size"), fields.get("filters"))
+        fits = fitting_layouts(header.kernel_shape, channels, fields.get("kernel_size"), fields.get("filters"))
         hint = (f"; layouts that fit: {', '.join(fits)}" if fits else "; it fits no layout "
                 f"(HWIO, OIHW, OHWI, IOHW) for {channels} input channel(s)")
         raise BadInputError(f"{where} has {c_in} input channel(s), the input has {channels}{hint}")

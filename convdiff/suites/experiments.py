@@ -6,7 +6,6 @@ user's files, so that the documented schema is the only schema.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,7 @@ from convdiff.analysis.diagnose import CAUSES
 from convdiff.analysis.regions import REGION_KINDS
 from convdiff.backends import backend_info
 from convdiff.compare import Tolerance, Verdict, parse_rule_kind
+from convdiff.data.files import parse_toml, read_text_file
 from convdiff.data.specs import build_spec
 from convdiff.errors import BadInputError
 from convdiff.pipeline import Case, CaseOptions, CaseResult, SideConfig
@@ -148,14 +148,9 @@ def load_builtin(name: str) -> Experiment:
 
 
 def load_file(path: str | Path) -> Experiment:
+    """An experiment file: a regular file (checked by type before it is opened) of at most 1 MiB of UTF-8 TOML."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(f"experiment file '{path}' not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"experiment file '{path}' could not be read: {exc}") from None
-    return parse_experiment(text, str(path), base=path.parent)
+    return parse_experiment(read_text_file(path, "experiment"), str(path), base=path.parent)
 
 
 def resolve(target: str) -> Experiment:
@@ -169,10 +164,7 @@ def resolve(target: str) -> Experiment:
 
 def parse_experiment(text: str, source: str, base: Path | None = None) -> Experiment:
     """Parse an experiment; relative weights/bias/input paths are looked up next to the file (`base`)."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInputError(f"{source}: invalid TOML: {exc}") from None
+    doc = parse_toml(text, source)
     _check_keys(doc, TOP_KEYS, source)
     name = _get(doc, "name", str, source, default=Path(source).stem)
     defaults = _get(doc, "spec", dict, source, default={})
