@@ -26,6 +26,12 @@ class BadInputError(ConvdiffError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class SpecConflictError(BadInputError):
+    """Fields valid one by one that do not make a convolution together (a kernel larger than the padded
+    input, a stride longer than it, a weights file for other channels): a sweep skips such a config
+    with the reason, where any other bad value stops it before it starts."""
+
+
 class BadFileError(BadInputError):
     """A file the user named cannot be used: missing, not a regular file, too large, or malformed.
 

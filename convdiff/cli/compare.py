@@ -46,9 +46,11 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
         target = check_target(bundle_dir)  # before the comparison runs, not after
     if heatmap is not None:
-        from convdiff.data.files import check_output_path
+        from convdiff.data.files import check_not_an_input, check_output_path
 
         check_output_path(heatmap, "heatmap")
+        check_not_an_input(heatmap, "heatmap", [getattr(side.spec, f) for _, side in case.sides
+                                                for f in ("input", "weights", "bias")])
     from convdiff.pipeline import execute
 
     result = execute(case, max_memory)

@@ -59,8 +59,10 @@ def _no_numeric_warnings() -> Iterator[None]:
 
 class ConvdiffGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        from convdiff.cli.output import stdout_guard
+
         try:
-            with _sigterm_as_interrupt(), _no_numeric_warnings():
+            with _sigterm_as_interrupt(), _no_numeric_warnings(), stdout_guard():
                 return super().invoke(ctx)
         except ConvdiffError as exc:
             if ctx.params.get("traceback"):

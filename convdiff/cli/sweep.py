@@ -53,7 +53,10 @@ def sweep(reference: str | None, candidate: str | None, grid_file: str | None, e
     if junit_path is not None:
         from convdiff.data.files import check_output_path
 
+        from convdiff.data.files import check_not_an_input
+
         check_output_path(junit_path, "JUnit report")
+        check_not_an_input(junit_path, "JUnit report", [grid_file, *plan.input_files()])
     check_sweep(plan)  # every config's files and memory, before the first one runs
     from convdiff.backends.environment import collect
     from convdiff.report import sweep as sweep_report

@@ -71,13 +71,14 @@ def _read_header(handle: BinaryIO, where: str) -> tuple[tuple[int, ...], np.dtyp
         version = fmt.read_magic(handle)
         if version == (1, 0):
             shape, fortran, dtype = fmt.read_array_header_1_0(handle, max_header_size=MAX_HEADER_BYTES)
-        elif version in ((2, 0), (3, 0)):
-            reader = fmt.read_array_header_2_0 if version == (2, 0) else fmt._read_array_header  # noqa: SLF001
-            shape, fortran, dtype = (reader(handle, max_header_size=MAX_HEADER_BYTES) if version == (2, 0)
-                                     else reader(handle, version, max_header_size=MAX_HEADER_BYTES))
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(handle, max_header_size=MAX_HEADER_BYTES)
+        elif version == (3, 0):
+            shape, fortran, dtype = _read_header_3_0(handle)
         else:
-            raise ValueError(f"unknown format version {version}")
-    except (ValueError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
+            raise ValueError(f"unknown .npy format version {version[0]}.{version[1]}")
+    except (ValueError, EOFError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError,
+            UnicodeDecodeError) as exc:
         text = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise BadFileError(f"{where} is not a valid .npy/.npz file: {text}") from None
     except (OSError, zipfile.BadZipFile) as exc:
@@ -89,6 +90,30 @@ def _read_header(handle: BinaryIO, where: str) -> tuple[tuple[int, ...], np.dtyp
     if any(not isinstance(s, int) or s < 0 for s in shape):
         raise BadFileError(f"{where} declares an invalid shape {shape!r}")
     return tuple(shape), dtype, bool(fortran)
+
+
+def _read_header_3_0(handle: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Format 3.0 is 2.0 with a UTF-8 header (NumPy has no public reader for it): parsed the same way,
+    as a literal, never evaluated."""
+    import ast
+    import struct
+
+    raw = handle.read(4)
+    if len(raw) != 4:
+        raise EOFError("the header length is cut off")
+    (length,) = struct.unpack("<I", raw)
+    if length > MAX_HEADER_BYTES:
+        raise ValueError(f"header of {length} bytes is longer than {MAX_HEADER_BYTES}")
+    text = handle.read(length)
+    if len(text) != length:
+        raise EOFError("the header is cut off")
+    header = ast.literal_eval(text.decode("utf-8"))
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise ValueError("the header is not a dict of descr, fortran_order and shape")
+    shape, fortran = header["shape"], header["fortran_order"]
+    if not isinstance(shape, tuple) or not all(isinstance(s, int) for s in shape) or not isinstance(fortran, bool):
+        raise ValueError(f"shape {shape!r} or fortran_order {fortran!r} is malformed")
+    return shape, fortran, np.lib.format.descr_to_dtype(header["descr"])
 
 
 def _check_size(header: ArrayHeader, available: int, where: str) -> None:
@@ -113,7 +138,7 @@ def _members(archive: zipfile.ZipFile, path: Path, what: str) -> dict[str, zipfi
     members: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = info.filename
-        where = _where(path, what, name)
+        where = _where(path, what, name[:-4] if name.endswith(".npy") else name)
         if info.is_dir() or not name.endswith(".npy"):
             raise BadFileError(f"{where} is not an array (an .npz holds only .npy members)")
         if info.flag_bits & 0x1:

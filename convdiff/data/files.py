@@ -155,6 +155,8 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         raise BadInputError(f"{where}: invalid TOML: {exc}") from None
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively
         raise _too_deep(where) from None
+    except ValueError as exc:  # an integer of more than 4300 digits, say
+        raise BadInputError(f"{where}: invalid TOML: {' '.join(str(exc).split())[:160]}") from None
     if nesting_depth(doc) > MAX_NESTING:
         raise _too_deep(where)
     return doc
@@ -294,6 +296,15 @@ def filesystem_type(path: str | Path) -> str | None:
     return kind
 
 
+def _name_too_long(path: str) -> bool:
+    name = os.path.basename(os.path.abspath(path)).encode(errors="surrogateescape")
+    try:
+        limit = os.pathconf(os.path.dirname(os.path.abspath(path)) or "/", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    return len(name) > limit or len(os.path.abspath(path).encode(errors="surrogateescape")) >= 4096
+
+
 def _pseudo(path: str) -> bool:
     kind = filesystem_type(path)
     if kind is not None:
@@ -304,6 +315,13 @@ def _pseudo(path: str) -> bool:
 
 def check_output_path(path: str | Path, what: str = "file") -> None:
     """Refuse (exit 2), before any work, an output path that cannot or must not be written."""
+    try:
+        _check_output_path(path, what)
+    except (OSError, RuntimeError) as exc:
+        raise BadInputError(f"cannot write {what} '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _check_output_path(path: str | Path, what: str) -> None:
     text = str(path)
     if not text.strip():
         raise BadInputError(f"cannot write {what}: the file name is empty")
@@ -315,6 +333,8 @@ def check_output_path(path: str | Path, what: str = "file") -> None:
         raise BadInputError(f"cannot write {what} '{path}': it is a directory")
     if not os.path.isdir(directory):
         raise BadInputError(f"cannot write {what} '{path}': directory '{directory}' does not exist")
+    if _name_too_long(target):
+        raise BadInputError(f"cannot write {what} '{path}': the name is longer than the file system allows")
     if _pseudo(directory):
         raise BadInputError(f"cannot write {what} '{path}': '{directory}' is a kernel pseudo-file system "
                             f"({filesystem_type(directory) or 'proc/sys'}), not a place for files")
@@ -332,11 +352,20 @@ def check_output_path(path: str | Path, what: str = "file") -> None:
 def check_output_directory(path: str | Path, what: str) -> Path:
     """Refuse (exit 2) a directory to create or replace that is the working directory, one of its parents,
     a mount point, or on a pseudo-file system; returns its absolute, resolved path."""
+    try:
+        return _check_output_directory(path, what)
+    except (OSError, RuntimeError) as exc:  # a name too long, a loop of symbolic links
+        raise BadInputError(f"cannot save {what} '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _check_output_directory(path: str | Path, what: str) -> Path:
     text = str(path)
     if not text.strip():
         raise BadInputError(f"cannot save {what}: the directory name is empty")
     if "\0" in text:
         raise BadInputError(f"cannot save {what} '{path}': the name holds a NUL byte")
+    if _name_too_long(text):
+        raise BadInputError(f"cannot save {what} '{path}': the name is longer than the file system allows")
     target = Path(text).resolve()
     cwd = Path.cwd().resolve()
     if target == cwd or target in cwd.parents:
@@ -384,3 +413,18 @@ def directory_lock(directory: Path, what: str, wait: float = LOCK_WAIT_SECONDS) 
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def check_not_an_input(path: str | Path | None, what: str, inputs: list[str | Path | None]) -> None:
+    """Refuse (exit 2) an output path that is one of the command's own input files: writing the heatmap
+    over the input it was computed from would destroy it."""
+    if path is None or not os.path.exists(path):
+        return
+    for source in inputs:
+        try:
+            same = source is not None and os.path.exists(source) and os.path.samefile(path, source)
+        except (OSError, ValueError):  # an unreadable or malformed path is not this output
+            same = False
+        if same:
+            raise BadInputError(f"cannot write {what} '{path}': it is an input file of this command "
+                                f"('{source}'), which would be lost")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convdiff.errors import BadInputError
+from convdiff.errors import BadInputError, SpecConflictError
 from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec, default_shape_for
 from convdiff.spec.parse import fmt_values
 
@@ -50,7 +50,7 @@ def _fields_from_weights(fields: dict[str, Any]) -> None:
         fits = fitting_layouts(header.kernel_shape, channels, fields.get("kernel_size"), fields.get("filters"))
         hint = (f"; layouts that fit: {', '.join(fits)}" if fits else "; it fits no layout "
                 f"(HWIO, OIHW, OHWI, IOHW) for {channels} input channel(s)")
-        raise BadInputError(f"{where} has {c_in} input channel(s), the input has {channels}{hint}")
+        raise SpecConflictError(f"{where} has {c_in} input channel(s), the input has {channels}{hint}")
     for name, value in (("kernel_size", (kh, kw)), ("filters", c_out)):
         if name in fields and fields[name] != value:
             raise BadInputError(f"{where} gives {name} {value}, but {name} is set to {fields[name]}")

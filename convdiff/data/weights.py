@@ -6,6 +6,7 @@ layout every backend receives, and the conversion travels with it so the report 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,6 @@ def load_weights(path: str, layout: str, bias_path: str | None = None) -> Loaded
 def resolve_relative(path: str, base: Path) -> str:
     """A relative path resolved against `base` (an experiment file's folder) when it exists there."""
     candidate = Path(path)
-    if not candidate.is_absolute() and (base / candidate).exists():
+    if not candidate.is_absolute() and os.path.lexists(os.path.join(base, candidate)):  # never raises
         return str(base / candidate)
     return path

@@ -164,6 +164,13 @@ def check_target(directory: str | Path | Target) -> Target:
     if isinstance(directory, Target):
         return directory
     target = check_output_directory(directory, "bundle")
+    try:
+        return _check_target(directory, target)
+    except OSError as exc:
+        raise BadInputError(f"cannot save bundle '{directory}': {exc.strerror or exc}") from None
+
+
+def _check_target(directory: str | Path, target: Path) -> Target:
     if os.path.lexists(target):
         if os.path.islink(directory) or target.is_symlink() or not target.is_dir():
             raise BadInputError(f"cannot save bundle: '{directory}' exists and is not a directory")
@@ -520,6 +527,8 @@ def _plan_case(directory: Path, i: int, entry: dict[str, Any], version: int) -> 
     options = options_from_json(entry["options"], where)
     arrays_file = directory / entry["arrays"]  # the schema allows only case-NNN.npz: never outside the bundle
     headers = array_headers(arrays_file, "bundle arrays")
+    if list(headers) == [""]:
+        raise BadFileError(f"{where}: {arrays_file.name} is a .npy file, not an .npz archive")
     expected = _expected_arrays(entry, specs, options, version)
     _check_headers(headers, expected, f"{where}: {arrays_file.name}")
     fingerprints = entry.get("arrays_sha256")

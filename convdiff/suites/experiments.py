@@ -157,7 +157,7 @@ def resolve(target: str) -> Experiment:
     """A built-in name, or a path to a TOML experiment file."""
     if target in builtin_names():
         return load_builtin(target)
-    if target.endswith(".toml") or Path(target).exists():
+    if target.strip() and (target.endswith(".toml") or Path(target).exists()):
         return load_file(target)
     return load_builtin(target)  # raises with the list of names
 
@@ -220,9 +220,12 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
         form = parse_bound_form(form_text) if form_text is not None else BoundForm.PROBABILISTIC
     except BadInputError as exc:
         raise BadInputError(f"{where}: {exc}") from None
+    top = _get(raw, "top", int, where, default=10)
+    if not 0 <= top <= 1_000_000:
+        raise BadInputError(f"{where}: 'top' must be an integer in [0, 1000000], got {top}")
     options = CaseOptions(tolerance=tolerance, mode=mode, bound_form=form,
                           shared_kernel=_get(raw, "shared_kernel", bool, where, default=False),
-                          top_k=_get(raw, "top", int, where, default=10),
+                          top_k=top,
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))
     expect_diagnosis = _get(raw, "expect_diagnosis", str, where, default=None)
     if expect_diagnosis is not None:

@@ -36,10 +36,10 @@ def run_targets(targets: tuple[str, ...], max_memory: int | None = None) -> RunO
         InterruptedRun: on Ctrl-C (or SIGTERM), carrying the RunOutcome of the cases completed.
     """
     explicit = bool(targets)
-    bundle_dirs = [t for t in targets if bundle.looks_like_bundle(t)]
+    bundle_dirs = [t for t in targets if t.strip() and bundle.looks_like_bundle(t)]
     names = [t for t in targets if t not in bundle_dirs]
     for name in names:
-        if Path(name).is_dir():
+        if name.strip() and Path(name).is_dir():
             raise BadFileError(f"'{name}' is a directory but not a convdiff bundle (no {bundle.MANIFEST}); give an "
                                "experiment name, a .toml file or a bundle directory")
     loaded = [experiments.resolve(t) for t in names] if explicit else [

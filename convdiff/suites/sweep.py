@@ -27,7 +27,8 @@ from convdiff.reference.rounding import BoundForm
 from convdiff.data.files import read_toml_file
 from convdiff.data.memory import check_memory, default_limit
 from convdiff.data.specs import build_spec
-from convdiff.errors import BackendFailedError, BadFileError, BadInputError, InterruptedRun, Terminated
+from convdiff.errors import (BackendFailedError, BadFileError, BadInputError, InterruptedRun, SpecConflictError,
+                             Terminated)
 from convdiff.spec.convspec import DEFAULT_SHAPE, ConvSpec
 from convdiff.spec.fields import BY_NAME, FIELDS, SHAPE_AXES, field_name
 from convdiff.spec.parse import CliText, parse_positive_int
@@ -259,8 +260,8 @@ def load_grid_file(path: str | Path) -> GridFile:
     expect = doc.get("expect")
     if isinstance(expect, str):
         expect = [expect]
-    if expect is not None and not (isinstance(expect, list) and all(isinstance(e, str) for e in expect)):
-        raise BadInputError(f"{path}: expect must be a verdict or a list of verdicts")
+    if expect is not None and not (isinstance(expect, list) and expect and all(isinstance(e, str) for e in expect)):
+        raise BadInputError(f"{path}: expect must be a verdict or a non-empty list of verdicts")
     atol, rtol = doc.get("atol"), doc.get("rtol")
     if (atol is None) != (rtol is None):
         raise BadInputError(f"{path}: give atol and rtol together, or neither")
@@ -274,6 +275,13 @@ def load_grid_file(path: str | Path) -> GridFile:
     for key in ("reference", "candidate"):
         if key in doc and not isinstance(doc[key], str):
             raise BadInputError(f"{path}: {key} must be a backend name")
+        if key in doc:  # checked even when the command line replaces it: a file with a typo is refused
+            from convdiff.backends import backend_info
+
+            try:
+                backend_info(doc[key])
+            except BadInputError as exc:
+                raise BadInputError(f"{path}: {key}: {exc}") from None
     return GridFile(axes, spec, doc.get("reference"), doc.get("candidate"),
                     tuple(expect) if expect is not None else None,
                     Tolerance(float(atol), float(rtol)) if atol is not None else None,
@@ -389,6 +397,13 @@ class SweepPlan:
         return (build_spec({**fields, **self.overrides.get("reference", {})}),
                 build_spec({**fields, **self.overrides.get("candidate", {})}))
 
+    def input_files(self) -> list[str]:
+        """Every file path the plan's fields name (inputs, weights, biases), whatever config uses it."""
+        keys = ("input", "weights", "bias")
+        values = [self.grid.base.get(k) for k in keys] + [side.get(k) for side in self.overrides.values() for k in keys]
+        values += [v for axis in self.grid.axes if axis.name in keys for v in axis.values]
+        return [v for v in values if isinstance(v, str)]
+
     @property
     def count(self) -> int:
         """How many configs this plan runs (its shard of the grid)."""
@@ -408,8 +423,9 @@ def check_sweep(plan: SweepPlan) -> None:
     """Everything refusable about a sweep, before its first config runs (BadInputError, exit 2).
 
     A shard that selects nothing, more configs than MAX_CONFIGS, a file that cannot be read (a missing
-    input file would otherwise skip every config), and a config whose estimated memory is above the
-    limit: each is one line, naming the config. Configs whose spec is invalid are left to be skipped
+    input file would otherwise skip every config), a value invalid on its own, and a config whose
+    estimated memory is above the limit: each is one line, naming the config. Configs whose fields do
+    not fit together (SpecConflictError: a kernel larger than the padded input) are left to be skipped
     with their reason when they run.
     """
     size, count = plan.grid.size, plan.count
@@ -429,10 +445,10 @@ def check_sweep(plan: SweepPlan) -> None:
     for config in plan.selected():
         try:
             ref, cand = plan.side_specs(config.fields)
-        except BadFileError as exc:
-            raise BadFileError(f"config {config.name}: {exc}") from None
-        except BadInputError:
-            continue  # an invalid spec: skipped with its reason when it runs
+        except SpecConflictError:
+            continue  # fields that do not fit together: skipped with the reason when it runs
+        except BadInputError as exc:  # a file that cannot be read, a value invalid on its own
+            raise type(exc)(f"config {config.name}: {exc}") from None
         if limit is not None and estimate_case(ref, cand).total > limit:
             above += 1
             first = first or (config, ref, cand)
