@@ -383,7 +383,7 @@ def _check_output_directory(path: str | Path, what: str) -> Path:
 
 
 @contextlib.contextmanager
-def directory_lock(directory: Path, what: str, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+def directory_lock(directory: Path, what: str, wait: float | None = None) -> Iterator[None]:
     """An exclusive lock on `directory` (flock on the directory itself: no lock file is left behind).
 
     Two convdiff processes installing outputs into the same directory take turns; one that cannot
@@ -392,6 +392,7 @@ def directory_lock(directory: Path, what: str, wait: float = LOCK_WAIT_SECONDS) 
     """
     import fcntl
 
+    wait = LOCK_WAIT_SECONDS if wait is None else wait
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
