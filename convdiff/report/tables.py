@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -136,6 +137,8 @@ def inputs_warning(case: CaseResult) -> str:
 
 
 def kernel_difference(k: Comparison) -> str:
+    if 0 in (math.prod(k.reference_shape), math.prod(k.candidate_shape)):
+        return "not compared: a recorded output carries no kernel"
     if not k.shape_match:
         return f"kernel shapes {fmt_shape(k.reference_shape)} vs {fmt_shape(k.candidate_shape)}"
     if k.verdict is Verdict.IDENTICAL:
@@ -146,6 +149,9 @@ def kernel_difference(k: Comparison) -> str:
 
 
 def _side_title(case: CaseResult, which: str) -> str:
+    recorded = case.side(which).config.recorded
+    if recorded is not None:
+        return f"{which}: recorded {recorded.source} ({case.side(which).result.compute_dtype})"
     return f"{which}: {case.side(which).config.backend} ({case.side(which).result.compute_dtype})"
 
 
@@ -333,8 +339,14 @@ def render_case(case: CaseResult, notes: Sequence[str] = ()) -> RenderableType:
             parts.append(Text(f"note ({run.role}): {note}", style="dim"))
     for note in notes:
         parts.append(Text(f"note: {note}", style="dim"))
+    parts.extend(not_possible_lines(case))
     parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.verdict]))
     return Group(*parts)
+
+
+def not_possible_lines(case: CaseResult) -> list[Text]:
+    """What a recorded side without its input or weights left impossible, said plainly."""
+    return [Text(f"not possible: {gap}", style="yellow") for gap in case.not_possible]
 
 
 def render_case_summary(case: CaseResult) -> RenderableType:
@@ -367,6 +379,7 @@ def render_case_summary(case: CaseResult) -> RenderableType:
         parts.append(Text(inputs_warning(case), style="bold yellow"))
     parts.append(Text("(--details for the specification, the kernels, the precision analyses and the worst "
                       "positions)", style="dim"))
+    parts.extend(not_possible_lines(case))
     parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.verdict]))
     return Group(*parts)
 
