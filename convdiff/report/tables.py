@@ -112,7 +112,9 @@ def verdict_line(case: CaseResult) -> str:
     if res is not None and res.coarse:
         text += (f"; a change of up to {fmt_percent(res.relative)} of an output channel "
                  f"{'may pass as well' if res.indistinguishable else CANNOT_DISTINGUISH}")
-    if not case.kernels_identical:
+    if case.not_possible:
+        text += "; recorded output without its input or weights: elementwise only (see 'not possible')"
+    elif not case.kernels_identical:
         text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
         if case.kernel_distribution is not None:
             text += f": {case.kernel_distribution.verdict})"
