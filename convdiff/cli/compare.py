@@ -98,7 +98,8 @@ def compare(ctx: click.Context, reference: str, candidate: str, reference_output
 
 def make_case(reference: str, candidate: str, fields: dict[str, Any], options: Any,  # noqa: ANN201
               overrides: dict[str, dict[str, Any]] | None = None, name: str = "compare",
-              recorded: dict[str, str | None] | None = None, output_layout: str | None = None):
+              recorded: dict[str, str | None] | None = None, output_layout: str | None = None,
+              candidate_layout: str | None = None):
     """The pipeline case of a `compare`: both sides' specs from the options, `--set` applied per side;
     a side with a recorded output file (`recorded[side]`) is that file instead of a backend."""
     from convdiff.data.outputs import load_recorded_output
@@ -116,8 +117,10 @@ def make_case(reference: str, candidate: str, fields: dict[str, Any], options: A
     configs = {"reference": SideConfig(reference, specs["reference"]), "candidate": SideConfig(candidate, specs["candidate"])}
     for side, path in (recorded or {}).items():
         if path is not None:
+            own = candidate_layout if side == "candidate" and candidate_layout else output_layout
+            option = "--candidate-layout" if name == "diff" and side == "candidate" else "--output-layout"
             configs[side] = SideConfig.from_recorded(
-                specs[side], load_recorded_output(path, output_layout, specs[side].rank))
+                specs[side], load_recorded_output(path, own, specs[side].rank, option))
     return Case(name, configs["reference"], configs["candidate"], options)
 
 

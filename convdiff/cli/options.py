@@ -94,8 +94,12 @@ def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+LAYOUT_TYPE = FieldType(BY_NAME["input_layout"])
+"""An array layout (NHWC, NCHW, HWC, ...; the other ranks' too), parsed like --input-layout."""
+
+
 def output_layout_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--output-layout", "output_layout", type=FieldType(BY_NAME["input_layout"]), default=None,
+    return click.option("--output-layout", "output_layout", type=LAYOUT_TYPE, default=None,
                         metavar="LAYOUT",
                         help="Layout of the recorded output files (NHWC, NCHW, HWC, CHW; NWC/NCW, NDHWC/NCDHW "
                              "for other ranks). Default: channels-last (NHWC). caffe.Net and PyTorch dump NCHW.")(fn)

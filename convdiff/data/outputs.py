@@ -30,6 +30,8 @@ class RecordedOutput:
     """The array channels-last (NWC / NHWC / NDHWC)."""
     file_shape: tuple[int, ...] = ()
     """Its shape in the file, before any transpose."""
+    layout_option: str = "--output-layout"
+    """The option that sets `layout` (named when a shape mismatch says which layout would fit)."""
 
     @property
     def dtype(self) -> str:
@@ -66,7 +68,8 @@ def read_array(ref: str, what: str = "recorded output") -> np.ndarray:
                         f"name one as {path}#KEY")
 
 
-def load_recorded_output(ref: str, layout: str | None = None, rank: int = 2) -> RecordedOutput:
+def load_recorded_output(ref: str, layout: str | None = None, rank: int = 2,
+                         layout_option: str = "--output-layout") -> RecordedOutput:
     """The recorded output `ref` (FILE.npy, FILE.npz#key) held in `layout` (default channels-last of
     `rank`), converted channels-last. A layout without the batch axis (HWC, CHW) reads one item."""
     data = read_array(ref)
@@ -83,7 +86,7 @@ def load_recorded_output(ref: str, layout: str | None = None, rank: int = 2) -> 
         raise BadInputError(f"recorded output '{ref}' has rank {data.ndim} (shape {fmt_values(data.shape)}); "
                             f"layout {layout} expects rank {len(layout)}")
     converted = data if layout == native else to_channels_last(data, layout, rank)[0]
-    return RecordedOutput(ref, layout, np.ascontiguousarray(converted), tuple(data.shape))
+    return RecordedOutput(ref, layout, np.ascontiguousarray(converted), tuple(data.shape), layout_option)
 
 
 def layouts_explaining(file_shape: tuple[int, ...], expected: tuple[int, ...], given_layout: str,
@@ -102,12 +105,13 @@ def layouts_explaining(file_shape: tuple[int, ...], expected: tuple[int, ...], g
     return fits
 
 
-def shape_error(recorded: RecordedOutput, expected: tuple[int, ...], rank: int, against: str) -> BadInputError:
+def shape_error(recorded: RecordedOutput, expected: tuple[int, ...], rank: int, against: str,
+                like: str = "the expected output") -> BadInputError:
     """The one-line error of a recorded output whose shape is not `expected`, naming a layout that fits."""
     shape = fmt_values(recorded.file_shape)
     text = (f"recorded output '{recorded.source}' has shape {shape} ({recorded.layout}); {against} "
             f"{fmt_values(expected)} ({input_layout_for(rank)})")
     fits = layouts_explaining(recorded.file_shape, expected, recorded.layout, rank)
     if fits:
-        text += f": it looks like {fits[0]} (give --output-layout {fits[0]})"
+        text += f": {recorded.source} looks like {like} in {fits[0]} (give {recorded.layout_option} {fits[0]})"
     return BadInputError(text)

@@ -69,7 +69,11 @@ def execute(case: Case, max_memory: int | None = None) -> CaseResult:
     ref_file, cand_file = ref_file or cand_file, cand_file or ref_file
     ref_weights = ref_cfg.given_weights or _as_weights(ref_file, ref_cfg.spec)
     if ref_cfg.is_recorded:
-        ref = _recorded_side(ref_cfg, x_ref, ref_weights, ref_file, cand_cfg)
+        # Two recordings without their input: only each other's shape is known, checked on the candidate.
+        unknown = cand_cfg.is_recorded and not _input_known(ref_cfg.spec)
+        ref = _recorded_side(ref_cfg, x_ref, ref_weights, ref_file,
+                             None if unknown else ref_cfg.spec.output_shape, "the spec's output shape is",
+                             "the expected output")
     else:
         ref = _run_side(backends["reference"], ref_cfg, x_ref, ref_weights, ref_file)
     if case.options.shared_kernel:
@@ -77,7 +81,12 @@ def execute(case: Case, max_memory: int | None = None) -> CaseResult:
     else:
         cand_weights = cand_cfg.given_weights or _as_weights(cand_file, cand_cfg.spec)
     if cand_cfg.is_recorded:
-        cand = _recorded_side(cand_cfg, x_cand, cand_weights, cand_file, ref_cfg)
+        if ref_cfg.is_recorded and not _input_known(cand_cfg.spec):
+            expected, against, like = (ref.output.shape, f"the reference '{ref_cfg.recorded.source}' has",
+                                       ref_cfg.recorded.source)
+        else:
+            expected, against, like = cand_cfg.spec.output_shape, "the spec's output shape is", "the expected output"
+        cand = _recorded_side(cand_cfg, x_cand, cand_weights, cand_file, expected, against, like)
     else:
         cand = _run_side(backends["candidate"], cand_cfg, x_cand, cand_weights,
                          None if case.options.shared_kernel else cand_file)
@@ -186,19 +195,15 @@ def _run_side(backend, config: SideConfig, x: np.ndarray, weights: Weights | Non
 
 
 def _recorded_side(config: SideConfig, x: np.ndarray, weights: Weights | None, loaded: LoadedWeights | None,
-                   other: SideConfig) -> SideResult:
+                   expected: tuple[int, ...] | None, against: str, like: str) -> SideResult:
     """A recorded output standing where a backend's result would: its array, the weights it is said to
-    come from (none: an empty kernel, nothing to compare), its dtype as the compute dtype."""
+    come from (none: an empty kernel, nothing to compare), its dtype as the compute dtype. A shape other
+    than `expected` (None: not checked) is bad input, naming the layout that would fit."""
     recorded = config.recorded
     assert recorded is not None
     spec = config.spec
-    if other.is_recorded and not _input_known(spec) and not _input_known(other.spec):
-        # Two recordings and no input: the spec's shapes are not theirs, only each other's shape is.
-        expected, against = other.recorded.array.shape, f"the other recording '{other.recorded.source}' has"
-    else:
-        expected, against = spec.output_shape, "the spec's output shape is"
-    if recorded.array.shape != tuple(expected):
-        raise shape_error(recorded, tuple(expected), spec.rank, against)
+    if expected is not None and recorded.array.shape != tuple(expected):
+        raise shape_error(recorded, tuple(expected), spec.rank, against, like)
     array = recorded.array
     kernel = weights.kernel if weights is not None else np.zeros((0,), array.dtype)
     bias = weights.bias if weights is not None else None

@@ -114,7 +114,7 @@ def verdict_line(case: CaseResult) -> str:
                  f"{'may pass as well' if res.indistinguishable else CANNOT_DISTINGUISH}")
     if case.not_possible:
         text += "; recorded output without its input or weights: elementwise only (see 'not possible')"
-    elif not case.kernels_identical:
+    if not case.kernels_identical and not _no_kernel(case.kernels):
         text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
         if case.kernel_distribution is not None:
             text += f": {case.kernel_distribution.verdict})"
@@ -138,8 +138,13 @@ def inputs_warning(case: CaseResult) -> str:
             "the outputs compare the inputs as well as the convolutions")
 
 
+def _no_kernel(k: Comparison) -> bool:
+    """A side is a recorded output without weights: there is no kernel to compare."""
+    return 0 in (math.prod(k.reference_shape), math.prod(k.candidate_shape))
+
+
 def kernel_difference(k: Comparison) -> str:
-    if 0 in (math.prod(k.reference_shape), math.prod(k.candidate_shape)):
+    if _no_kernel(k):
         return "not compared: a recorded output carries no kernel"
     if not k.shape_match:
         return f"kernel shapes {fmt_shape(k.reference_shape)} vs {fmt_shape(k.candidate_shape)}"
