@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from convdiff.backends import Weights
+from convdiff.backends.registry import RECORDED
 from convdiff.compare import RuleKind, Tolerance, Verdict, parse_rule_kind
 from convdiff.data.arrays import load_npy
 from convdiff.errors import BadInputError
@@ -309,6 +310,16 @@ def replay_cases(directory: str | Path) -> list[tuple[Case, Verdict, bool, str, 
             bias = saved.get(f"{which}_bias")
             weights = Weights(saved[f"{which}_kernel"].astype(kernel_dtype),
                               None if bias is None else bias.astype(kernel_dtype))
+            if backends_[which] == RECORDED.name:  # a recorded output replays as the saved array it was
+                from convdiff.data.outputs import RecordedOutput
+                from convdiff.spec.layouts import input_layout_for
+
+                output = saved[f"{which}_output"].astype(np_dtype(spec.dtype))
+                recorded = RecordedOutput(f"{arrays_file.name}:{which}_output", input_layout_for(spec.rank), output,
+                                          tuple(output.shape))
+                sides[which] = SideConfig(RECORDED.name, spec, given_input=x, recorded=recorded,
+                                          given_weights=weights if weights.kernel.size else None)
+                continue
             sides[which] = SideConfig(backends_[which], spec, given_input=x, given_weights=weights)
         out.append((Case(str(name), sides["reference"], sides["candidate"], options), saved_verdict,
                     bool(entry.get("kernels_identical", True)), str(entry.get("experiment", f"bundle:{directory.name}")),
