@@ -53,11 +53,11 @@ def compare(ctx: click.Context, reference: str, candidate: str, reference_output
     """
     check_outputs(quiet, fmt, report_path, figure_paths={"heatmap": heatmap} if heatmap else None)
     recorded = {"reference": reference_output, "candidate": candidate_output}
+    if reference_output is not None and candidate_output is not None:
+        raise click.UsageError("two recorded outputs: compare them with `convdiff diff A B`")
     for side, path in recorded.items():
         if path is not None and ctx.get_parameter_source(side) is click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError(f"give --{side} or --{side}-output, not both")
-    if reference_output is not None and candidate_output is not None:
-        raise click.UsageError("two recorded outputs: compare them with `convdiff diff A B`")
     if output_layout is not None and reference_output is None and candidate_output is None:
         raise click.UsageError("--output-layout describes a recorded output: give --reference-output or "
                                "--candidate-output")

@@ -41,7 +41,7 @@ class RecordedOutput:
 def split_array_ref(ref: str) -> tuple[str, str | None]:
     """`FILE.npz#key` -> (FILE.npz, key); anything else -> (ref, None)."""
     path, sep, key = ref.rpartition("#")
-    if sep and path.lower().endswith(".npz") and key:
+    if sep and path.lower().endswith((".npz", ".npy")) and key:
         return path, key
     return ref, None
 
