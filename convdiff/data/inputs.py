@@ -136,7 +136,7 @@ SQUARE_SIDE = 8
 def channels_first_suspicion(source: str, shape: tuple[int, ...]) -> str | None:
     """Why a 2-D input file read channels-last (its layout not given) looks channels-first, or None.
 
-    The rule (README: "Input layouts"): a shape N x A x B x B (or A x B x B without the batch) with A
+    The rule (README: the `--input-layout` option): a shape N x A x B x B (or A x B x B without the batch) with A
     an image's channel count (1, 3, 4) and B >= 8 reads as NHWC with A rows, B columns and B channels,
     but as NCHW it is A channels of a square B x B image. Refused only then and only when no weights
     file says how many channels the input has (with one, its input channels decide); an explicit

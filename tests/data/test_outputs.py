@@ -88,7 +88,7 @@ def test_the_layout_that_fits_is_named(files):
     assert layouts_explaining((7, 7, 7, 7), NHWC.shape, "NHWC", 2) == []
 
 
-# (shape of an input file read NHWC, whether it is refused as NCHW): the rule of README "Input layouts".
+# (shape of an input file read NHWC, whether it is refused as NCHW): the rule of README `--input-layout`.
 @pytest.mark.parametrize(("shape", "refused"), [
     ((1, 3, 32, 32), True),      # the example: RGB 32x32 saved NCHW
     ((1, 1, 28, 28), True),      # a grayscale MNIST image saved NCHW
