@@ -153,3 +153,31 @@ def test_nchw_input_file_is_recognised(cli_runner, tmp_path):
     for args in (["--input-layout", "NCHW"], ["--input-layout", "NHWC"], ["--weights", str(tmp_path / "w16.npy")]):
         ok = cli_runner.invoke(cli, ["compare", "--candidate", "nn", "--input", str(tmp_path / "x.npy"), *args, "-q"])
         assert ok.exit_code == 0, (args, ok.output)
+
+
+def test_experiment_side_table_takes_a_recorded_output(cli_runner, files):
+    (files / "rec.toml").write_text(f"""
+[spec]
+input = "x.npy"
+weights = "w.npz"
+weights_layout = "OIHW"
+padding = 1
+
+[[case]]
+name = "recorded"
+expect = "equivalent"
+expect_kernels = "identical"
+[case.reference]
+output = "y_nchw.npy"
+output_layout = "NCHW"
+[case.candidate]
+backend = "nn"
+""")
+    result = cli_runner.invoke(cli, ["run", str(files / "rec.toml"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    case = json.loads(result.output)["cases"][0]
+    assert case["reference"]["name"] == "recorded" and case["tolerance_mode"] == "bound"
+    (files / "bad.toml").write_text('[[case]]\nexpect = "equivalent"\n[case.reference]\nbackend = "nn"\n'
+                                    'output = "y.npy"\n[case.candidate]\nbackend = "nn"\n')
+    assert_one_line_error(cli_runner.invoke(cli, ["run", str(files / "bad.toml")]),
+                          "give 'backend' or 'output' (a recorded output), not both")
