@@ -43,6 +43,12 @@ class SideConfig:
     def is_recorded(self) -> bool:
         return self.recorded is not None
 
+    @property
+    def input_known(self) -> bool:
+        """Whether this side's input can be what it was computed from: a file or a deterministic built-in
+        (`image`, `ones`). A seeded random input is convdiff's own draw, never taken to be a recording's."""
+        return self.spec.input != "random"
+
     @classmethod
     def from_recorded(cls, spec: ConvSpec, recorded: RecordedOutput) -> SideConfig:
         """The side a recorded output stands for: `spec` says how it was computed, in the array's dtype."""
@@ -165,6 +171,11 @@ class CaseResult:
     def tolerance_mode(self) -> RuleKind:
         """The rule that decided `verdict`."""
         return self.output.rule.kind
+
+    @property
+    def recorded_without_input(self) -> bool:
+        """A recorded side whose input is not known: the spec's input shape is not the recording's."""
+        return any(run.config.is_recorded and not run.config.input_known for run in self.sides)
 
     @property
     def kernels_identical(self) -> bool:

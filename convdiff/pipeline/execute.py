@@ -70,7 +70,7 @@ def execute(case: Case, max_memory: int | None = None) -> CaseResult:
     ref_weights = ref_cfg.given_weights or _as_weights(ref_file, ref_cfg.spec)
     if ref_cfg.is_recorded:
         # Two recordings without their input: only each other's shape is known, checked on the candidate.
-        unknown = cand_cfg.is_recorded and not _input_known(ref_cfg.spec)
+        unknown = cand_cfg.is_recorded and not ref_cfg.input_known
         ref = _recorded_side(ref_cfg, x_ref, ref_weights, ref_file,
                              None if unknown else ref_cfg.spec.output_shape, "the spec's output shape is",
                              "the expected output")
@@ -81,7 +81,7 @@ def execute(case: Case, max_memory: int | None = None) -> CaseResult:
     else:
         cand_weights = cand_cfg.given_weights or _as_weights(cand_file, cand_cfg.spec)
     if cand_cfg.is_recorded:
-        if ref_cfg.is_recorded and not _input_known(cand_cfg.spec):
+        if ref_cfg.is_recorded and not cand_cfg.input_known:
             expected, against, like = (ref.output.shape, f"the reference '{ref_cfg.recorded.source}' has",
                                        ref_cfg.recorded.source)
         else:
@@ -216,12 +216,6 @@ def _recorded_side(config: SideConfig, x: np.ndarray, weights: Weights | None, l
     return SideResult(config.backend, array, kernel, bias, recorded.dtype, tuple(notes), 0.0, input_sha256(x))
 
 
-def _input_known(spec: ConvSpec) -> bool:
-    # A file, or a built-in input with no seed (the synthetic image, ones): a seeded random input is
-    # convdiff's own draw, never assumed to be what a recording was computed from.
-    return spec.input != "random"
-
-
 def recorded_gaps(sides: tuple[SideRun, SideRun]) -> tuple[str, ...]:
     """What a recorded side lacking its input or weights makes impossible, one sentence per check;
     empty when every recorded side has both (then everything runs as for two backends)."""
@@ -230,7 +224,7 @@ def recorded_gaps(sides: tuple[SideRun, SideRun]) -> tuple[str, ...]:
         spec = run.config.spec
         if not run.config.is_recorded:
             continue
-        if not _input_known(spec):
+        if not run.config.input_known:
             missing.append("the input (--input FILE)")
         if not (spec.weights or run.config.given_weights is not None):
             missing.append("the weights (--weights FILE or --from FILE#LAYER)")

@@ -363,8 +363,10 @@ def render_case_summary(case: CaseResult) -> RenderableType:
     table.add_column("")
     table.add_column("")
     spec = case.reference_config.spec
+    source = ("recorded, input not given" if case.recorded_without_input
+              else f"from a {fmt_shape(spec.input_shape)} input")
     table.add_row("outputs", f"{fmt_shape(c.reference_shape)} {c.reference_dtype} vs {fmt_shape(c.candidate_shape)} "
-                  f"{c.candidate_dtype}, from a {fmt_shape(spec.input_shape)} input")
+                  f"{c.candidate_dtype}, {source}")
     table.add_row("kernels", kernel_difference(case.kernels))
     if c.shape_match and c.total:
         table.add_row("max abs diff", f"{fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}")
