@@ -156,7 +156,7 @@ def test_nchw_input_file_is_recognised(cli_runner, tmp_path):
 
 
 def test_experiment_side_table_takes_a_recorded_output(cli_runner, files):
-    (files / "rec.toml").write_text(f"""
+    (files / "rec.toml").write_text("""
 [spec]
 input = "x.npy"
 weights = "w.npz"
