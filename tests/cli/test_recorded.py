@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from convdiff.cli import cli
-from tests.cli.test_bad_inputs import assert_one_line_error
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    """Exit 2 and ONE line naming the problem (as tests/cli/test_bad_inputs.py checks every bad input)."""
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convdiff: error: "), result.output
+    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
