@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convdiff.data.arrays import npz_arrays
-from convdiff.errors import BadInputError
+from convdiff.data.arrays import array_headers, read_arrays
+from convdiff.errors import BadFileError, BadInputError
 from convdiff.spec.layouts import INPUT_LAYOUTS_BY_RANK, input_layout_for, layout_rank, to_channels_last
 from convdiff.spec.parse import fmt_values
 
@@ -47,25 +47,28 @@ def split_array_ref(ref: str) -> tuple[str, str | None]:
 
 
 def read_array(ref: str, what: str = "recorded output") -> np.ndarray:
-    """One numeric array of `FILE.npy`, `FILE.npz#key`, or a `.npz` holding one array (or one named `output`)."""
+    """One numeric array of `FILE.npy`, `FILE.npz#key`, or a `.npz` holding one array (or one named `output`);
+    every header is checked before the one array chosen is read."""
     path, key = split_array_ref(ref)
     if Path(path).suffix.lower() not in (".npy", ".npz"):
-        raise BadInputError(f"{what} '{ref}' is not a .npy or .npz file")
-    arrays = npz_arrays(path, what)
-    if "" in arrays:
+        raise BadFileError(f"{what} '{ref}' is not a .npy or .npz file")
+    headers = array_headers(path, what)
+    if "" in headers:
         if key is not None:
-            raise BadInputError(f"{what} '{ref}': a .npy file holds one array, it has no key '{key}'")
-        return arrays[""]
-    if key is not None:
-        if key not in arrays:
-            raise BadInputError(f"{what} file '{path}' has no array '{key}' (arrays: {', '.join(arrays) or 'none'})")
-        return arrays[key]
-    if len(arrays) == 1:
-        return next(iter(arrays.values()))
-    if "output" in arrays:
-        return arrays["output"]
-    raise BadInputError(f"{what} file '{path}' holds {len(arrays)} arrays ({', '.join(arrays) or 'none'}): "
-                        f"name one as {path}#KEY")
+            raise BadFileError(f"{what} '{ref}': a .npy file holds one array, it has no key '{key}'")
+        chosen = ""
+    elif key is not None:
+        if key not in headers:
+            raise BadFileError(f"{what} file '{path}' has no array '{key}' (arrays: {', '.join(headers) or 'none'})")
+        chosen = key
+    elif len(headers) == 1:
+        chosen = next(iter(headers))
+    elif "output" in headers:
+        chosen = "output"
+    else:
+        raise BadFileError(f"{what} file '{path}' holds {len(headers)} arrays ({', '.join(headers) or 'none'}): "
+                           f"name one as {path}#KEY")
+    return read_arrays(path, what, [chosen])[chosen]
 
 
 def load_recorded_output(ref: str, layout: str | None = None, rank: int = 2,
@@ -74,16 +77,16 @@ def load_recorded_output(ref: str, layout: str | None = None, rank: int = 2,
     `rank`), converted channels-last. A layout without the batch axis (HWC, CHW) reads one item."""
     data = read_array(ref)
     if data.dtype.kind not in _FLOAT_KINDS:
-        raise BadInputError(f"recorded output '{ref}' has dtype {data.dtype}; a convolution's output is floating-point")
+        raise BadFileError(f"recorded output '{ref}' has dtype {data.dtype}; a convolution's output is floating-point")
     if data.size == 0:
-        raise BadInputError(f"recorded output '{ref}' is empty (shape {fmt_values(data.shape)})")
+        raise BadFileError(f"recorded output '{ref}' is empty (shape {fmt_values(data.shape)})")
     native = input_layout_for(rank)
     layout = layout or native
     if layout_rank(layout) != rank:
         raise BadInputError(f"--output-layout {layout} is a rank-{layout_rank(layout)} layout; the spec is rank {rank} "
                             f"(e.g. {native})")
     if data.ndim != len(layout):
-        raise BadInputError(f"recorded output '{ref}' has rank {data.ndim} (shape {fmt_values(data.shape)}); "
+        raise BadFileError(f"recorded output '{ref}' has rank {data.ndim} (shape {fmt_values(data.shape)}); "
                             f"layout {layout} expects rank {len(layout)}")
     converted = data if layout == native else to_channels_last(data, layout, rank)[0]
     return RecordedOutput(ref, layout, np.ascontiguousarray(converted), tuple(data.shape), layout_option)
