@@ -72,8 +72,10 @@ def compare(ctx: click.Context, reference: str, candidate: str, reference_output
 
         target = check_target(bundle_dir)  # before the comparison runs, not after
     from convdiff.data.files import check_not_an_input
+    from convdiff.data.outputs import split_array_ref
 
     inputs = [getattr(side.spec, f) for _, side in case.sides for f in ("input", "weights", "bias")]
+    inputs += [split_array_ref(side.recorded.source)[0] for _, side in case.sides if side.recorded is not None]
     for what, path in (("heatmap", heatmap), ("HTML report", report_path)):
         if path is not None:
             check_not_an_input(path, what, inputs)
