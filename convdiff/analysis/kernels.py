@@ -450,5 +450,7 @@ class KernelStats:
 
 def kernel_stats(kernel: np.ndarray) -> KernelStats:
     k = np.asarray(kernel, dtype=np.float64)
+    if k.size == 0:  # a recorded output's side: it carries no kernel
+        return KernelStats(math.nan, math.nan, math.nan, math.nan)
     with np.errstate(all="ignore"):
         return KernelStats(float(k.mean()), float(k.std()), float(k.min()), float(k.max()))

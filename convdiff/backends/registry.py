@@ -295,11 +295,18 @@ REGISTRY: dict[str, BackendInfo] = {
 }
 
 
+RECORDED = BackendInfo("recorded", "", "a recorded output array read from a file: no backend runs; assumed "
+                       "computed in the array's dtype as a CPU framework sums (the default accumulation)")
+"""The rounding model of a recorded side (not in REGISTRY: it cannot be chosen as a backend)."""
+
+
 def backend_names() -> list[str]:
     return list(REGISTRY)
 
 
 def backend_info(name: str) -> BackendInfo:
+    if name == RECORDED.name:
+        return RECORDED
     try:
         return REGISTRY[name]
     except KeyError:

@@ -9,7 +9,8 @@ import click
 
 from convdiff.cli.group import cli
 from convdiff.cli.options import (case_options, check_outputs, format_option, max_memory_option, overrides_by_side,
-                                  quiet_option, report_option, rule_options, save_bundle_option, set_option,
+                                  quiet_option, recorded_output_options, report_option, rule_options,
+                                  save_bundle_option, set_option,
                                   side_options, spec_fields, spec_options, tolerance_options, top_option)
 from convdiff.cli.output import Output
 from convdiff.errors import EXIT_MISMATCH, EXIT_OK
@@ -17,6 +18,7 @@ from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 
 @cli.command()
 @side_options("nn", "keras")
+@recorded_output_options
 @spec_options
 @click.option("--shared-kernel", is_flag=True,
               help="Give the candidate the reference's kernel and bias, so only the convolution ops are compared.")
@@ -36,7 +38,9 @@ from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 @quiet_option
 @click.option("--details", is_flag=True,
               help="Print the full report of a passing comparison too (a failing one always gets it).")
-def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tuple, heatmap: str | None,
+@click.pass_context
+def compare(ctx: click.Context, reference: str, candidate: str, reference_output: str | None,
+            candidate_output: str | None, output_layout: str | None, shared_kernel: bool, overrides: tuple, heatmap: str | None,
             atol: float | None, rtol: float | None, equal_nan: bool, top_k: int, fmt: str,
             tolerance_mode: str | None, bound_form: str, bundle_dir: str | None, max_memory: int | None,
             report_path: str | None, quiet: bool, details: bool, **spec_params: Any) -> None:
@@ -44,10 +48,22 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
     A passing comparison prints a short summary (--details: the full report); a failing one the full
     report. Exits 0 when the outputs are identical or equivalent, 1 when they are not.
+
+    --reference-output / --candidate-output put a recorded output file in place of that side's backend.
     """
     check_outputs(quiet, fmt, report_path, figure_paths={"heatmap": heatmap} if heatmap is not None else None)
+    recorded = {"reference": reference_output, "candidate": candidate_output}
+    if reference_output is not None and candidate_output is not None:
+        raise click.UsageError("two recorded outputs: compare them with `convdiff diff A B`")
+    for side, path in recorded.items():
+        if path is not None and ctx.get_parameter_source(side) is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"give --{side} or --{side}-output, not both")
+    if output_layout is not None and reference_output is None and candidate_output is None:
+        raise click.UsageError("--output-layout describes a recorded output: give --reference-output or "
+                               "--candidate-output")
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel, top_k)
-    case = make_case(reference, candidate, spec_fields(spec_params), options, overrides_by_side(overrides))
+    case = make_case(reference, candidate, spec_fields(spec_params), options, overrides_by_side(overrides),
+                     recorded=recorded, output_layout=output_layout)
     if heatmap is not None and any(side.spec.rank != 2 for _, side in case.sides):
         raise click.UsageError("--heatmap draws 2-D outputs; the report's mismatch map covers 1-D and 3-D ones")
     target = None
@@ -56,8 +72,10 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
         target = check_target(bundle_dir)  # before the comparison runs, not after
     from convdiff.data.files import check_not_an_input
+    from convdiff.data.outputs import split_array_ref
 
     inputs = [getattr(side.spec, f) for _, side in case.sides for f in ("input", "weights", "bias")]
+    inputs += [split_array_ref(side.recorded.source)[0] for _, side in case.sides if side.recorded is not None]
     for what, path in (("heatmap", heatmap), ("HTML report", report_path)):
         if path is not None:
             check_not_an_input(path, what, inputs)
@@ -88,8 +106,12 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
 
 
 def make_case(reference: str, candidate: str, fields: dict[str, Any], options: Any,  # noqa: ANN201
-              overrides: dict[str, dict[str, Any]] | None = None, name: str = "compare"):
-    """The pipeline case of a `compare`: both sides' specs from the options, `--set` applied per side."""
+              overrides: dict[str, dict[str, Any]] | None = None, name: str = "compare",
+              recorded: dict[str, str | None] | None = None, output_layout: str | None = None,
+              candidate_layout: str | None = None):
+    """The pipeline case of a `compare`: both sides' specs from the options, `--set` applied per side;
+    a side with a recorded output file (`recorded[side]`) is that file instead of a backend."""
+    from convdiff.data.outputs import load_recorded_output
     from convdiff.data.specs import build_spec
     from convdiff.errors import BadInputError
     from convdiff.pipeline import Case, SideConfig
@@ -101,7 +123,14 @@ def make_case(reference: str, candidate: str, fields: dict[str, Any], options: A
             specs[side] = build_spec(fields, overrides.get(side))
         except BadInputError as exc:
             raise BadInputError(f"{side}: {exc}" if any(overrides.values()) else str(exc)) from None
-    return Case(name, SideConfig(reference, specs["reference"]), SideConfig(candidate, specs["candidate"]), options)
+    configs = {"reference": SideConfig(reference, specs["reference"]), "candidate": SideConfig(candidate, specs["candidate"])}
+    for side, path in (recorded or {}).items():
+        if path is not None:
+            own = candidate_layout if side == "candidate" and candidate_layout else output_layout
+            option = "--candidate-layout" if name == "diff" and side == "candidate" else "--output-layout"
+            configs[side] = SideConfig.from_recorded(
+                specs[side], load_recorded_output(path, own, specs[side].rank, option))
+    return Case(name, configs["reference"], configs["candidate"], options)
 
 
 def write_heatmap(out: Output, path: str, result: Any) -> None:

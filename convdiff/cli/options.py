@@ -94,6 +94,28 @@ def spec_fields(params: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+LAYOUT_TYPE = FieldType(BY_NAME["input_layout"])
+"""An array layout (NHWC, NCHW, HWC, ...; the other ranks' too), parsed like --input-layout."""
+
+
+def output_layout_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--output-layout", "output_layout", type=LAYOUT_TYPE, default=None,
+                        metavar="LAYOUT",
+                        help="Layout of the recorded output files (NHWC, NCHW, HWC, CHW; NWC/NCW, NDHWC/NCDHW "
+                             "for other ranks). Default: channels-last (NHWC). caffe.Net and PyTorch dump NCHW.")(fn)
+
+
+recorded_output_options = stack(
+    click.option("--reference-output", "reference_output", default=None, metavar="FILE[.npz#KEY]",
+                 help="A recorded output (.npy, .npz#key or a single-array .npz) that stands for the reference: "
+                      "no backend runs for it. With --input and --weights/--from it is checked as a backend would "
+                      "be (rounding bound, regions, diagnosis); without them, elementwise only."),
+    click.option("--candidate-output", "candidate_output", default=None, metavar="FILE[.npz#KEY]",
+                 help="A recorded output that stands for the candidate (as --reference-output)."),
+    output_layout_option,
+)
+
+
 def set_option(help_text: str) -> Decorator:
     return click.option("--set", "overrides", multiple=True, type=OverrideType(), metavar="SIDE.FIELD=VALUE",
                         help=help_text)

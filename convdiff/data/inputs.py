@@ -30,7 +30,11 @@ def make_input(spec: ConvSpec) -> np.ndarray:
         return (synthetic_image(shape).astype(np.float64) / 255.0).astype(dtype)
     data = load_input_file(spec.input, spec.input_layout, spec.rank)
     if data.shape != shape:
-        raise BadFileError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
+        hint = ""
+        if spec.rank == 2 and data.ndim == 4 and data.shape == (shape[0], shape[3], shape[1], shape[2]):
+            hint = " (it looks like NCHW: give --input-layout NCHW)"
+        raise BadFileError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects "
+                            f"{_fmt(shape)}{hint}")
     return data.astype(dtype)
 
 
@@ -126,6 +130,33 @@ def load_input_file(source: str, layout: str | None = None, rank: int = 2) -> np
     layout = _input_layout(header.shape, layout, rank, path)  # rank and emptiness, before reading
     data = read_arrays(path, "input", [key])[key]
     return to_channels_last(data, layout, layout_rank(layout))[0]
+
+
+# Channel counts of images as they are stored (grayscale, RGB, RGBA): what dim 1 of an NCHW array holds.
+IMAGE_CHANNELS = (1, 3, 4)
+# The smallest square side taken as an image's rows and columns rather than a few rows of many channels.
+SQUARE_SIDE = 8
+
+
+def channels_first_suspicion(source: str, shape: tuple[int, ...]) -> str | None:
+    """Why a 2-D input file read channels-last (its layout not given) looks channels-first, or None.
+
+    The rule (README: the `--input-layout` option): a shape N x A x B x B (or A x B x B without the batch) with A
+    an image's channel count (1, 3, 4) and B >= 8 reads as NHWC with A rows, B columns and B channels,
+    but as NCHW it is A channels of a square B x B image. Refused only then and only when no weights
+    file says how many channels the input has (with one, its input channels decide); an explicit
+    --input-layout NHWC reads it as it is.
+    """
+    dims = tuple(shape[1:]) if len(shape) == 4 else tuple(shape) if len(shape) == 3 else ()
+    if not dims:
+        return None
+    a, b, c = dims
+    if a not in IMAGE_CHANNELS or b != c or b < SQUARE_SIDE:
+        return None
+    layout, first = ("NHWC", "NCHW") if len(shape) == 4 else ("HWC", "CHW")
+    return (f"input file '{source}' has shape {_fmt(shape)}: read as {layout} that is {a} row(s), {b} columns "
+            f"and {c} channels, but it looks like {first} ({a} channel(s) of {b}x{c}): give --input-layout {first} "
+            f"(or --input-layout {layout} to read it as {layout})")
 
 
 def file_input_shape(source: str, layout: str | None = None, rank: int = 2) -> tuple[int, ...]:

@@ -38,6 +38,7 @@ def build_spec(fields: dict[str, Any], overrides: dict[str, Any] | None = None) 
         record = find_layer(ref)
     merged = {**fields, **overrides}
     source = merged.get("input", "random")
+    suspicion = None
     if "input_shape" not in merged:
         layer = record or _weights_layer(merged)
         rank = merged.get("rank", layer.rank if layer is not None else 2)
@@ -49,9 +50,11 @@ def build_spec(fields: dict[str, Any], overrides: dict[str, Any] | None = None) 
                 shape = layer_input_shape(layer, shape)
             fields["input_shape"] = shape
         else:  # from the file's header: the shape is known (and checked) before a byte of data is read
-            from convdiff.data.inputs import file_input_shape
+            from convdiff.data.inputs import channels_first_suspicion, file_input_shape
 
             fields["input_shape"] = file_input_shape(source, merged.get("input_layout"), rank)
+            if merged.get("input_layout") is None and rank == 2:
+                suspicion = channels_first_suspicion(source, fields["input_shape"])
     elif source not in BUILTIN_INPUTS:
         from convdiff.data.inputs import file_input_shape
         from convdiff.errors import BadFileError
@@ -74,7 +77,9 @@ def build_spec(fields: dict[str, Any], overrides: dict[str, Any] | None = None) 
     if fields.get("bias") and not fields.get("weights"):
         raise BadInputError("a bias file needs a weights file (--weights / weights = ...)")
     if fields.get("weights"):
-        _fields_from_weights(fields)
+        _fields_from_weights(fields)  # the weights' input channels decide whether the input is read right
+    elif suspicion is not None and (record is None or record.in_channels != fields["input_shape"][-1]):
+        raise BadInputError(suspicion)
     try:
         return ConvSpec(**fields)
     except TypeError as exc:  # a wrong type that slipped past parsing
@@ -119,7 +124,12 @@ def _fields_from_weights(fields: dict[str, Any]) -> None:
         named = ", ".join(("HWOI", "IOHW") if transposed else ("HWIO", "OIHW", "OHWI", "IOHW"))
         hint = (f"; layouts that fit: {', '.join(fits)}" if fits else f"; it fits no layout ({named}) for "
                 f"{channels} input channel(s)")
-        if not transposed and groups == 1 and channels % kernel[-2] == 0 and channels != kernel[-2]:
+        shape = fields["input_shape"]
+        if (fields.get("input_layout") is None and rank == 2 and len(shape) == 4 and shape[1] == c_in
+                and not transposed):
+            hint = (f"; the input file {fmt_values(shape)} read as NHWC has {channels} channel(s), as NCHW "
+                    f"{shape[1]}: give --input-layout NCHW")
+        elif not transposed and groups == 1 and channels % kernel[-2] == 0 and channels != kernel[-2]:
             hint += f" (or a grouped kernel: --groups {channels // kernel[-2]})"
         raise SpecConflictError(f"{where} has {c_in} input channel(s){per_group}, the input has {channels}{hint}")
     for name, value in (("kernel_size", tuple(kernel[:rank])), ("filters", c_out)):

@@ -12,8 +12,9 @@ from convdiff.analysis.diagnose import Finding, Resolution
 from convdiff.analysis.kernels import KernelDistribution, KernelStats, Theoretical, kernel_stats, theoretical
 from convdiff.analysis.regions import MismatchRegions
 from convdiff.backends.base import SideResult, Weights
-from convdiff.backends.registry import backend_info
+from convdiff.backends.registry import RECORDED, backend_info
 from convdiff.compare import PASSING, Comparison, RuleKind, Tolerance, Verdict
+from convdiff.data.outputs import RecordedOutput
 from convdiff.reference.rounding import Arithmetic, BoundForm
 from convdiff.spec.convspec import ConvSpec
 from convdiff.spec.dtypes import lower_precision
@@ -34,6 +35,24 @@ class SideConfig:
     """The input to run on instead of the spec's input source (NHWC, the spec's input dtype)."""
     given_weights: Weights | None = field(default=None, compare=False, repr=False)
     """The kernel (HWIO) and bias to use instead of drawing or reading them."""
+    recorded: RecordedOutput | None = field(default=None, compare=False, repr=False)
+    """A recorded output that stands for this side: no backend runs (`backend` is `recorded`); its spec
+    says how the recording was computed, its dtype is the array's."""
+
+    @property
+    def is_recorded(self) -> bool:
+        return self.recorded is not None
+
+    @property
+    def input_known(self) -> bool:
+        """Whether this side's input can be what it was computed from: a file or a deterministic built-in
+        (`image`, `ones`). A seeded random input is convdiff's own draw, never taken to be a recording's."""
+        return self.spec.input != "random"
+
+    @classmethod
+    def from_recorded(cls, spec: ConvSpec, recorded: RecordedOutput) -> SideConfig:
+        """The side a recorded output stands for: `spec` says how it was computed, in the array's dtype."""
+        return cls(RECORDED.name, spec.replace(dtype=recorded.dtype), recorded=recorded)
 
 
 @dataclass(frozen=True)
@@ -89,7 +108,8 @@ class SideRun:
     @property
     def arithmetic(self) -> Arithmetic:
         """How this side computed: its operand, accumulation and output precisions (the rounding model)."""
-        return backend_info(self.result.backend).arithmetic(self.result)
+        info = RECORDED if self.config.is_recorded else backend_info(self.result.backend)
+        return info.arithmetic(self.result)
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,8 @@ class CaseResult:
     """One finding per hypothesis tried; empty when the outputs pass."""
     resolution: Resolution | None = None
     """When the bound found the outputs equivalent: what it cannot exclude at this precision."""
+    not_possible: tuple[str, ...] = ()
+    """The checks a recorded side without its input or weights leaves impossible, one sentence each."""
 
     def side(self, role: str) -> SideRun:
         for run in self.sides:
@@ -149,6 +171,11 @@ class CaseResult:
     def tolerance_mode(self) -> RuleKind:
         """The rule that decided `verdict`."""
         return self.output.rule.kind
+
+    @property
+    def recorded_without_input(self) -> bool:
+        """A recorded side whose input is not known: the spec's input shape is not the recording's."""
+        return any(run.config.is_recorded and not run.config.input_known for run in self.sides)
 
     @property
     def kernels_identical(self) -> bool:

@@ -25,6 +25,7 @@ from convdiff.compare import Comparison, Rule, RuleKind, Verdict, compare_arrays
 from convdiff.data.fingerprint import input_sha256
 from convdiff.data.inputs import make_input
 from convdiff.data.memory import check_memory
+from convdiff.data.outputs import shape_error
 from convdiff.data.weights import LoadedWeights, load_weights
 from convdiff.errors import BadInputError
 from convdiff.pipeline.case import Case, CaseOptions, CaseResult, SideConfig, SideRun
@@ -37,7 +38,10 @@ def check_case(case: Case, max_memory: int | None = None, where: str = "") -> No
     """Everything that can be refused before anything runs: backends known and installed, specs they
     can express, memory. Raises BadInputError (exit 2) or BackendUnavailableError (exit 3)."""
     for _, side in case.sides:
-        backend_info(side.backend).check_spec(side.spec)
+        if not side.is_recorded:
+            backend_info(side.backend).check_spec(side.spec)
+    if case.options.shared_kernel and any(side.is_recorded for _, side in case.sides):
+        raise BadInputError("--shared-kernel needs two backends: a recorded output has no kernel to share")
     check_memory(case.reference.spec, case.candidate.spec, max_memory, where=where)
 
 
@@ -52,8 +56,9 @@ def execute(case: Case, max_memory: int | None = None) -> CaseResult:
         The `CaseResult`; a mismatch is a result, not an exception.
     """
     check_case(case, max_memory)
-    prepare_frameworks([side.backend for _, side in case.sides])
-    backends = {role: get_backend(side.backend) for role, side in case.sides}
+    live = [(role, side) for role, side in case.sides if not side.is_recorded]
+    prepare_frameworks([side.backend for _, side in live])
+    backends = {role: get_backend(side.backend) for role, side in live}
     ref_cfg, cand_cfg = case.reference, case.candidate
     x_ref = _input(ref_cfg)
     x_cand = x_ref if _same_input(ref_cfg, cand_cfg) else _input(cand_cfg)
@@ -62,14 +67,29 @@ def execute(case: Case, max_memory: int | None = None) -> CaseResult:
     cand_file = None if cand_cfg.given_weights is not None else file_weights(cand_cfg.spec)
     # Weights from a file replace every initializer: a side without its own file uses the other's.
     ref_file, cand_file = ref_file or cand_file, cand_file or ref_file
-    ref = _run_side(backends["reference"], ref_cfg, x_ref, ref_cfg.given_weights or _as_weights(ref_file, ref_cfg.spec),
-                    ref_file)
+    ref_weights = ref_cfg.given_weights or _as_weights(ref_file, ref_cfg.spec)
+    if ref_cfg.is_recorded:
+        # Two recordings without their input: only each other's shape is known, checked on the candidate.
+        unknown = cand_cfg.is_recorded and not ref_cfg.input_known
+        ref = _recorded_side(ref_cfg, x_ref, ref_weights, ref_file,
+                             None if unknown else ref_cfg.spec.output_shape, "the spec's output shape is",
+                             "the expected output")
+    else:
+        ref = _run_side(backends["reference"], ref_cfg, x_ref, ref_weights, ref_file)
     if case.options.shared_kernel:
         cand_weights: Weights | None = Weights(ref.kernel, ref.bias)
     else:
         cand_weights = cand_cfg.given_weights or _as_weights(cand_file, cand_cfg.spec)
-    cand = _run_side(backends["candidate"], cand_cfg, x_cand, cand_weights,
-                     None if case.options.shared_kernel else cand_file)
+    if cand_cfg.is_recorded:
+        if ref_cfg.is_recorded and not cand_cfg.input_known:
+            expected, against, like = (ref.output.shape, f"the reference '{ref_cfg.recorded.source}' has",
+                                       ref_cfg.recorded.source)
+        else:
+            expected, against, like = cand_cfg.spec.output_shape, "the spec's output shape is", "the expected output"
+        cand = _recorded_side(cand_cfg, x_cand, cand_weights, cand_file, expected, against, like)
+    else:
+        cand = _run_side(backends["candidate"], cand_cfg, x_cand, cand_weights,
+                         None if case.options.shared_kernel else cand_file)
     sides = (SideRun("reference", ref_cfg, x_ref, ref), SideRun("candidate", cand_cfg, x_cand, cand))
     return compare_sides(case.name, sides, case.options)
 
@@ -82,32 +102,41 @@ def compare_sides(name: str, sides: tuple[SideRun, SideRun], options: CaseOption
     calibration study needs only the verdict and the resolution)."""
     ref_run, cand_run = sides
     ref, cand = ref_run.result, cand_run.result
+    gaps = recorded_gaps(sides)
+    if gaps:
+        if options.mode is RuleKind.BOUND:
+            raise BadInputError(f"--tolerance bound is not possible here: {gaps[0]}")
+        # Without the operands the recording came from there is no bound to build: atol/rtol decide.
+        rule_options = dataclasses.replace(options, mode=RuleKind.ELEMENTWISE)
+    else:
+        rule_options = options
     kernels = compare_arrays(ref.kernel, cand.kernel, atol=0.0, rtol=0.0, top_k=options.top_k)
     distribution = None
     from_files = bool(ref_run.config.spec.weights or cand_run.config.spec.weights)
+    recorded = ref_run.config.is_recorded or cand_run.config.is_recorded
     # Kernels read from files were never drawn from an initializer: there is no law to test them against.
-    if kernels.verdict is not Verdict.IDENTICAL and not from_files:
+    if kernels.verdict is not Verdict.IDENTICAL and not from_files and not recorded:
         # Checked in the shape each side drew its kernel in (a depthwise kernel's fans are those of (*k, C, M)).
         ref_spec, cand_spec = ref_run.config.spec, cand_run.config.spec
         distribution = kernel_distribution(_drawn(ref.kernel, ref_spec), _drawn(cand.kernel, cand_spec),
                                            ref_spec.initializer, cand_spec.initializer)
     dtype = lower_precision(ref.compute_dtype, cand.compute_dtype)
-    rule, bound = deciding_rule(options, ref_run, cand_run, dtype)
+    rule, bound = deciding_rule(rule_options, ref_run, cand_run, dtype)
     output = compare_arrays(ref.output, cand.output, rule=rule, bound=bound, top_k=options.top_k)
-    result = CaseResult(name, sides, options, kernels, output, bound, distribution)
+    result = CaseResult(name, sides, options, kernels, output, bound, distribution, not_possible=gaps)
     finish = explain if explain_failures else (lambda r: r)
     if not output.shape_match or output.total == 0:
         return result if output else finish(result)
     ulp = ulp_distance(ref.output, cand.output, dtype)
     three = None
-    if output.verdict is not Verdict.IDENTICAL and "numpy" not in (ref.backend, cand.backend):
+    if output.verdict is not Verdict.IDENTICAL and "numpy" not in (ref.backend, cand.backend) and not gaps:
         # Each side against float64 from ITS OWN kernel: a side is wrong when it is outside the
         # rounding bound of its own compute dtype, whatever the other side did.
         three = ThreeWay(*(side_error(run.result.output, run.input, run.result.kernel, run.result.bias,
                                       run.config.spec, run.arithmetic, options.bound_form)
                            for run in sides), same_convolution=_same_convolution(ref_run, cand_run))
     result = dataclasses.replace(result, ulp=ulp, three_way=three)
-    if output.verdict is Verdict.EQUIVALENT and rule.is_bound:
+    if output.verdict is Verdict.EQUIVALENT and rule.is_bound and not gaps:
         # Within rounding: say which known mistakes the bound could not exclude at this precision.
         result = dataclasses.replace(result, resolution=resolution(
             ref_run.config.spec, cand_run.config.spec, ref_run.input, ref.kernel, ref.bias, ref.output, cand.output,
@@ -142,6 +171,8 @@ def explain(result: CaseResult) -> CaseResult:
     """Where the outputs mismatch and why: run only on a failing comparison (it costs recomputations)."""
     ref_run, cand_run = result.sides
     regions = analyze_regions(ref_run.result.output, cand_run.result.output, result.output, result.bound)
+    if result.not_possible:  # a recording without its operands: nothing to recompute the variants from
+        return dataclasses.replace(result, regions=regions)
     findings = diagnose(
         ref_run.config.spec, cand_run.config.spec, ref_run.input, ref_run.result.kernel, ref_run.result.bias,
         cand_run.result.output, reference_dtype=ref_run.result.compute_dtype,
@@ -161,6 +192,52 @@ def _run_side(backend, config: SideConfig, x: np.ndarray, weights: Weights | Non
         notes = (loaded.note, *((converted,) if converted else ()), *notes)
     # Fingerprint what the side was actually given, so different inputs can never pass unnoticed.
     return dataclasses.replace(result, notes=notes, input_sha256=input_sha256(x))
+
+
+def _recorded_side(config: SideConfig, x: np.ndarray, weights: Weights | None, loaded: LoadedWeights | None,
+                   expected: tuple[int, ...] | None, against: str, like: str) -> SideResult:
+    """A recorded output standing where a backend's result would: its array, the weights it is said to
+    come from (none: an empty kernel, nothing to compare), its dtype as the compute dtype. A shape other
+    than `expected` (None: not checked) is bad input, naming the layout that would fit."""
+    recorded = config.recorded
+    assert recorded is not None
+    spec = config.spec
+    if expected is not None and recorded.array.shape != tuple(expected):
+        raise shape_error(recorded, tuple(expected), spec.rank, against, like)
+    array = recorded.array
+    kernel = weights.kernel if weights is not None else np.zeros((0,), array.dtype)
+    bias = weights.bias if weights is not None else None
+    shape = "x".join(map(str, recorded.file_shape))
+    notes = [f"recorded output {recorded.source} ({recorded.layout} {shape} {recorded.dtype}) stands for this "
+             "side: no backend ran"]
+    if loaded is not None:
+        converted = conversion_note(loaded, spec)
+        notes += [loaded.note, *((converted,) if converted else ())]
+    return SideResult(config.backend, array, kernel, bias, recorded.dtype, tuple(notes), 0.0, input_sha256(x))
+
+
+def recorded_gaps(sides: tuple[SideRun, SideRun]) -> tuple[str, ...]:
+    """What a recorded side lacking its input or weights makes impossible, one sentence per check;
+    empty when every recorded side has both (then everything runs as for two backends)."""
+    missing: list[str] = []
+    for run in sides:
+        spec = run.config.spec
+        if not run.config.is_recorded:
+            continue
+        if not run.config.input_known:
+            missing.append("the input (--input FILE)")
+        if not (spec.weights or run.config.given_weights is not None):
+            missing.append("the weights (--weights FILE or --from FILE#LAYER)")
+    if not missing:
+        return ()
+    needs = " and ".join(dict.fromkeys(missing))
+    gaps = [f"rounding-bound verdict: it needs {needs} the recorded output was computed from; decided by the "
+            "elementwise rule (atol/rtol) instead",
+            "three-way check (each side against float64) and the precision analyses: no operands to recompute from",
+            "diagnosis: no operands to recompute the variants from (the mismatch regions are still shown)"]
+    if any("weights" in m for m in missing):
+        gaps.append("kernel comparison: a recorded output carries no kernel")
+    return tuple(gaps)
 
 
 # Spec fields that do not change what is computed, only how it is stored, drawn or laid out.
@@ -244,4 +321,5 @@ def _same_input(a: SideConfig, b: SideConfig) -> bool:
         sb.input, sb.input_shape, sb.effective_input_dtype, sb.seed, sb.input_layout)
 
 
-__all__ = ["Comparison", "check_case", "compare_sides", "deciding_rule", "execute", "explain", "file_weights"]
+__all__ = ["Comparison", "check_case", "compare_sides", "deciding_rule", "execute", "explain", "file_weights",
+           "recorded_gaps"]

@@ -170,6 +170,9 @@ def _side_json(run: SideRun) -> dict[str, Any]:
     stats = run.kernel_stats
     return strict({
         "name": run.config.backend,
+        "recorded": None if run.config.recorded is None else {
+            "source": run.config.recorded.source, "layout": run.config.recorded.layout,
+            "file_shape": run.config.recorded.file_shape},
         "dtype": result.compute_dtype,
         "arithmetic": arithmetic_json(run.arithmetic),
         "shape": result.output.shape,
@@ -221,6 +224,7 @@ def case_to_json(case: CaseResult, environment: dict[str, Any], verdict_line: st
     doc["mismatch_regions"] = regions_json(case.regions) if case.regions is not None else None
     doc["diagnosis"] = [finding_json(f) for f in case.diagnosis]
     doc["resolution"] = resolution_json(case.resolution)
+    doc["not_possible"] = list(case.not_possible)
     doc["spec"] = case.reference_config.spec.to_json()
     doc["environment"] = environment
     return doc

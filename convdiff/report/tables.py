@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,7 +112,9 @@ def verdict_line(case: CaseResult) -> str:
     if res is not None and res.coarse:
         text += (f"; a change of up to {fmt_percent(res.relative)} of an output channel "
                  f"{'may pass as well' if res.indistinguishable else CANNOT_DISTINGUISH}")
-    if not case.kernels_identical:
+    if case.not_possible:
+        text += "; recorded output without its input or weights: elementwise only (see 'not possible')"
+    if not case.kernels_identical and not _no_kernel(case.kernels):
         text += f"; weights differ before convolution ({kernel_difference(case.kernels)}"
         if case.kernel_distribution is not None:
             text += f": {case.kernel_distribution.verdict})"
@@ -135,7 +138,14 @@ def inputs_warning(case: CaseResult) -> str:
             "the outputs compare the inputs as well as the convolutions")
 
 
+def _no_kernel(k: Comparison) -> bool:
+    """A side is a recorded output without weights: there is no kernel to compare."""
+    return 0 in (math.prod(k.reference_shape), math.prod(k.candidate_shape))
+
+
 def kernel_difference(k: Comparison) -> str:
+    if _no_kernel(k):
+        return "not compared: a recorded output carries no kernel"
     if not k.shape_match:
         return f"kernel shapes {fmt_shape(k.reference_shape)} vs {fmt_shape(k.candidate_shape)}"
     if k.verdict is Verdict.IDENTICAL:
@@ -146,6 +156,9 @@ def kernel_difference(k: Comparison) -> str:
 
 
 def _side_title(case: CaseResult, which: str) -> str:
+    recorded = case.side(which).config.recorded
+    if recorded is not None:
+        return f"{which}: recorded {recorded.source} ({case.side(which).result.compute_dtype})"
     return f"{which}: {case.side(which).config.backend} ({case.side(which).result.compute_dtype})"
 
 
@@ -333,8 +346,14 @@ def render_case(case: CaseResult, notes: Sequence[str] = ()) -> RenderableType:
             parts.append(Text(f"note ({run.role}): {note}", style="dim"))
     for note in notes:
         parts.append(Text(f"note: {note}", style="dim"))
+    parts.extend(not_possible_lines(case))
     parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.verdict]))
     return Group(*parts)
+
+
+def not_possible_lines(case: CaseResult) -> list[Text]:
+    """What a recorded side without its input or weights left impossible, said plainly."""
+    return [Text(f"not possible: {gap}", style="yellow") for gap in case.not_possible]
 
 
 def render_case_summary(case: CaseResult) -> RenderableType:
@@ -344,8 +363,10 @@ def render_case_summary(case: CaseResult) -> RenderableType:
     table.add_column("")
     table.add_column("")
     spec = case.reference_config.spec
+    source = ("recorded, input not given" if case.recorded_without_input
+              else f"from a {fmt_shape(spec.input_shape)} input")
     table.add_row("outputs", f"{fmt_shape(c.reference_shape)} {c.reference_dtype} vs {fmt_shape(c.candidate_shape)} "
-                  f"{c.candidate_dtype}, from a {fmt_shape(spec.input_shape)} input")
+                  f"{c.candidate_dtype}, {source}")
     table.add_row("kernels", kernel_difference(case.kernels))
     if c.shape_match and c.total:
         table.add_row("max abs diff", f"{fmt(c.max_abs_diff)} at {fmt_index(c.max_abs_diff_index)}")
@@ -367,6 +388,7 @@ def render_case_summary(case: CaseResult) -> RenderableType:
         parts.append(Text(inputs_warning(case), style="bold yellow"))
     parts.append(Text("(--details for the specification, the kernels, the precision analyses and the worst "
                       "positions)", style="dim"))
+    parts.extend(not_possible_lines(case))
     parts.append(Text(verdict_line(case), style=VERDICT_STYLE[case.verdict]))
     return Group(*parts)
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from convdiff.backends import Weights, backend_info
+from convdiff.backends.registry import RECORDED
 from convdiff.compare import RuleKind, Tolerance, Verdict, parse_rule_kind
 from convdiff.data.arrays import ArrayHeader, array_headers, read_arrays
 from convdiff.data.files import (MAX_MANIFEST_BYTES, check_output_directory, directory_lock, parse_json,
@@ -487,6 +488,16 @@ class ReplayCase:
             bias = saved.get(f"{which}_bias")
             weights = Weights(saved[f"{which}_kernel"].astype(kernel_dtype, copy=False),
                               None if bias is None else bias.astype(kernel_dtype, copy=False))
+            if config.backend == RECORDED.name:  # a recorded output replays as the saved array it was
+                from convdiff.data.outputs import RecordedOutput
+                from convdiff.spec.layouts import input_layout_for
+
+                output = saved[f"{which}_output"].astype(np_dtype(spec.dtype))
+                recorded = RecordedOutput(f"{self.arrays_file.name}:{which}_output", input_layout_for(spec.rank),
+                                          output, tuple(output.shape))
+                sides[which] = replace(config, given_input=x, recorded=recorded,
+                                       given_weights=weights if weights.kernel.size else None)
+                continue
             sides[which] = replace(config, given_input=x, given_weights=weights)
         return Case(self.case.name, sides["reference"], sides["candidate"], self.case.options), saved
 

@@ -14,6 +14,7 @@ from typing import Any
 from convdiff.analysis.diagnose import CAUSES
 from convdiff.analysis.regions import REGION_KINDS
 from convdiff.backends import backend_info
+from convdiff.backends.registry import RECORDED
 from convdiff.compare import Tolerance, Verdict, parse_rule_kind
 from convdiff.data.files import parse_toml, read_text_file
 from convdiff.data.specs import FROM, build_spec
@@ -242,6 +243,10 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
                 expect_regions)
 
 
+RECORDED_OUTPUT, RECORDED_LAYOUT = "output", "output_layout"
+"""Side-table keys of a recorded output standing for the side (`--reference-output`, `--output-layout`)."""
+
+
 def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None = None) -> SideConfig:
     if raw is None:
         raise BadInputError(f"{where}: missing required key (a backend name or a table with 'backend')")
@@ -249,9 +254,16 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
         backend, overrides = raw, {}
     elif isinstance(raw, dict):
         overrides = dict(raw)
+        recorded = overrides.pop(RECORDED_OUTPUT, None), overrides.pop(RECORDED_LAYOUT, None)
+        if recorded[0] is not None:
+            if "backend" in overrides:
+                raise BadInputError(f"{where}: give 'backend' or '{RECORDED_OUTPUT}' (a recorded output), not both")
+            overrides["backend"] = RECORDED.name
+        elif recorded[1] is not None:
+            raise BadInputError(f"{where}: '{RECORDED_LAYOUT}' describes a recorded output: give '{RECORDED_OUTPUT}'")
         backend = overrides.pop("backend", None)
         if not isinstance(backend, str):
-            raise BadInputError(f"{where}: the side table needs a 'backend' name")
+            raise BadInputError(f"{where}: the side table needs a 'backend' name (or '{RECORDED_OUTPUT}')")
     else:
         raise BadInputError(f"{where}: expected a backend name or a table, got {type(raw).__name__}")
     # The side's own fields are applied last, like `--set SIDE.FIELD`: they may differ from a `from`
@@ -271,9 +283,31 @@ def _parse_side(raw: Any, shared: dict[str, Any], where: str, base: Path | None 
                 if table.get(key) and table[key] not in BUILTIN_INPUTS:
                     table[key] = resolve_relative(table[key], base)
     try:
-        return SideConfig(backend, build_spec(fields, side))
+        spec = build_spec(fields, side)
+        if isinstance(raw, dict) and raw.get(RECORDED_OUTPUT) is not None:
+            return _recorded_side(raw, spec, where, base)
+        return SideConfig(backend, spec)
     except BadInputError as exc:
-        raise BadInputError(f"{where}: {exc}") from None
+        raise BadInputError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
+
+
+def _recorded_side(raw: dict[str, Any], spec: Any, where: str, base: Path | None) -> SideConfig:
+    """A side table's `output = FILE` (and `output_layout`): that recorded output stands for the side."""
+    from convdiff.data.outputs import load_recorded_output
+    from convdiff.spec.layouts import parse_input_layout
+
+    path, layout = raw[RECORDED_OUTPUT], raw.get(RECORDED_LAYOUT)
+    if not isinstance(path, str) or (layout is not None and not isinstance(layout, str)):
+        raise BadInputError(f"{where}: '{RECORDED_OUTPUT}' and '{RECORDED_LAYOUT}' must be strings")
+    if base is not None:
+        from convdiff.data.outputs import split_array_ref
+        from convdiff.data.weights import resolve_relative
+
+        file, key = split_array_ref(path)
+        path = resolve_relative(file, base) + (f"#{key}" if key else "")
+    recorded = load_recorded_output(path, parse_input_layout(layout) if layout else None, spec.rank,
+                                    f"{RECORDED_LAYOUT} =")
+    return SideConfig.from_recorded(spec, recorded)
 
 
 def _fields_and_from(raw: dict[str, Any], where: str) -> dict[str, Any]:

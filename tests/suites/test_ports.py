@@ -207,7 +207,8 @@ def caffe_port(builtin_cases):
 
 
 def test_caffe_port_cases_come_out_as_expected(caffe_port):
-    assert set(caffe_port) == {"correct-port", "wrong-transpose", "stride2-pad2-vs-same", "stride2-pad1-vs-same"}
+    assert set(caffe_port) == {"correct-port", "wrong-transpose", "stride2-pad2-vs-same", "stride2-pad1-vs-same",
+                               "recorded-correct-port", "recorded-wrong-transpose"}
     for name, outcome in caffe_port.items():
         assert outcome.as_expected, (name, outcome.got, outcome.confirmed_causes, outcome.regions_kind)
 
@@ -233,6 +234,25 @@ def test_shipped_caffe_files_are_reproducible():
     assert set(files) == {"caffe-conv1.prototxt", "caffe-conv1.caffemodel"}
     for name, data in files.items():
         assert (resources.files("convdiff.suites.builtin") / name).read_bytes() == data, name
+
+
+def test_shipped_caffe_output_is_the_caffe_backends_blob():
+    from importlib import resources
+
+    from convdiff.suites.builtin.weights import CAFFE_OUTPUT, caffe_conv1_output
+
+    shipped = np.load(resources.files("convdiff.suites.builtin") / CAFFE_OUTPUT, allow_pickle=False)
+    assert shipped.shape == (1, 96, 128, 128) and shipped.dtype == np.float32  # NCHW, as caffe.Net holds it
+    # float32 sums may round differently on another CPU: equal to the regenerated blob within rounding.
+    np.testing.assert_allclose(shipped, caffe_conv1_output(), rtol=1e-5, atol=1e-6)
+
+
+def test_caffe_port_against_the_recorded_blob(caffe_port):
+    correct = caffe_port["recorded-correct-port"].result
+    assert correct.reference_config.is_recorded and correct.reference_config.recorded.layout == "NCHW"
+    assert correct.tolerance_mode.value == "bound" and correct.not_possible == () and correct.kernels_identical
+    wrong = caffe_port["recorded-wrong-transpose"]
+    assert "kernel_transposed_hw" in wrong.confirmed_causes and "padding" not in wrong.confirmed_causes
 
 
 def test_shipped_caffemodel_holds_the_generated_weights():

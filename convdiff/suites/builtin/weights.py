@@ -57,6 +57,28 @@ def caffe_conv1(seed: int = 2016) -> dict[str, np.ndarray]:
     return {"kernel": kernel, "bias": np.full(96, 0.1, dtype=np.float32)}
 
 
+CAFFE_OUTPUT = f"{CAFFE_NAME}-output.npy"
+"""The recorded conv1 blob: what `np.save(path, net.blobs['conv1'].data)` writes after `net.forward()`."""
+
+
+def caffe_conv1_output() -> np.ndarray:
+    """conv1's output blob as caffe.Net holds it: NCHW (1, 96, 128, 128) float32, computed by convdiff's
+    Caffe backend (Caffe's own im2col + GEMM semantics, in float32) on the synthetic 128x128 grayscale
+    image of the caffe-port experiment (`input = "image"`), pad 2, stride 1, the caffemodel's weights."""
+    from convdiff.backends.base import Weights
+    from convdiff.backends.caffe import CaffeBackend
+    from convdiff.data.inputs import make_input
+    from convdiff.spec.convspec import ConvSpec
+    from convdiff.spec.fields import parse_fields
+
+    spec = ConvSpec(**parse_fields({"input": "image", "input_shape": [1, 128, 128, 1], "filters": 96,
+                                    "kernel_size": 5, "padding": 2, "strides": 1, "dtype": "float32"}))
+    arrays = caffe_conv1()
+    weights = Weights(np.ascontiguousarray(arrays["kernel"].transpose(2, 3, 1, 0)), arrays["bias"])
+    output = CaffeBackend().run(spec, make_input(spec), weights).output
+    return np.ascontiguousarray(output.transpose(0, 3, 1, 2)).astype(np.float32)
+
+
 def caffe_conv1_files() -> dict[str, bytes]:
     """{file name: bytes} of conv1 as Caffe would have saved it: the deploy prototxt, and the caffemodel
     (a binary NetParameter: the same layers, conv1 with its two blobs)."""
@@ -122,7 +144,8 @@ FILES = {
 
 
 def write(directory: str | Path) -> list[Path]:
-    """Write every shipped file (atomically) into `directory`: the Caffe model files and the arrays."""
+    """Write every shipped file (atomically) into `directory`: the Caffe model files, conv1's recorded
+    output and the arrays."""
     import io
 
     from convdiff.data.files import write_atomically
@@ -132,6 +155,11 @@ def write(directory: str | Path) -> list[Path]:
         target = Path(directory) / name
         write_atomically(str(target), data, "model file")
         written.append(target)
+    buffer = io.BytesIO()
+    np.save(buffer, caffe_conv1_output())
+    target = Path(directory) / CAFFE_OUTPUT
+    write_atomically(str(target), buffer.getvalue(), "recorded output")
+    written.append(target)
     for name, make in FILES.items():
         buffer = io.BytesIO()
         np.savez(buffer, **make())
