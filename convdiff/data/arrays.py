@@ -95,3 +95,40 @@ def npz_arrays(path: str | Path, what: str) -> dict[str, np.ndarray]:
         if array.dtype.kind not in "fiub":
             raise BadInputError(f"{what} file '{path}': array '{key}' has dtype {array.dtype}; expected numbers")
     return arrays
+
+
+def load_array(path: str | Path, what: str, key: str | None = None) -> np.ndarray:
+    """One array of a .npy, or of a .npz: `key` when given (`FILE.npz` with `key` named), else its only array.
+
+    Raises:
+        BadInputError: a missing key, several arrays and no key, anything `load_npy` refuses.
+    """
+    arrays = npz_arrays(path, what)
+    if "" in arrays:
+        return arrays[""]
+    if key is not None and key in arrays:
+        return arrays[key]
+    if len(arrays) == 1:
+        (array,) = arrays.values()
+        return array
+    keys = ", ".join(sorted(arrays)) or "none"
+    raise BadInputError(f"{what} file '{path}' " + (f"has no '{key}' array" if key else "holds no single array")
+                        + f" (keys found: {keys})")
+
+
+def load_channels_last(path: str | Path, what: str, layout: str | None = None, key: str | None = None) -> np.ndarray:
+    """An array file read in `layout` (NHWC, NCHW, NWC, NCDHW, ...; default: channels-last of its rank),
+    returned channels-last (N, spatial..., C)."""
+    from convdiff.spec.layouts import input_layout_for, layout_rank, parse_input_layout, to_channels_last
+
+    array = load_array(path, what, key)
+    if array.ndim not in (3, 4, 5):
+        raise BadInputError(f"{what} file '{path}' has rank {array.ndim} (shape {_fmt(array.shape)}); expected N, "
+                            "1 to 3 spatial axes and C")
+    layout = parse_input_layout(layout) if layout else input_layout_for(array.ndim - 2)
+    if len(layout) != array.ndim or "N" not in layout:
+        raise BadInputError(f"{what} file '{path}' has rank {array.ndim} (shape {_fmt(array.shape)}); layout "
+                            f"{layout} expects rank {len(layout)} with a batch axis")
+    if array.size == 0:
+        raise BadInputError(f"{what} file '{path}' is empty (shape {_fmt(array.shape)})")
+    return to_channels_last(array, layout, layout_rank(layout))[0]
