@@ -107,7 +107,7 @@ def verdict_line(e: Explanation) -> str:
 
 
 def render_explanation(e: Explanation, files: ExplainFiles, show_all: bool = False) -> RenderableType:
-    """The variants (the checked ones, or every one with `show_all`), then the explanation and its options."""
+    """The variants (the checked ones, or every one with `show_all`) and the notes; `closing_lines` follow."""
     rows = list(e.candidates) if show_all else [c for c in e.candidates if c.checked]
     table = Table(title=f"variants tried: {e.tried} (input {fmt_shape(e.input_shape)}, kernel "
                         f"{fmt_shape(e.kernel_shape)}, output {fmt_shape(e.output_shape)}; {e.structures} "
@@ -131,18 +131,25 @@ def render_explanation(e: Explanation, files: ExplainFiles, show_all: bool = Fal
                       "|output - recomputed| / rounding bound of the arithmetic named (or the coarsest tried)",
                       style="dim"))
     parts.extend(Text(f"note: {n}", style="dim") for n in e.notes)
+    return Group(*parts)
+
+
+def closing_lines(e: Explanation, files: ExplainFiles) -> list[tuple[str, str]]:
+    """(line, style) after the table: the options that reproduce the explanation, what fits as well, the verdict.
+
+    Plain lines, never wrapped (the CLI prints them as they are), so that the options can be copied.
+    """
+    lines = []
     best = e.best
     if best is not None:
-        parts.append(Text(f"reproduce with: convdiff compare {shlex.join(compare_options(e, best, files))}",
-                          style="bold"))
+        lines.append((f"reproduce with: convdiff compare {shlex.join(compare_options(e, best, files))}", "bold"))
         if best.bias == "twice":
-            parts.append(Text("note: the bias is added twice; no spec option says so: a bias file holding twice "
-                              "the bias (--bias) reproduces it", style="yellow"))
-        for other in e.indistinguishable:
-            parts.append(Text(f"fits as well (this data cannot tell them apart): {variant_words(other)}",
-                              style="yellow"))
-    parts.append(Text(verdict_line(e), style="bold green" if e else "bold red"))
-    return Group(*parts)
+            lines.append(("note: the bias is added twice; no spec option says so: a bias file holding twice the bias "
+                          "(--bias) reproduces it", "yellow"))
+        lines.extend((f"fits as well (this data cannot tell them apart): {variant_words(other)}", "yellow")
+                     for other in e.indistinguishable)
+    lines.append((verdict_line(e), "bold green" if e else "bold red"))
+    return lines
 
 
 def candidate_json(e: Explanation, c: Candidate, files: ExplainFiles) -> dict[str, Any]:
@@ -175,6 +182,8 @@ def explain_page(e: Explanation, files: ExplainFiles, environment: dict[str, Any
     """The HTML report of `convdiff explain`: the same tables as the terminal (every variant)."""
     from convdiff.report.html import environment_rows, render_page, to_html
 
+    body = Group(render_explanation(e, files, show_all=True),
+                 *(Text(line, style=style) for line, style in closing_lines(e, files)))
     return render_page("explain.html.j2", title=f"convdiff explain: {files.output}", verdict=verdict_line(e),
-                       ok=bool(e), body=to_html(render_explanation(e, files, show_all=True)),
+                       ok=bool(e), body=to_html(body),
                        environment=environment_rows(environment))
