@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -61,13 +60,10 @@ def explain(output_path: str, output_layout: str | None, bound_form: str, show_a
         from convdiff.backends.environment import collect
 
         out.write(report_path, explain_page(result, files, collect()), "HTML report")
-    from convdiff.report.explain import closing_lines, verdict_line
+    from convdiff.report.explain import verdict_line
 
     out.show(render_explanation(result, files, show_all), explanation_json(result, files, SCHEMA_VERSION),
              verdict_line(result))
-    if fmt == "table" and not quiet:
-        for line, style in closing_lines(result, files):  # unwrapped: the options are copied from here
-            click.echo(click.style(line, bold="bold" in style) if out.console.is_terminal and "NO_COLOR" not in os.environ else line)
     sys.exit(EXIT_OK if result else EXIT_MISMATCH)
 
 

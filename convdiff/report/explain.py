@@ -4,10 +4,11 @@ reproduce it, as a table, JSON and an HTML page. Nothing computed here."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -107,7 +108,7 @@ def verdict_line(e: Explanation) -> str:
 
 
 def render_explanation(e: Explanation, files: ExplainFiles, show_all: bool = False) -> RenderableType:
-    """The variants (the checked ones, or every one with `show_all`) and the notes; `closing_lines` follow."""
+    """The variants (the checked ones, or every one with `show_all`), the notes, then `closing_lines`."""
     rows = list(e.candidates) if show_all else [c for c in e.candidates if c.checked]
     table = Table(title=f"variants tried: {e.tried} (input {fmt_shape(e.input_shape)}, kernel "
                         f"{fmt_shape(e.kernel_shape)}, output {fmt_shape(e.output_shape)}; {e.structures} "
@@ -131,24 +132,47 @@ def render_explanation(e: Explanation, files: ExplainFiles, show_all: bool = Fal
                       "|output - recomputed| / rounding bound of the arithmetic named (or the coarsest tried)",
                       style="dim"))
     parts.extend(Text(f"note: {n}", style="dim") for n in e.notes)
-    return Group(*parts)
+    return Group(*parts, *closing_lines(e, files))
 
 
-def closing_lines(e: Explanation, files: ExplainFiles) -> list[tuple[str, str]]:
-    """(line, style) after the table: the options that reproduce the explanation, what fits as well, the verdict.
+class ShellCommand:
+    """A command line that can be copied at any terminal width: broken between arguments, each line but the
+    last ending in a shell continuation (` \\`)."""
 
-    Plain lines, never wrapped (the CLI prints them as they are), so that the options can be copied.
-    """
-    lines = []
+    def __init__(self, lead: str, words: Sequence[str], style: str = "bold"):
+        self.lead, self.words, self.style = lead, [shlex.quote(w) for w in words], style
+
+    @property
+    def plain(self) -> str:
+        return " ".join([self.lead, *self.words])
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        lines, line = [], self.lead
+        for word in self.words:
+            if len(line) + 1 + len(word) + 2 > width and line.strip():
+                lines.append(line + " \\")
+                line = "    " + word
+            else:
+                line += " " + word
+        lines.append(line)
+        for text in lines:
+            yield Text(text, style=self.style, no_wrap=True, overflow="ignore")
+
+
+def closing_lines(e: Explanation, files: ExplainFiles) -> list[RenderableType]:
+    """After the table: the options that reproduce the explanation, what fits as well, the verdict."""
+    lines: list[RenderableType] = []
     best = e.best
     if best is not None:
-        lines.append((f"reproduce with: convdiff compare {shlex.join(compare_options(e, best, files))}", "bold"))
+        lines.append(Text("reproduce with:", style="bold"))
+        lines.append(ShellCommand("  convdiff compare", compare_options(e, best, files)))
         if best.bias == "twice":
-            lines.append(("note: the bias is added twice; no spec option says so: a bias file holding twice the bias "
-                          "(--bias) reproduces it", "yellow"))
-        lines.extend((f"fits as well (this data cannot tell them apart): {variant_words(other)}", "yellow")
+            lines.append(Text("note: the bias is added twice; no spec option says so: a bias file holding twice the "
+                              "bias (--bias) reproduces it", style="yellow"))
+        lines.extend(Text(f"fits as well (this data cannot tell them apart): {variant_words(other)}", style="yellow")
                      for other in e.indistinguishable)
-    lines.append((verdict_line(e), "bold green" if e else "bold red"))
+    lines.append(Text(verdict_line(e), style="bold green" if e else "bold red"))
     return lines
 
 
@@ -182,8 +206,8 @@ def explain_page(e: Explanation, files: ExplainFiles, environment: dict[str, Any
     """The HTML report of `convdiff explain`: the same tables as the terminal (every variant)."""
     from convdiff.report.html import environment_rows, render_page, to_html
 
-    body = Group(render_explanation(e, files, show_all=True),
-                 *(Text(line, style=style) for line, style in closing_lines(e, files)))
+    body = Group(*(Text(r.plain, style=r.style) if isinstance(r, ShellCommand) else r
+                   for r in render_explanation(e, files, show_all=True).renderables))
     return render_page("explain.html.j2", title=f"convdiff explain: {files.output}", verdict=verdict_line(e),
                        ok=bool(e), body=to_html(body),
                        environment=environment_rows(environment))
