@@ -103,7 +103,11 @@ class Candidate:
     within: tuple[str, ...] = ()
     """Every arithmetic whose rounding bound the output meets."""
     bound_ratio: float | None = None
-    """Largest |output - recomputed| / bound, in `arithmetic` (or the coarsest tried when none is met)."""
+    """Largest |output - recomputed| / bound, in `arithmetic` (or the coarsest tried when none is met); when
+    `screened`, a lower bound of it."""
+    screened: bool = False
+    """Checked without recomputing the bound: the largest difference exceeds the largest bound any output
+    can have in every arithmetic."""
 
     @property
     def confirmed(self) -> bool:
@@ -319,7 +323,7 @@ class _Search:
         for name in names:
             if len(name) != self.x.ndim:
                 raise BadInputError(f"input layout {name} has {len(name)} axes, the input {self.x.ndim}")
-            x = to_channels_last(self.x, name, self.rank)[0]
+            x = np.ascontiguousarray(to_channels_last(self.x, name, self.rank)[0])
             if x.shape[0] == self.output.shape[0]:
                 layouts.append((name, x))
                 self.shapes[name] = tuple(x.shape)
@@ -458,13 +462,21 @@ class _Search:
         x, kernel = structure.x, structure.kernel
         spec = candidate.spec(x.shape, self.output.shape[-1], kernel.shape[:self.rank], "float64")
         bias = None if candidate.bias in ("none", "absent") else BIAS_FACTORS[candidate.bias] * self.bias
+        held = (precision_of(x.dtype), precision_of(kernel.dtype))
+        arithmetics = [self.hints.dtype] if self.hints.dtype else list(ARITHMETICS)
+        # Screen first: no output can have a bound above the bound of the largest S = |x| (*) |w| there is,
+        # so an arithmetic whose largest bound is below the largest difference cannot explain it.
+        largest = self._largest_bounds(arithmetics, spec, x, kernel, bias, held)
+        difference = candidate.residual * self.scale
+        plausible = [a for a in arithmetics if not largest[a] < difference]
+        if not plausible:
+            return _replace(candidate, checked=True, screened=True,
+                            bound_ratio=difference / max(largest.values()) if max(largest.values()) > 0 else None)
         with np.errstate(over="ignore", invalid="ignore"):
             exact = convolve(x, kernel, spec, bias)
             magnitude = abs_convolution(x, kernel, spec)
-        held = (precision_of(x.dtype), precision_of(kernel.dtype))
-        arithmetics = [self.hints.dtype] if self.hints.dtype else list(ARITHMETICS)
         within, ratios = [], {}
-        for name in arithmetics:
+        for name in plausible:
             if name == "tf32":
                 comparison = self._tf32(x, kernel, spec, bias)
             else:
@@ -476,9 +488,31 @@ class _Search:
             if comparison:
                 within.append(name)
         arithmetic = within[0] if within else None
-        ratio = ratios[arithmetic] if arithmetic else ratios[arithmetics[-1]]
+        ratio = ratios[arithmetic] if arithmetic else ratios[plausible[-1]]
         return _replace(candidate, checked=True, arithmetic=arithmetic, within=tuple(within),
                         bound_ratio=None if ratio is None or math.isnan(ratio) else float(ratio))
+
+    def _largest_bounds(self, arithmetics: list[str], spec: ConvSpec, x: np.ndarray, kernel: np.ndarray,
+                        bias: np.ndarray | None, held: tuple[str, str]) -> dict[str, float]:
+        """The largest bound any output can have in each arithmetic (inf where the arrays are not finite).
+
+        Every term of the bound grows with S, |t| and |y|: S <= max |x| * the largest sum of |w| of an output
+        channel, |t| <= S and |y| <= S + max |b|. TF32 is screened with float16's bound, which holds its
+        operand rounding (both round 10 mantissa bits) and more.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            per_channel = np.abs(kernel.astype(np.float64)).reshape(-1, kernel.shape[-1]).sum(axis=0)
+            s = float(np.abs(x.astype(np.float64)).max() * per_channel.max())
+            b = None if bias is None else np.array(float(np.abs(bias).max()))
+        if not math.isfinite(s):
+            return {a: math.inf for a in arithmetics}
+        largest = {}
+        for name in arithmetics:
+            model = RoundingModel(self.form, spec.dot_length,
+                                  (Arithmetic.computing_in("float16" if name == "tf32" else name),), *held)
+            y = np.array(s + (0.0 if b is None else float(b)))
+            largest[name] = float(model.bound(np.array(s), y, b))
+        return largest
 
     def _tf32(self, x: np.ndarray, kernel: np.ndarray, spec: ConvSpec, bias: np.ndarray | None):  # noqa: ANN202
         """The output against the float64 convolution of TF32-rounded operands, under float32 rounding

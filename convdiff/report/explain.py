@@ -122,14 +122,15 @@ def render_explanation(e: Explanation, files: ExplainFiles, show_all: bool = Fal
         style = "green" if c.confirmed else None
         table.add_row(c.input_layout, c.weights_layout, str(c.groups), c.convention, _axes(c.strides),
                       _axes(c.dilation), escape(padding_words(c)), bias_words(c), fmt(c.residual),
-                      ", ".join(c.within) if c.checked else "not checked", fmt(c.bound_ratio) if c.checked else "-",
+                      _within(c), (">" if c.screened else "") + fmt(c.bound_ratio) if c.checked else "-",
                       style=style)
     parts: list[RenderableType] = [fit(table)]
     if not show_all and len(rows) < len(e.candidates):
         parts.append(Text(f"{len(e.candidates) - len(rows)} more variants with larger residuals (--all, or "
                           "--format json, lists every one)", style="dim"))
     parts.append(Text("residual: max |output - recomputed| / max |output| in float64; x bound: the largest "
-                      "|output - recomputed| / rounding bound of the arithmetic named (or the coarsest tried)",
+                      "|output - recomputed| / rounding bound of the arithmetic named (or the coarsest tried); "
+                      "screened: the difference exceeds the largest bound any output can have (>: at least)",
                       style="dim"))
     parts.extend(Text(f"note: {n}", style="dim") for n in e.notes)
     return Group(*parts, *closing_lines(e, files))
@@ -176,11 +177,19 @@ def closing_lines(e: Explanation, files: ExplainFiles) -> list[RenderableType]:
     return lines
 
 
+def _within(c: Candidate) -> str:
+    if not c.checked:
+        return "not checked"
+    if c.screened:
+        return "none (screened)"
+    return ", ".join(c.within) or "none"
+
+
 def candidate_json(e: Explanation, c: Candidate, files: ExplainFiles) -> dict[str, Any]:
     doc = {"input_layout": c.input_layout, "weights_layout": c.weights_layout, "groups": c.groups,
            "convention": c.convention, "strides": c.strides, "dilation": c.dilation, "padding": c.padding,
            "pads": c.pads, "same_as_padding": c.also, "bias": c.bias, "residual": c.residual,
-           "checked": c.checked, "confirmed": c.confirmed, "arithmetic": c.arithmetic, "within": c.within,
+           "checked": c.checked, "screened": c.screened, "confirmed": c.confirmed, "arithmetic": c.arithmetic, "within": c.within,
            "bound_ratio": c.bound_ratio}
     if c.confirmed:
         doc["compare_options"] = compare_options(e, c, files)
