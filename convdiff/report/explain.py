@@ -110,21 +110,22 @@ def verdict_line(e: Explanation) -> str:
 def render_explanation(e: Explanation, files: ExplainFiles, show_all: bool = False) -> RenderableType:
     """The variants (the checked ones, or every one with `show_all`), the notes, then `closing_lines`."""
     rows = list(e.candidates) if show_all else [c for c in e.candidates if c.checked]
-    table = Table(title=f"variants tried: {e.tried} (input {fmt_shape(e.input_shape)}, kernel "
-                        f"{fmt_shape(e.kernel_shape)}, output {fmt_shape(e.output_shape)}; {e.structures} "
-                        f"convolutions computed, {e.checked} checked under the rounding bounds)",
-                  title_justify="left", show_edge=False)
-    for column in ("input", "kernel", "groups", "convention", "strides", "dilation", "padding", "bias", "residual",
-                   "confirmed in", "x bound"):
-        table.add_column(column, justify="right" if column in ("residual", "x bound") else "left",
-                         overflow="fold")
-    for c in rows:
-        style = "green" if c.confirmed else None
-        table.add_row(c.input_layout, c.weights_layout, str(c.groups), c.convention, _axes(c.strides),
-                      _axes(c.dilation), escape(padding_words(c)), bias_words(c), fmt(c.residual),
-                      _within(c), (">" if c.screened else "") + fmt(c.bound_ratio) if c.checked else "-",
-                      style=style)
-    parts: list[RenderableType] = [fit(table)]
+    title = (f"variants tried: {e.tried} (input {fmt_shape(e.input_shape)}, kernel {fmt_shape(e.kernel_shape)}, "
+             f"output {fmt_shape(e.output_shape)}; {e.structures} convolutions computed, {e.checked} checked under "
+             "the rounding bounds)")
+    columns = ["input", "kernel"]
+    if any(c.groups != 1 for c in rows):
+        columns.append("groups")
+    columns += ["convention", "strides"]
+    if any(d != 1 for c in rows for d in c.dilation):
+        columns.append("dilation")
+    columns += ["padding", "bias"]
+    cells = {"input": lambda c: c.input_layout, "kernel": lambda c: c.weights_layout, "groups": lambda c: str(c.groups),
+             "convention": lambda c: c.convention, "strides": lambda c: _axes(c.strides),
+             "dilation": lambda c: _axes(c.dilation), "padding": lambda c: escape(padding_words(c)),
+             "bias": bias_words, "variant": lambda c: escape(variant_words(c))}
+    tables = [_variants_table(title, rows, columns, cells), _variants_table(title, rows, ["variant"], cells)]
+    parts: list[RenderableType] = [fit(*tables)]
     if not show_all and len(rows) < len(e.candidates):
         parts.append(Text(f"{len(e.candidates) - len(rows)} more variants with larger residuals (--all, or "
                           "--format json, lists every one)", style="dim"))
@@ -141,7 +142,15 @@ class ShellCommand:
     last ending in a shell continuation (` \\`)."""
 
     def __init__(self, lead: str, words: Sequence[str], style: str = "bold"):
-        self.lead, self.words, self.style = lead, [shlex.quote(w) for w in words], style
+        self.lead, self.style = lead, style
+        # An option and its value stay on one line.
+        self.words: list[str] = []
+        for word in map(shlex.quote, words):
+            if self.words and self.words[-1].startswith("--") and " " not in self.words[-1] \
+                    and not word.startswith("--"):
+                self.words[-1] += " " + word
+            else:
+                self.words.append(word)
 
     @property
     def plain(self) -> str:
@@ -175,6 +184,17 @@ def closing_lines(e: Explanation, files: ExplainFiles) -> list[RenderableType]:
                      for other in e.indistinguishable)
     lines.append(Text(verdict_line(e), style="bold green" if e else "bold red"))
     return lines
+
+
+def _variants_table(title: str, rows: list[Candidate], columns: list[str], cells: dict[str, Any]) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for column in (*columns, "residual", "confirmed in", "x bound"):
+        table.add_column(column, justify="right" if column in ("residual", "x bound") else "left", overflow="fold")
+    for c in rows:
+        table.add_row(*(cells[column](c) for column in columns), fmt(c.residual), _within(c),
+                      (">" if c.screened else "") + fmt(c.bound_ratio) if c.checked else "-",
+                      style="green" if c.confirmed else None)
+    return table
 
 
 def _within(c: Candidate) -> str:
