@@ -98,3 +98,26 @@ def test_arrays_no_convolution_relates(x, kernel, output, message):
 def test_bias_of_the_wrong_length():
     with pytest.raises(BadInputError, match="the bias has 5 values"):
         explain(X, KERNEL, np.zeros((1, 10, 10, 6), np.float32), np.ones(5))
+
+
+def test_other_ranks_and_depthwise_kernels():
+    from convdiff.reference.convolution import conv_nd
+
+    rng = np.random.default_rng(1)
+    # Conv1D, an NCW input, stride 2, pads (2, 1): the after-pad is never read, so (2, 0) is the same computation.
+    x = rng.random((2, 30, 5)).astype(np.float32)
+    k = rng.uniform(-0.5, 0.5, (4, 5, 7)).astype(np.float32)
+    found = explain(x.transpose(0, 2, 1), k, conv_nd(x, k, (2,), ((2, 1),)).astype(np.float32)).best
+    assert (found.input_layout, found.weights_layout, found.strides, found.pads) == ("NCW", "WIO", (2,), ((2, 0),))
+    # A depthwise kernel as Keras stores it, (kh, kw, C, M).
+    x = rng.random((1, 10, 10, 4)).astype(np.float32)
+    k = rng.uniform(-0.5, 0.5, (3, 3, 4, 2)).astype(np.float32)
+    y = conv_nd(x, k.reshape(3, 3, 1, 8), (1, 1), ((1, 1), (1, 1)), groups=4).astype(np.float32)
+    found = explain(x, k, y)
+    assert (found.best.weights_layout, found.best.groups, found.best.padding) == ("HWCM", 4, "same")
+    assert found.indistinguishable == ()
+    # Conv3D with TF SAME on an even depth: (0, 1) there.
+    x = rng.random((1, 6, 7, 8, 3)).astype(np.float32)
+    k = rng.uniform(-0.5, 0.5, (2, 3, 3, 3, 4)).astype(np.float32)
+    found = explain(x, k, conv_nd(x, k, (1, 1, 1), ((0, 1), (1, 1), (1, 1))).astype(np.float32)).best
+    assert (found.weights_layout, found.padding, found.arithmetic) == ("DHWIO", "same", "float32")
