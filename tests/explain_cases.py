@@ -43,20 +43,21 @@ CASES = [
     # name explain prefers).
     ("torch float16, bias missing", "torch",
      ["--input", "{x}", "--weights", "{w_hwio}", "--padding", "1", "--no-bias", "--dtype", "float16"],
-     dict(padding="same", also=("symmetric",), pads=((1, 1), (1, 1)), bias="none", arithmetic="float16", bias_file="{bias}")),
+     dict(padding="same", also=("symmetric",), pads=((1, 1), (1, 1)), bias="none", arithmetic="float16",
+          bias_file="{bias}")),
     # TensorFlow SAME with stride 2: the odd pad at the end (0, 1).
     ("tf.nn SAME stride 2", "nn",
      ["--input", "{x}", "--weights", "{w_hwio}", "--bias", "{bias}", "--strides", "2", "--padding", "same"],
      dict(strides=(2, 2), padding="same", pads=((0, 1), (0, 1)), arithmetic="float32")),
     # A true convolution (MATLAB conv2 / scipy.signal.convolve), valid, in float64.
     ("scipy true convolution", "scipy",
-     ["--input", "{x}", "--weights", "{w_hwio}", "--bias", "{bias}", "--padding", "valid", "--convention", "convolution",
-      "--dtype", "float64"],
+     ["--input", "{x}", "--weights", "{w_hwio}", "--bias", "{bias}", "--padding", "valid",
+      "--convention", "convolution", "--dtype", "float64"],
      dict(convention="convolution", padding="valid", pads=((0, 0), (0, 0)), arithmetic="float64")),
     # The input was NCHW (PyTorch's), the kernel H/W transposed (WHIO), Keras computing.
     ("keras, NCHW input, H/W transposed kernel", "keras",
-     ["--input", "{x_nchw}", "--input-layout", "NCHW", "--weights", "{w_whio}", "--bias", "{bias}", "--weights-layout", "WHIO",
-      "--padding", "valid"],
+     ["--input", "{x_nchw}", "--input-layout", "NCHW", "--weights", "{w_whio}", "--bias", "{bias}",
+      "--weights-layout", "WHIO", "--padding", "valid"],
      dict(input_layout="NCHW", weights_layout="WHIO", padding="valid", pads=((0, 0), (0, 0)), arithmetic="float32")),
     # Two groups.
     ("keras 2 groups", "keras",

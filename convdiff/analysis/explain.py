@@ -351,7 +351,8 @@ class _Search:
             if not ok or (self.hints.groups is not None and groups != self.hints.groups):
                 continue
             if self.hints.kernel_size is not None:
-                size = self.hints.kernel_size * self.rank if len(self.hints.kernel_size) == 1 else self.hints.kernel_size
+                size = self.hints.kernel_size
+                size = size * self.rank if len(size) == 1 else size
                 if tuple(dims[c] for c in spatial) != tuple(size):
                     continue
             fits.append((layout, groups))

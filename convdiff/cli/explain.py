@@ -49,19 +49,16 @@ def explain(output_path: str, output_layout: str | None, bound_form: str, show_a
     fields = spec_fields(spec_params)
     from convdiff.analysis.explain import explain as search
     from convdiff.reference.rounding import parse_bound_form
-    from convdiff.report.explain import ExplainFiles, explain_page, explanation_json, render_explanation
+    from convdiff.report.explain import explain_page, explanation_json, render_explanation, verdict_line
     from convdiff.report.json import SCHEMA_VERSION
 
     hints, x, kernel, bias, output, files = read_files(fields, output_path, output_layout)
     result = search(x, kernel, output, bias, hints, parse_bound_form(bound_form))
-    assert isinstance(files, ExplainFiles)
     out = Output(fmt, quiet)
     if report_path:
         from convdiff.backends.environment import collect
 
         out.write(report_path, explain_page(result, files, collect()), "HTML report")
-    from convdiff.report.explain import verdict_line
-
     out.show(render_explanation(result, files, show_all), explanation_json(result, files, SCHEMA_VERSION),
              verdict_line(result))
     sys.exit(EXIT_OK if result else EXIT_MISMATCH)
@@ -75,6 +72,7 @@ def read_files(fields: dict[str, Any], output_path: str, output_layout: str | No
     from convdiff.errors import BadInputError
     from convdiff.report.explain import ExplainFiles
     from convdiff.spec.layer_ref import split_layer_ref
+    from convdiff.spec.layouts import input_layout_for
 
     unused = sorted(set(fields) - set(HINT_FIELDS) - set(DATA_FIELDS))
     if unused:
@@ -111,5 +109,5 @@ def read_files(fields: dict[str, Any], output_path: str, output_layout: str | No
     hints = Hints(**{f: fields.get(f) for f in HINT_FIELDS if f != "use_bias"}, use_bias=use_bias)
     files = ExplainFiles(str(fields["input"]), str(fields["weights"]), output_path,
                          str(fields["bias"]) if fields.get("bias") else None,
-                         output_layout.upper() if output_layout else "channels-last")
+                         output_layout.upper() if output_layout else input_layout_for(output.ndim - 2))
     return hints, x, kernel, bias, output, files

@@ -209,7 +209,8 @@ def candidate_json(e: Explanation, c: Candidate, files: ExplainFiles) -> dict[st
     doc = {"input_layout": c.input_layout, "weights_layout": c.weights_layout, "groups": c.groups,
            "convention": c.convention, "strides": c.strides, "dilation": c.dilation, "padding": c.padding,
            "pads": c.pads, "same_as_padding": c.also, "bias": c.bias, "residual": c.residual,
-           "checked": c.checked, "screened": c.screened, "confirmed": c.confirmed, "arithmetic": c.arithmetic, "within": c.within,
+           "checked": c.checked, "screened": c.screened, "confirmed": c.confirmed, "arithmetic": c.arithmetic,
+           "within": c.within,
            "bound_ratio": c.bound_ratio}
     if c.confirmed:
         doc["compare_options"] = compare_options(e, c, files)

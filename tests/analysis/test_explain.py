@@ -61,8 +61,9 @@ def test_hints_restrict_the_search(paths):
     output = produce("nn", filled(["--input", "{x}", "--weights", "{w_hwio}", "--strides", "2", "--padding", "same"],
                                   paths))
     free = explain(X, KERNEL, output, BIAS)
-    hinted = explain(X, KERNEL, output, BIAS, Hints(strides=(2,), padding=parse_padding("same"), convention="correlation",
-                                                    weights_layout="HWIO", input_layout="NHWC", dtype="float32"))
+    hinted = explain(X, KERNEL, output, BIAS, Hints(strides=(2,), padding=parse_padding("same"),
+                                                    convention="correlation", weights_layout="HWIO",
+                                                    input_layout="NHWC", dtype="float32"))
     assert hinted.best is not None and hinted.best.pads == free.best.pads == ((0, 1), (0, 1))
     assert hinted.tried < free.tried
     assert {c.convention for c in hinted.candidates} == {"correlation"}
