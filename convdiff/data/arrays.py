@@ -269,3 +269,43 @@ def fits_in_memory(headers: Iterable[ArrayHeader], limit: int | None, where: str
     if limit is not None and total > limit:
         raise BadFileError(f"{where} holds {format_size(total)} of array data, above the memory limit of "
                            f"{format_size(limit)}; use --max-memory to raise it")
+
+
+def load_array(path: str | Path, what: str, key: str | None = None) -> np.ndarray:
+    """One array of a .npy, or of a .npz: `key` when given and present, else its only array; only that
+    array is read, after every header of the file was checked.
+
+    Raises:
+        BadFileError: a missing key, several arrays and no key, anything `read_arrays` refuses.
+    """
+    headers = array_headers(path, what)
+    if "" in headers:
+        name = ""
+    elif key is not None and key in headers:
+        name = key
+    elif len(headers) == 1:
+        (name,) = headers
+    else:
+        keys = ", ".join(sorted(headers)) or "none"
+        raise BadFileError(f"{_where(Path(path), what)} " + (f"has no '{key}' array" if key else
+                                                              "holds no single array") + f" (keys found: {keys})")
+    return read_arrays(path, what, [name])[name]
+
+
+def load_channels_last(path: str | Path, what: str, layout: str | None = None, key: str | None = None) -> np.ndarray:
+    """An array file read in `layout` (NHWC, NCHW, NWC, NCDHW, ...; default: channels-last of its rank),
+    returned channels-last (N, spatial..., C)."""
+    from convdiff.spec.layouts import input_layout_for, layout_rank, parse_input_layout, to_channels_last
+
+    array = load_array(path, what, key)
+    where = _where(Path(path), what)
+    if array.ndim not in (3, 4, 5):
+        raise BadFileError(f"{where} has rank {array.ndim} (shape {_fmt(array.shape)}); expected N, 1 to 3 "
+                           "spatial axes and C")
+    layout = parse_input_layout(layout) if layout else input_layout_for(array.ndim - 2)
+    if len(layout) != array.ndim or "N" not in layout:
+        raise BadFileError(f"{where} has rank {array.ndim} (shape {_fmt(array.shape)}); layout {layout} expects "
+                           f"rank {len(layout)} with a batch axis")
+    if array.size == 0:
+        raise BadFileError(f"{where} is empty (shape {_fmt(array.shape)})")
+    return to_channels_last(array, layout, layout_rank(layout))[0]
