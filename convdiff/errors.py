@@ -12,6 +12,11 @@ EXIT_BACKEND = 3
 EXIT_INTERRUPTED = 130
 
 
+def install_command(extra: str) -> str:
+    """The command that installs an optional extra; it works from a checkout (convdiff is not on the package index)."""
+    return f"pip install -e '.[{extra}]' (from a convdiff checkout)"
+
+
 class ConvdiffError(Exception):
     """Base class: a message fit for one line, and the exit code it maps to."""
 

@@ -31,13 +31,17 @@ SHAPE_LETTERS = {1: "N,W,C", 2: "N,H,W,C", 3: "N,D,H,W,C"}
 
 class PaddingMode(StrEnum):
     SAME = "same"
+    """TF `SAME` (ONNX `SAME_UPPER`): ceil(size / stride) outputs, the odd pad at the end."""
+    SAME_LOWER = "same_lower"
+    """ONNX `SAME_LOWER`: the same total pad, the odd one at the start (forward convolutions only)."""
     VALID = "valid"
     EXPLICIT = "explicit"
 
 
 @dataclass(frozen=True)
 class Padding:
-    """TF-style padding: `same`, `valid`, or explicit (before, after) pads per spatial axis.
+    """TF-style padding: `same` (= `same_upper`), `same_lower`, `valid`, or explicit (before, after) pads per
+    spatial axis.
 
     For a transposed convolution explicit pads are PyTorch's `padding`: the full scatter is cropped by
     them (`geometry.transposed_explicit_crops`).
@@ -103,13 +107,14 @@ class Padding:
                 dilation: tuple[int, ...]) -> Pads:
         """The pads TensorFlow actually applies to a forward convolution, (before, after) per spatial axis.
 
-        TF `SAME` puts the odd padding pixel at the end (bottom/right), unlike a symmetric Caffe/PyTorch pad.
+        TF `SAME` puts the odd padding pixel at the end (bottom/right), unlike a symmetric Caffe/PyTorch pad;
+        ONNX's `SAME_LOWER` puts it at the start.
         """
         if self.mode is PaddingMode.EXPLICIT:
             return self.pads
         if self.mode is PaddingMode.VALID:
             return tuple((0, 0) for _ in sizes)
-        return geometry.resolve_same(sizes, kernel, strides, dilation)
+        return geometry.resolve_same(sizes, kernel, strides, dilation, lower=self.mode is PaddingMode.SAME_LOWER)
 
 
 def _pairs_for_rank(values: tuple[int, ...], rank: int) -> Pads:
@@ -408,6 +413,11 @@ def _validate_groups(spec: ConvSpec) -> None:
 
 
 def _validate_transposed(spec: ConvSpec) -> None:
+    if spec.padding.mode is PaddingMode.SAME_LOWER:
+        # Which side ONNX's ConvTranspose SAME_UPPER/SAME_LOWER crops more has read differently in the ONNX
+        # operator text and in ONNX Runtime's kernels: there is no one meaning to compare against.
+        raise BadInputError("padding same_lower applies to forward convolutions only; give a transposed "
+                            "convolution same (TF's) or explicit pads")
     if spec.padding.mode is PaddingMode.SAME and any(spec.output_padding):
         raise BadInputError("output padding cannot be combined with padding same: a transposed SAME convolution "
                             "has input x stride outputs; give valid or explicit pads with it")
@@ -422,11 +432,17 @@ def _validate_transposed(spec: ConvSpec) -> None:
                             f"{fmt_values(spec.kernel_size)} to nothing (output {fmt_values(out)})")
 
 
+PADDING_NAMES = {"same": PaddingMode.SAME, "same_upper": PaddingMode.SAME, "same_lower": PaddingMode.SAME_LOWER,
+                 "valid": PaddingMode.VALID}
+"""Padding modes by name, ONNX's `auto_pad` spellings included (lower case)."""
+
+
 def parse_padding(value: Any) -> Padding:
     """`same`, `valid`, an int (every side), one int per axis (symmetric), (before, after) per axis
-    (`top,bottom,left,right` in 2-D), or nested pairs [[t, b], [l, r]]."""
-    if isinstance(value, str) and value.strip().lower() in ("same", "valid"):
-        return Padding(PaddingMode(value.strip().lower()))
+    (`top,bottom,left,right` in 2-D), or nested pairs [[t, b], [l, r]]. ONNX's auto_pad names are accepted:
+    `same_upper` is `same` (TF's), `same_lower` puts the odd pad at the start."""
+    if isinstance(value, str) and value.strip().lower() in PADDING_NAMES:
+        return Padding(PADDING_NAMES[value.strip().lower()])
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple)) for v in value):
         if not all(len(v) == 2 for v in value) or len(value) > 3:
             raise BadInputError(f"malformed padding {value!r}: expected [[before,after], ...] (one pair per axis)")
@@ -435,13 +451,13 @@ def parse_padding(value: Any) -> Padding:
             raise BadInputError(f"padding must not be negative, got {value!r}")
         return Padding.from_pairs(tuple((flat[2 * i], flat[2 * i + 1]) for i in range(len(value))))
     if isinstance(value, bool) or not isinstance(value, (str, int, list, tuple)):
-        raise BadInputError(f"malformed padding {value!r}: expected same, valid, an integer, h,w or "
+        raise BadInputError(f"malformed padding {value!r}: expected same, same_lower, valid, an integer, h,w or "
                             "top,bottom,left,right")
     try:
         values = parse_ints(value, "padding")
     except BadInputError:
         raise BadInputError(
-            f"malformed padding '{value}': expected same, valid, an integer, h,w or top,bottom,left,right") from None
+            f"malformed padding '{value}': expected same, same_lower, valid, an integer, h,w or top,bottom,left,right") from None
     if any(v < 0 for v in values):
         raise BadInputError(f"padding must not be negative, got '{value}'")
     if len(values) not in (1, 2, 3, 4, 6):
