@@ -65,6 +65,8 @@ class Capabilities:
     transposed_same: bool = True
     """TF SAME for a transposed convolution (input x stride outputs)."""
     transposed_same_note: str = ""
+    unflipped_transposed_kernel: bool = False
+    """`transpose_kernel=false`: a transposed convolution with the kernel not flipped (Flax's default)."""
     output_padding: bool = True
     """Non-zero output padding of a transposed convolution."""
     output_padding_below_stride: bool = False
@@ -194,6 +196,9 @@ class BackendInfo:
         if any(d != 1 for d in spec.dilation) and not can.transposed_dilation:
             return (f"backend '{name}' cannot build transposed convolutions with dilation {tuple(spec.dilation)}"
                     + (f": {can.transposed_dilation_note}" if can.transposed_dilation_note else ""))
+        if not spec.transpose_kernel and not can.unflipped_transposed_kernel:
+            return (f"backend '{name}' always flips the kernel of a transposed convolution; transpose_kernel=false "
+                    "(Flax's un-flipped ConvTranspose) is the flax backend's")
         if spec.padding.mode is PaddingMode.SAME and not can.transposed_same:
             return f"backend '{name}' has no SAME for transposed convolutions: {can.transposed_same_note}"
         if any(spec.output_padding):
@@ -261,7 +266,7 @@ _CAFFE_NO_SAME = ("Caffe's Convolution layer takes a symmetric pad (pad_h, pad_w
 _ONNXRUNTIME = Capabilities(dtypes=frozenset(("float32",)), same_lower=True, layout="NCHW", **_NO_DATA_FORMAT)
 # XLA on CPU: every kind, any pads (explicit pairs), SAME_LOWER as its pads.
 _JAX = Capabilities(same_lower=True, layout="NHWC (channels-last)", **_NO_DATA_FORMAT)
-_FLAX = Capabilities(same_lower=True, transposed_groups=False,
+_FLAX = Capabilities(same_lower=True, transposed_groups=False, unflipped_transposed_kernel=True,
                      transposed_groups_note="flax.nnx.ConvTranspose has no feature_group_count",
                      layout="NHWC (channels-last)", **_NO_DATA_FORMAT)
 

@@ -26,6 +26,8 @@ DEFAULT_SHAPES = {1: (1, 32, 3), 2: DEFAULT_SHAPE, 3: (1, 8, 16, 16, 3)}
 RANKS = (1, 2, 3)
 DATA_FORMATS = ("channels_last", "channels_first")
 CONVENTIONS = ("correlation", "convolution")
+ORT_OPTIMIZATIONS = ("disabled", "basic", "extended", "all")
+"""ONNX Runtime's graph optimisation levels (ORT_DISABLE_ALL, ORT_ENABLE_BASIC, _EXTENDED, _ALL)."""
 SHAPE_LETTERS = {1: "N,W,C", 2: "N,H,W,C", 3: "N,D,H,W,C"}
 
 
@@ -178,6 +180,12 @@ class ConvSpec:
     convention: str = "correlation"
     """`correlation` (what deep-learning frameworks compute) or `convolution` (the kernel rotated 180
     degrees in every spatial axis: MATLAB conv2, scipy.signal.convolve)."""
+    ort_optimization: str = "disabled"
+    """The onnxruntime backend's graph optimisation level (disabled, basic, extended, all); other backends
+    ignore it. Off by default: fusions can change results."""
+    transpose_kernel: bool = True
+    """The flax backend's `ConvTranspose(transpose_kernel=...)`: True flips the kernel (the gradient of the
+    forward convolution, what every other backend computes); False is Flax's own default, which does not."""
 
     def __post_init__(self) -> None:
         _complete(self)
@@ -291,6 +299,8 @@ class ConvSpec:
             "output_padding": list(self.output_padding),
             "data_format": self.data_format,
             "convention": self.convention,
+            "ort_optimization": self.ort_optimization,
+            "transpose_kernel": self.transpose_kernel,
             "use_bias": self.use_bias,
             "dtype": self.dtype,
             "input_dtype": self.effective_input_dtype,
@@ -377,12 +387,13 @@ def validate(spec: ConvSpec) -> None:
     if any(p < 0 for pair in spec.padding.pads for p in pair):
         raise BadInputError(f"padding must not be negative, got {spec.padding}")
     for name, choices in (("dtype", COMPUTE_DTYPES), ("input_dtype", FLOAT_DTYPES), ("data_format", DATA_FORMATS),
-                          ("convention", CONVENTIONS)):
+                          ("convention", CONVENTIONS), ("ort_optimization", ORT_OPTIMIZATIONS)):
         value = getattr(spec, name)
         if value is not None and value not in choices:
             raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(choices)})")
-    if not isinstance(spec.transposed, bool):
-        raise BadInputError(f"transposed must be true or false, got {spec.transposed!r}")
+    for name in ("transposed", "transpose_kernel"):
+        if not isinstance(getattr(spec, name), bool):
+            raise BadInputError(f"{name} must be true or false, got {getattr(spec, name)!r}")
     _validate_groups(spec)
     if "M" in spec.weights_layout and (spec.transposed or not spec.depthwise):
         raise BadInputError(f"weights layout {spec.weights_layout} (C, M) is a depthwise kernel: it needs "

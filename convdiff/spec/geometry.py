@@ -39,6 +39,17 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int, *, lower: bool
     return (large, small) if lower else (small, large)
 
 
+def onnx_pads(pads: Pads) -> list[int]:
+    """(before, after) pairs in ONNX's order: `[begin_1, ..., begin_n, end_1, ..., end_n]` ([t, l, b, r] in 2-D)."""
+    return [before for before, _ in pads] + [after for _, after in pads]
+
+
+def from_onnx_pads(values: Sequence[int]) -> Pads:
+    """ONNX's `[begin_1, ..., begin_n, end_1, ..., end_n]` as (before, after) pairs per axis."""
+    rank = len(values) // 2
+    return tuple((int(values[i]), int(values[rank + i])) for i in range(rank))
+
+
 def output_size(size: int, pads: tuple[int, int], kernel: int, stride: int, dilation: int) -> int:
     """floor((size + before + after - dilated kernel) / stride) + 1: TF, Caffe and PyTorch agree on it."""
     return (size + pads[0] + pads[1] - dilated_size(kernel, dilation)) // stride + 1
