@@ -3,7 +3,8 @@ by ONNX Runtime's CPU execution provider.
 
 The model computes in NCHW with the weights as initializers: Conv (M, C/group, *k) = OIHW, ConvTranspose
 (C, M/group, *k) = IOHW. Forward pads: SAME is `auto_pad=SAME_UPPER`, same_lower is `SAME_LOWER` (ONNX
-Runtime computes both), explicit pads are `pads` in ONNX's order `[begin_1, ..., begin_n, end_1, ..., end_n]`.
+Runtime computes both), explicit pads are `pads` in ONNX's order `[begin_1, ..., begin_n, end_1, ..., end_n]` (so are SAME's with a
+dilation, which ONNX Runtime's auto_pad refuses).
 Transposed: the spec's crops as `pads` and `output_padding` (a negative crop at the end, positions no tap
 reaches, is output padding), never `auto_pad`: which side ConvTranspose's SAME_UPPER crops more has read
 differently in the operator text and in ONNX Runtime.
@@ -37,6 +38,10 @@ def pad_attributes(spec: ConvSpec) -> dict[str, object]:
         pads = tuple((before, max(after, 0)) for before, after in crops)
         return {"pads": geometry.onnx_pads(pads), "output_padding": [max(-after, 0) for _, after in crops]}
     mode = spec.padding.mode
+    if mode in (PaddingMode.SAME, PaddingMode.SAME_LOWER) and any(d != 1 for d in spec.dilation):
+        # ONNX Runtime: "Dilation not supported for AutoPadType::SAME_UPPER or AutoPadType::SAME_LOWER";
+        # an exporter writes the pads out, as here.
+        return {"pads": geometry.onnx_pads(spec.pads)}
     if mode is PaddingMode.SAME:
         return {"auto_pad": "SAME_UPPER"}
     if mode is PaddingMode.SAME_LOWER:

@@ -276,6 +276,7 @@ REGISTRY: dict[str, BackendInfo] = {
         BackendInfo("numpy", "convdiff.backends.numpy_ref:NumpyBackend",
                     "float64 NumPy reference with exact TF padding semantics (no TensorFlow)",
                     can=Capabilities(dtypes=frozenset((*FLOAT_DTYPES, "tf32")), accumulation=FLOAT64_ACCUMULATION,
+                                     same_lower=True,
                                      data_formats=None, layout="layout-free (float64)",
                                      conventions=frozenset(CONVENTIONS))),
         BackendInfo("nn", "convdiff.backends.nn:NnBackend",
