@@ -840,6 +840,10 @@ class SameLowerHypothesis(Hypothesis):
         modes = {spec.padding.mode, ctx.candidate_spec.padding.mode}
         if not modes & {PaddingMode.SAME, PaddingMode.SAME_LOWER}:
             return NotApplicable("neither side pads 'same' or 'same_lower'")
+        if PaddingMode.EXPLICIT in modes:
+            # Explicit pads are compared as they are written (the padding cause); this cause is a framework or
+            # converter placing SAME's odd pad on the other side than the spec says.
+            return NotApplicable("one side gives its pads explicitly: see padding")
         upper, lower = (geometry.resolve_same(spec.spatial_shape, spec.kernel_size, spec.strides, spec.dilation,
                                               lower=low) for low in (False, True))
         if upper == lower:
