@@ -99,6 +99,8 @@ class Capabilities:
                        if not ok]
             ranks = "" if self.transposed_ranks == self.ranks else f"rank {_ranks(self.transposed_ranks)}"
             note = ", ".join(([ranks] if ranks else []) + [f"no {m}" for m in missing])
+            if self.unflipped_transposed_kernel:
+                note = ", ".join(filter(None, (note, "transpose_kernel=false")))
             parts.append(f"transposed ({note})" if note else "transposed")
         if self.data_formats is None:
             parts.append(f"computes {self.layout}")

@@ -109,7 +109,7 @@ FIELDS: tuple[Field, ...] = (
           "The flax backend's ConvTranspose(transpose_kernel=...): true (default) flips the kernel, the transposed "
           "convolution every other backend computes; false is Flax's own default, an un-flipped kernel (other "
           "backends refuse false for a transposed convolution).",
-          (), "--transpose-kernel", "true,false"),
+          ()),
     Field("use_bias", lambda v: parse_bool(v, "use_bias"), "BOOL", "Add a bias.",
           (), "--use-bias", "true,false"),
     Field("dtype", lambda v: parse_choice(v, COMPUTE_DTYPES, "dtype"), "DTYPE",
