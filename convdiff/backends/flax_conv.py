@@ -84,9 +84,9 @@ class FlaxBackend:
                 held = kernel
                 call = (f"nnx.Conv(padding={padding!r}, strides={tuple(spec.strides)}, "
                         f"kernel_dilation={tuple(spec.dilation)}, feature_group_count={spec.groups})")
-            layer.kernel.value = jnp.asarray(held, dtype)
+            layer.kernel[...] = jnp.asarray(held, dtype)  # (the `.value` setter is deprecated)
             if bias is not None:
-                layer.bias.value = jnp.asarray(bias, dtype)
+                layer.bias[...] = jnp.asarray(bias, dtype)
             out = np.asarray(layer(jnp.asarray(x, dtype)))
         notes = (f"{call}, dtype={spec.dtype}, param_dtype={spec.dtype}; {FLAX_DEFAULTS}"
                  + (", ConvTranspose transpose_kernel=False" if spec.transposed else ""),)
