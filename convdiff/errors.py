@@ -14,6 +14,11 @@ EXIT_TERMINATED = 143
 """128 + SIGTERM, as a shell reports a process a signal ended: what `kill` and CI runners send to stop a job."""
 
 
+def install_command(extra: str) -> str:
+    """The command that installs an optional extra; it works from a checkout (convdiff is not on the package index)."""
+    return f"pip install -e '.[{extra}]' (from a convdiff checkout)"
+
+
 class ConvdiffError(Exception):
     """Base class: a message fit for one line, and the exit code it maps to."""
 

@@ -827,6 +827,64 @@ class KernelNotFlippedHypothesis(Hypothesis):
                                      ctx.kernel[_spatial_flip(ctx.rank)])], UNCHANGED_KERNEL)
 
 
+class SameLowerHypothesis(Hypothesis):
+    """ONNX's SAME_LOWER against TF's SAME (= SAME_UPPER): the same total pad with the odd one at the start
+    instead of the end (onnxruntime#9370: a TF model converted with SAME_LOWER, or the reverse)."""
+
+    cause = "same_lower"
+
+    def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
+        spec = ctx.spec
+        if spec.transposed:
+            return NotApplicable("a transposed convolution crops rather than pads: see transposed_cropping")
+        modes = {spec.padding.mode, ctx.candidate_spec.padding.mode}
+        if not modes & {PaddingMode.SAME, PaddingMode.SAME_LOWER}:
+            return NotApplicable("neither side pads 'same' or 'same_lower'")
+        if PaddingMode.EXPLICIT in modes:
+            # Explicit pads are compared as they are written (the padding cause); this cause is a framework or
+            # converter placing SAME's odd pad on the other side than the spec says.
+            return NotApplicable("one side gives its pads explicitly: see padding")
+        upper, lower = (geometry.resolve_same(spec.spatial_shape, spec.kernel_size, spec.strides, spec.dilation,
+                                              lower=low) for low in (False, True))
+        if upper == lower:
+            return NotApplicable("every axis pads an even total: SAME_LOWER and SAME (SAME_UPPER) pad alike")
+        if spec.pads == lower:
+            return [ctx.trial(f"recomputed with TF SAME's (SAME_UPPER's) pads {_fmt_pads(upper)}, the odd pad at the "
+                              f"end, where the reference pads SAME_LOWER's {_fmt_pads(lower)}",
+                              ctx.operands(pads=upper))]
+        return [ctx.trial(f"recomputed with ONNX SAME_LOWER's pads {_fmt_pads(lower)}, the odd pad at the start, "
+                          f"where TF SAME pads {_fmt_pads(upper)} (onnxruntime#9370)", ctx.operands(pads=lower))]
+
+
+class OnnxPadsOrderHypothesis(Hypothesis):
+    """Explicit pads written in the wrong order for ONNX: its `pads` is `[begin_1, ..., begin_n, end_1, ...,
+    end_n]` ([t, l, b, r] in 2-D), read (or written) as (before, after) pairs per axis ([t, b, l, r])."""
+
+    cause = "onnx_pads_order"
+
+    def trials(self, ctx: Context) -> list[Trial] | NotApplicable:
+        spec = ctx.spec
+        if spec.transposed:
+            return NotApplicable("a transposed convolution crops rather than pads: see transposed_cropping")
+        if spec.rank == 1:
+            return NotApplicable("one spatial axis: [begin, end] and (before, after) are the same order")
+        pads = spec.pads
+        pairs_flat = [p for pair in pads for p in pair]
+        variants = [
+            (geometry.from_onnx_pads(pairs_flat),
+             f"(before, after) pairs {pairs_flat} read as ONNX's [begins..., ends...]"),
+            (tuple((a, b) for a, b in zip(geometry.onnx_pads(pads)[::2], geometry.onnx_pads(pads)[1::2])),
+             f"ONNX's [begins..., ends...] {geometry.onnx_pads(pads)} read as (before, after) pairs"),
+        ]
+        trials, seen = [], {pads}
+        for option, what in variants:
+            if option in seen:
+                continue
+            seen.add(option)
+            trials.append(ctx.trial(f"recomputed with {_fmt_pads(option)}: {what}", ctx.operands(pads=option)))
+        return trials or NotApplicable("these pads read the same in either order")
+
+
 class SeparableBiasHypothesis(Hypothesis):
     """The outputs differ by a constant per output channel that is not the bias itself: a bias folded through a
     later linear step is missing, as when a separable convolution's depthwise bias is dropped (Keras'
@@ -896,5 +954,5 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     WeightsDifferHypothesis(),
     ConventionHypothesis(), EvenKernelSameHypothesis(), ChannelOrderHypothesis(), GroupedReplicatedHypothesis(),
     GroupsHypothesis(), TransposedInOutHypothesis(), TransposedCroppingHypothesis(), OutputPaddingHypothesis(),
-    KernelNotFlippedHypothesis(), SeparableBiasHypothesis(), BiasAxisHypothesis(),
+    KernelNotFlippedHypothesis(), SameLowerHypothesis(), OnnxPadsOrderHypothesis(), SeparableBiasHypothesis(), BiasAxisHypothesis(),
 )

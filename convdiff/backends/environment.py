@@ -42,6 +42,9 @@ def collect() -> dict[str, Any]:
         "keras": _version("keras"),
         "tf_keras": _version("tf-keras"),
         "torch": _version("torch") if "torch" in sys.modules else None,
+        "onnxruntime": _version("onnxruntime") if "onnxruntime" in sys.modules else None,
+        "jax": _version("jax") if "jax" in sys.modules else None,
+        "flax": _version("flax") if "flax" in sys.modules else None,
         # oneDNN is on by default for x86 Linux builds of TensorFlow unless TF_ENABLE_ONEDNN_OPTS=0.
         "onednn": onednn_enabled(),
         "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS") == "1",

@@ -19,7 +19,8 @@ from convdiff.errors import BackendFailedError, ConvdiffError, FrameworkError
 T = TypeVar("T")
 
 # Packages whose exceptions, whatever their class, are a framework failing at run time.
-FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tf_keras", "torch", "jax", "ml_dtypes")
+FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tf_keras", "torch", "jax", "jaxlib", "flax", "onnx", "onnxruntime",
+                      "ml_dtypes")
 # Built-in exception classes frameworks raise for "cannot do this" (unsupported dtype, bad attr, ...).
 FRAMEWORK_BUILTINS: tuple[type[BaseException], ...] = (ValueError, TypeError, RuntimeError, ArithmeticError,
                                                        NotImplementedError)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convdiff.backends.base import Backend, BackendRefusedError, SideResult
-from convdiff.errors import BackendUnavailableError, BadInputError
+from convdiff.errors import BackendUnavailableError, BadInputError, install_command
 from convdiff.reference.rounding import CPU_ACCUMULATION, FLOAT64_ACCUMULATION, Arithmetic, precision_of
 from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, ConvSpec, PaddingMode
 from convdiff.spec.dtypes import FLOAT_DTYPES
@@ -39,7 +39,9 @@ class Capabilities:
     dtypes: frozenset[str] = frozenset(FLOAT_DTYPES)
     """Compute dtypes it runs (`tf32` only where it is emulated)."""
     same: bool = True
-    """TF `SAME` padding."""
+    """TF `SAME` padding (ONNX `SAME_UPPER`)."""
+    same_lower: bool = False
+    """ONNX `SAME_LOWER` padding (the odd pad at the start) of a forward convolution."""
     no_same: str = ""
     """What the backend offers instead of SAME, when it has none."""
     asymmetric_pads: bool = True
@@ -63,6 +65,8 @@ class Capabilities:
     transposed_same: bool = True
     """TF SAME for a transposed convolution (input x stride outputs)."""
     transposed_same_note: str = ""
+    unflipped_transposed_kernel: bool = False
+    """`transpose_kernel=false`: a transposed convolution with the kernel not flipped (Flax's default)."""
     output_padding: bool = True
     """Non-zero output padding of a transposed convolution."""
     output_padding_below_stride: bool = False
@@ -95,6 +99,8 @@ class Capabilities:
                        if not ok]
             ranks = "" if self.transposed_ranks == self.ranks else f"rank {_ranks(self.transposed_ranks)}"
             note = ", ".join(([ranks] if ranks else []) + [f"no {m}" for m in missing])
+            if self.unflipped_transposed_kernel:
+                note = ", ".join(filter(None, (note, "transpose_kernel=false")))
             parts.append(f"transposed ({note})" if note else "transposed")
         if self.data_formats is None:
             parts.append(f"computes {self.layout}")
@@ -102,6 +108,8 @@ class Capabilities:
             parts.append("channels_first" + (" (needs oneDNN on CPU)" if self.channels_first_needs_onednn else ""))
         if "convolution" in self.conventions:
             parts.append("true convolution")
+        if self.same_lower:
+            parts.append("same_lower")
         pads = [w for w, ok in (("same", self.same), ("asymmetric pads", self.asymmetric_pads),
                                 ("strides with dilation", self.strided_dilation),
                                 ("same with strides", self.same_with_strides)) if not ok]
@@ -168,6 +176,9 @@ class BackendInfo:
         mode = spec.padding.mode
         if mode is PaddingMode.SAME and not can.same:
             return f"backend '{name}' has no SAME padding: {can.no_same}"
+        if mode is PaddingMode.SAME_LOWER and not can.same_lower:
+            return (f"backend '{name}' has no SAME_LOWER padding (ONNX's, the odd pad at the start); give its pads "
+                    f"explicitly (--padding {','.join(str(p) for pair in spec.pads for p in pair)})")
         if mode is PaddingMode.EXPLICIT and not spec.padding.symmetric and not can.asymmetric_pads:
             return (f"backend '{name}' pads symmetrically (one pad per axis); explicit pads {spec.padding} are "
                     "asymmetric")
@@ -187,6 +198,9 @@ class BackendInfo:
         if any(d != 1 for d in spec.dilation) and not can.transposed_dilation:
             return (f"backend '{name}' cannot build transposed convolutions with dilation {tuple(spec.dilation)}"
                     + (f": {can.transposed_dilation_note}" if can.transposed_dilation_note else ""))
+        if not spec.transpose_kernel and not can.unflipped_transposed_kernel:
+            return (f"backend '{name}' always flips the kernel of a transposed convolution; transpose_kernel=false "
+                    "(Flax's un-flipped ConvTranspose) is the flax backend's")
         if spec.padding.mode is PaddingMode.SAME and not can.transposed_same:
             return f"backend '{name}' has no SAME for transposed convolutions: {can.transposed_same_note}"
         if any(spec.output_padding):
@@ -225,7 +239,7 @@ def _importable(module: str) -> bool:
         return False
 
 
-LEGACY_HINT = "pip install 'convdiff[legacy]'"
+LEGACY_HINT = install_command("legacy")
 _NO_TF_TRANSPOSED_DILATION = ("TensorFlow's CPU conv_transpose supports no dilation (without oneDNN: 'Current CPU "
                               "implementations do not yet support dilation rates larger than 1'; with it, 2-D fails "
                               "to create its primitive)")
@@ -249,12 +263,22 @@ _CAFFE_NO_SAME = ("Caffe's Convolution layer takes a symmetric pad (pad_h, pad_w
                   "floor((H + 2*pad - dilation*(k-1) - 1) / stride) + 1 outputs; give --padding P or PH,PW "
                   "(TF SAME with stride 1 and an odd kernel k equals pad (k-1)/2)")
 
+# ONNX Runtime's CPU Conv and ConvTranspose kernels are registered for float only (float16 runs only on
+# other providers, float64 not at all): the model computes in float32.
+_ONNXRUNTIME = Capabilities(dtypes=frozenset(("float32",)), same_lower=True, layout="NCHW", **_NO_DATA_FORMAT)
+# XLA on CPU: every kind, any pads (explicit pairs), SAME_LOWER as its pads.
+_JAX = Capabilities(same_lower=True, layout="NHWC (channels-last)", **_NO_DATA_FORMAT)
+_FLAX = Capabilities(same_lower=True, transposed_groups=False, unflipped_transposed_kernel=True,
+                     transposed_groups_note="flax.nnx.ConvTranspose has no feature_group_count",
+                     layout="NHWC (channels-last)", **_NO_DATA_FORMAT)
+
 REGISTRY: dict[str, BackendInfo] = {
     info.name: info
     for info in (
         BackendInfo("numpy", "convdiff.backends.numpy_ref:NumpyBackend",
                     "float64 NumPy reference with exact TF padding semantics (no TensorFlow)",
                     can=Capabilities(dtypes=frozenset((*FLOAT_DTYPES, "tf32")), accumulation=FLOAT64_ACCUMULATION,
+                                     same_lower=True,
                                      data_formats=None, layout="layout-free (float64)",
                                      conventions=frozenset(CONVENTIONS))),
         BackendInfo("nn", "convdiff.backends.nn:NnBackend",
@@ -280,7 +304,7 @@ REGISTRY: dict[str, BackendInfo] = {
         BackendInfo("torch", "convdiff.backends.torch_conv:TorchBackend",
                     "torch.nn.functional.conv1d/2d/3d (groups), conv_transpose1d/2d/3d (output_padding), NCHW, "
                     "PyTorch's own padding rules",
-                    ("torch",), "pip install 'convdiff[torch]'",
+                    ("torch",), install_command("torch"),
                     can=Capabilities(same_with_strides=False, transposed_same=False,
                                      transposed_same_note="ConvTranspose has no padding='same'; give PyTorch's "
                                                           "padding and output_padding (e.g. --padding 1 "
@@ -290,7 +314,19 @@ REGISTRY: dict[str, BackendInfo] = {
                     "scipy.signal.correlate / convolve per channel pair (the library MATLAB-style ports are checked "
                     "against; true convolution with --convention convolution)",
                     can=Capabilities(dtypes=frozenset(("float32", "float64")), layout="layout-free (per channel)",
-                                     conventions=frozenset(CONVENTIONS), **_NO_DATA_FORMAT)),
+                                     conventions=frozenset(CONVENTIONS), same_lower=True, **_NO_DATA_FORMAT)),
+        BackendInfo("onnxruntime", "convdiff.backends.onnx_runtime:OnnxRuntimeBackend",
+                    "a one-node ONNX model (Conv / ConvTranspose, opset 17) built with onnx.helper, run by ONNX "
+                    "Runtime's CPU provider, graph optimisations off unless ort_optimization says otherwise",
+                    ("onnx", "onnxruntime"), install_command("onnx"), can=_ONNXRUNTIME),
+        BackendInfo("jax", "convdiff.backends.jax_conv:JaxBackend",
+                    "jax.lax.conv_general_dilated with explicit dimension numbers and pads (transposed: "
+                    "lhs_dilation with the flipped kernel), on JAX's CPU device",
+                    ("jax",), install_command("jax"), can=_JAX),
+        BackendInfo("flax", "convdiff.backends.flax_conv:FlaxBackend",
+                    "flax.nnx.Conv (feature_group_count) and flax.nnx.ConvTranspose, channels-last, with Flax's "
+                    "defaults written out (transpose_kernel from the spec)",
+                    ("flax", "jax"), install_command("jax"), can=_FLAX),
     )
 }
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.registry import backend_info
+from convdiff.errors import install_command
 from convdiff.backends.tf_common import from_computing_layout, nn_convolution, run_framework, to_computing_layout
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 from convdiff.spec.layouts import conversion, for_rank, from_canonical, input_layout_for, to_canonical
@@ -32,7 +33,7 @@ class _V1Backend:
     name = ""
     summary = ""
     requires: tuple[str, ...] = ("tf_keras",)
-    install_hint = "pip install 'convdiff[legacy]'"
+    install_hint = install_command("legacy")
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
         backend_info(self.name).check_spec(spec)

@@ -20,7 +20,7 @@ import numpy as np
 from convdiff.backends.base import SideResult, Weights
 from convdiff.backends.factory import initial_weights
 from convdiff.backends.registry import backend_info
-from convdiff.errors import BackendUnavailableError
+from convdiff.errors import BackendUnavailableError, install_command
 from convdiff.spec import geometry
 from convdiff.spec.convspec import ConvSpec, PaddingMode
 from convdiff.spec.layouts import conversion, for_rank, from_canonical, input_layout_for
@@ -30,7 +30,7 @@ class TorchBackend:
     name = "torch"
     summary = "torch.nn.functional.conv1d/2d/3d and conv_transpose1d/2d/3d (NCHW)"
     requires: tuple[str, ...] = ("torch",)
-    install_hint = "pip install 'convdiff[torch]'"
+    install_hint = install_command("torch")
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
         from convdiff.backends.guard import run_guarded

@@ -27,11 +27,11 @@ import numpy as np
 from convdiff.analysis.figures_data import (DifferenceMap, ErrorScatter, KernelMosaic, MapPanel, RatioHistogram,
                                             difference_map, error_scatter, kernel_mosaic, ratio_histogram)
 from convdiff.data.files import write_atomically
-from convdiff.errors import BackendUnavailableError, BadInputError
+from convdiff.errors import BackendUnavailableError, BadInputError, install_command
 from convdiff.pipeline import CaseResult
 from convdiff.suites.propagate import EXPLODING, VANISHING, Propagation
 
-INSTALL = "pip install 'convdiff[report]'"
+INSTALL = install_command("report")
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 METADATA: dict[str, dict[str, Any]] = {
     "png": {"Software": "convdiff"},

@@ -24,12 +24,12 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from convdiff.errors import BackendUnavailableError
+from convdiff.errors import BackendUnavailableError, install_command
 from convdiff.pipeline import CaseResult
 from convdiff.report import tables
 from convdiff.report.layout import Fit
 
-INSTALL = "pip install 'convdiff[report]'"
+INSTALL = install_command("report")
 COLOURS = ("red", "green", "yellow", "blue", "magenta", "cyan")
 
 

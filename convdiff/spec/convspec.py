@@ -26,18 +26,24 @@ DEFAULT_SHAPES = {1: (1, 32, 3), 2: DEFAULT_SHAPE, 3: (1, 8, 16, 16, 3)}
 RANKS = (1, 2, 3)
 DATA_FORMATS = ("channels_last", "channels_first")
 CONVENTIONS = ("correlation", "convolution")
+ORT_OPTIMIZATIONS = ("disabled", "basic", "extended", "all")
+"""ONNX Runtime's graph optimisation levels (ORT_DISABLE_ALL, ORT_ENABLE_BASIC, _EXTENDED, _ALL)."""
 SHAPE_LETTERS = {1: "N,W,C", 2: "N,H,W,C", 3: "N,D,H,W,C"}
 
 
 class PaddingMode(StrEnum):
     SAME = "same"
+    """TF `SAME` (ONNX `SAME_UPPER`): ceil(size / stride) outputs, the odd pad at the end."""
+    SAME_LOWER = "same_lower"
+    """ONNX `SAME_LOWER`: the same total pad, the odd one at the start (forward convolutions only)."""
     VALID = "valid"
     EXPLICIT = "explicit"
 
 
 @dataclass(frozen=True)
 class Padding:
-    """TF-style padding: `same`, `valid`, or explicit (before, after) pads per spatial axis.
+    """TF-style padding: `same` (= `same_upper`), `same_lower`, `valid`, or explicit (before, after) pads per
+    spatial axis.
 
     For a transposed convolution explicit pads are PyTorch's `padding`: the full scatter is cropped by
     them (`geometry.transposed_explicit_crops`).
@@ -103,13 +109,14 @@ class Padding:
                 dilation: tuple[int, ...]) -> Pads:
         """The pads TensorFlow actually applies to a forward convolution, (before, after) per spatial axis.
 
-        TF `SAME` puts the odd padding pixel at the end (bottom/right), unlike a symmetric Caffe/PyTorch pad.
+        TF `SAME` puts the odd padding pixel at the end (bottom/right), unlike a symmetric Caffe/PyTorch pad;
+        ONNX's `SAME_LOWER` puts it at the start.
         """
         if self.mode is PaddingMode.EXPLICIT:
             return self.pads
         if self.mode is PaddingMode.VALID:
             return tuple((0, 0) for _ in sizes)
-        return geometry.resolve_same(sizes, kernel, strides, dilation)
+        return geometry.resolve_same(sizes, kernel, strides, dilation, lower=self.mode is PaddingMode.SAME_LOWER)
 
 
 def _pairs_for_rank(values: tuple[int, ...], rank: int) -> Pads:
@@ -173,6 +180,12 @@ class ConvSpec:
     convention: str = "correlation"
     """`correlation` (what deep-learning frameworks compute) or `convolution` (the kernel rotated 180
     degrees in every spatial axis: MATLAB conv2, scipy.signal.convolve)."""
+    ort_optimization: str = "disabled"
+    """The onnxruntime backend's graph optimisation level (disabled, basic, extended, all); other backends
+    ignore it. Off by default: fusions can change results."""
+    transpose_kernel: bool = True
+    """The flax backend's `ConvTranspose(transpose_kernel=...)`: True flips the kernel (the gradient of the
+    forward convolution, what every other backend computes); False is Flax's own default, which does not."""
 
     def __post_init__(self) -> None:
         _complete(self)
@@ -286,6 +299,8 @@ class ConvSpec:
             "output_padding": list(self.output_padding),
             "data_format": self.data_format,
             "convention": self.convention,
+            "ort_optimization": self.ort_optimization,
+            "transpose_kernel": self.transpose_kernel,
             "use_bias": self.use_bias,
             "dtype": self.dtype,
             "input_dtype": self.effective_input_dtype,
@@ -372,12 +387,13 @@ def validate(spec: ConvSpec) -> None:
     if any(p < 0 for pair in spec.padding.pads for p in pair):
         raise BadInputError(f"padding must not be negative, got {spec.padding}")
     for name, choices in (("dtype", COMPUTE_DTYPES), ("input_dtype", FLOAT_DTYPES), ("data_format", DATA_FORMATS),
-                          ("convention", CONVENTIONS)):
+                          ("convention", CONVENTIONS), ("ort_optimization", ORT_OPTIMIZATIONS)):
         value = getattr(spec, name)
         if value is not None and value not in choices:
             raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(choices)})")
-    if not isinstance(spec.transposed, bool):
-        raise BadInputError(f"transposed must be true or false, got {spec.transposed!r}")
+    for name in ("transposed", "transpose_kernel"):
+        if not isinstance(getattr(spec, name), bool):
+            raise BadInputError(f"{name} must be true or false, got {getattr(spec, name)!r}")
     _validate_groups(spec)
     if "M" in spec.weights_layout and (spec.transposed or not spec.depthwise):
         raise BadInputError(f"weights layout {spec.weights_layout} (C, M) is a depthwise kernel: it needs "
@@ -408,6 +424,11 @@ def _validate_groups(spec: ConvSpec) -> None:
 
 
 def _validate_transposed(spec: ConvSpec) -> None:
+    if spec.padding.mode is PaddingMode.SAME_LOWER:
+        # Which side ONNX's ConvTranspose SAME_UPPER/SAME_LOWER crops more has read differently in the ONNX
+        # operator text and in ONNX Runtime's kernels: there is no one meaning to compare against.
+        raise BadInputError("padding same_lower applies to forward convolutions only; give a transposed "
+                            "convolution same (TF's) or explicit pads")
     if spec.padding.mode is PaddingMode.SAME and any(spec.output_padding):
         raise BadInputError("output padding cannot be combined with padding same: a transposed SAME convolution "
                             "has input x stride outputs; give valid or explicit pads with it")
@@ -422,11 +443,17 @@ def _validate_transposed(spec: ConvSpec) -> None:
                             f"{fmt_values(spec.kernel_size)} to nothing (output {fmt_values(out)})")
 
 
+PADDING_NAMES = {"same": PaddingMode.SAME, "same_upper": PaddingMode.SAME, "same_lower": PaddingMode.SAME_LOWER,
+                 "valid": PaddingMode.VALID}
+"""Padding modes by name, ONNX's `auto_pad` spellings included (lower case)."""
+
+
 def parse_padding(value: Any) -> Padding:
     """`same`, `valid`, an int (every side), one int per axis (symmetric), (before, after) per axis
-    (`top,bottom,left,right` in 2-D), or nested pairs [[t, b], [l, r]]."""
-    if isinstance(value, str) and value.strip().lower() in ("same", "valid"):
-        return Padding(PaddingMode(value.strip().lower()))
+    (`top,bottom,left,right` in 2-D), or nested pairs [[t, b], [l, r]]. ONNX's auto_pad names are accepted:
+    `same_upper` is `same` (TF's), `same_lower` puts the odd pad at the start."""
+    if isinstance(value, str) and value.strip().lower() in PADDING_NAMES:
+        return Padding(PADDING_NAMES[value.strip().lower()])
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple)) for v in value):
         if not all(len(v) == 2 for v in value) or len(value) > 3:
             raise BadInputError(f"malformed padding {value!r}: expected [[before,after], ...] (one pair per axis)")
@@ -435,13 +462,13 @@ def parse_padding(value: Any) -> Padding:
             raise BadInputError(f"padding must not be negative, got {value!r}")
         return Padding.from_pairs(tuple((flat[2 * i], flat[2 * i + 1]) for i in range(len(value))))
     if isinstance(value, bool) or not isinstance(value, (str, int, list, tuple)):
-        raise BadInputError(f"malformed padding {value!r}: expected same, valid, an integer, h,w or "
+        raise BadInputError(f"malformed padding {value!r}: expected same, same_lower, valid, an integer, h,w or "
                             "top,bottom,left,right")
     try:
         values = parse_ints(value, "padding")
     except BadInputError:
         raise BadInputError(
-            f"malformed padding '{value}': expected same, valid, an integer, h,w or top,bottom,left,right") from None
+            f"malformed padding '{value}': expected same, same_lower, valid, an integer, h,w or top,bottom,left,right") from None
     if any(v < 0 for v in values):
         raise BadInputError(f"padding must not be negative, got '{value}'")
     if len(values) not in (1, 2, 3, 4, 6):

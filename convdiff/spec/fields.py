@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convdiff.errors import BadInputError
-from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, RANKS, parse_padding
+from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, ORT_OPTIMIZATIONS, RANKS, parse_padding
 from convdiff.spec.dtypes import COMPUTE_DTYPES, FLOAT_DTYPES
 from convdiff.spec.initializers import parse_initializer
 from convdiff.spec.layer_ref import parse_weights
@@ -76,7 +76,7 @@ FIELDS: tuple[Field, ...] = (
           "Strides: one value, or one per spatial axis. Default 1.",
           ("--strides",), "--strides", "Strides, e.g. 1,2 (one per axis: 1x2)"),
     Field("padding", parse_padding, "P",
-          "same | valid | P (every side) | one per axis (PH,PW) | before,after per axis (TOP,BOTTOM,LEFT,RIGHT). "
+          "same (= same_upper) | same_lower (ONNX's: the odd pad first) | valid | P (every side) | one per axis (PH,PW) | before,after per axis (TOP,BOTTOM,LEFT,RIGHT). "
           "Transposed: PyTorch's padding (crops). Default same.",
           ("--padding",), "--padding", "Paddings, e.g. same,valid,1 (explicit pairs: 1x2 or 0x1x0x1)"),
     Field("dilation", lambda v: parse_per_axis(v, "dilation"), "D|DH,DW",
@@ -101,6 +101,15 @@ FIELDS: tuple[Field, ...] = (
           "correlation (what deep-learning frameworks compute) or convolution (the kernel rotated 180 degrees: "
           "MATLAB conv2, scipy.signal.convolve; the numpy and scipy backends only). Default correlation.",
           ("--convention",), "--convention", "Conventions: correlation,convolution"),
+    Field("ort_optimization", lambda v: parse_choice(v, ORT_OPTIMIZATIONS, "ort_optimization"), "LEVEL",
+          "The onnxruntime backend's graph optimisation level: disabled, basic, extended or all (ONNX Runtime's "
+          "own default). Default disabled (fusions can change results); other backends ignore it.",
+          (), "--ort-optimization", "ONNX Runtime optimisation levels, e.g. disabled,all"),
+    Field("transpose_kernel", lambda v: parse_bool(v, "transpose_kernel"), "BOOL",
+          "The flax backend's ConvTranspose(transpose_kernel=...): true (default) flips the kernel, the transposed "
+          "convolution every other backend computes; false is Flax's own default, an un-flipped kernel (other "
+          "backends refuse false for a transposed convolution).",
+          ()),
     Field("use_bias", lambda v: parse_bool(v, "use_bias"), "BOOL", "Add a bias.",
           (), "--use-bias", "true,false"),
     Field("dtype", lambda v: parse_choice(v, COMPUTE_DTYPES, "dtype"), "DTYPE",

@@ -27,14 +27,27 @@ def dilated_size(kernel: int, dilation: int) -> int:
     return (kernel - 1) * dilation + 1
 
 
-def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TensorFlow's `SAME` on one axis: ceil(size / stride) outputs, the odd pad at the end.
+def same_pads(size: int, kernel: int, stride: int, dilation: int, *, lower: bool = False) -> tuple[int, int]:
+    """TensorFlow's `SAME` (ONNX `SAME_UPPER`) on one axis: ceil(size / stride) outputs, the odd pad at the end.
 
-    (tensorflow/core/framework/kernel_shape_util.cc, GetWindowedOutputSizeVerbose.)
+    (tensorflow/core/framework/kernel_shape_util.cc, GetWindowedOutputSizeVerbose.) With `lower`, ONNX's
+    `SAME_LOWER`: the same total, the odd pad at the start (onnxruntime's ComputePadAndOutputShape).
     """
     out = -(-size // stride)
     total = max((out - 1) * stride + dilated_size(kernel, dilation) - size, 0)
-    return (total // 2, total - total // 2)
+    small, large = total // 2, total - total // 2
+    return (large, small) if lower else (small, large)
+
+
+def onnx_pads(pads: Pads) -> list[int]:
+    """(before, after) pairs in ONNX's order: `[begin_1, ..., begin_n, end_1, ..., end_n]` ([t, l, b, r] in 2-D)."""
+    return [before for before, _ in pads] + [after for _, after in pads]
+
+
+def from_onnx_pads(values: Sequence[int]) -> Pads:
+    """ONNX's `[begin_1, ..., begin_n, end_1, ..., end_n]` as (before, after) pairs per axis."""
+    rank = len(values) // 2
+    return tuple((int(values[i]), int(values[rank + i])) for i in range(rank))
 
 
 def output_size(size: int, pads: tuple[int, int], kernel: int, stride: int, dilation: int) -> int:
@@ -43,8 +56,8 @@ def output_size(size: int, pads: tuple[int, int], kernel: int, stride: int, dila
 
 
 def resolve_same(sizes: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-                 dilation: Sequence[int]) -> Pads:
-    return tuple(same_pads(n, k, s, d) for n, k, s, d in zip(sizes, kernel, strides, dilation))
+                 dilation: Sequence[int], *, lower: bool = False) -> Pads:
+    return tuple(same_pads(n, k, s, d, lower=lower) for n, k, s, d in zip(sizes, kernel, strides, dilation))
 
 
 def output_sizes(sizes: Sequence[int], pads: Pads, kernel: Sequence[int], strides: Sequence[int],

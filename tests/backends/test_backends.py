@@ -61,3 +61,27 @@ def test_a_channels_first_bias_on_the_columns_is_caught_and_named():
     called = run_case("call", SideConfig("numpy", spec), SideConfig("keras-call", spec))
     if not called.output:
         assert [f.cause for f in called.diagnosis if f.confirmed] == ["bias_axis"]
+
+
+def test_readme_lists_every_backend_with_what_it_supports():
+    """The README's backend table and its capability table name every backend of the registry."""
+    from pathlib import Path
+
+    from convdiff.backends import REGISTRY
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    backends = readme.split("## Backends", 1)[1].split("\n## ", 1)[0]
+    capabilities = readme.split("### What each backend can express", 1)[1].split("\n## ", 1)[0]
+    for name in REGISTRY:
+        assert f"| `{name}` |" in backends, name
+        assert f"`{name}`" in capabilities.split("\n\n**", 1)[0], name
+        if REGISTRY[name].can.same_lower:
+            assert f"`{name}`" in capabilities.split("**`same_lower`**", 1)[1].split("\n\n", 1)[0], name
+
+
+def test_a_missing_framework_names_the_install_command_that_works_from_a_checkout():
+    from convdiff.backends import REGISTRY
+
+    for name, info in REGISTRY.items():
+        if info.requires:
+            assert info.install_hint.startswith("pip install -e '.[") and "checkout" in info.install_hint, name

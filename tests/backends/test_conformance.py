@@ -5,7 +5,7 @@ runs, with exit code 2; every other config must give the reference's kernel, the
 and an output within the rounding bound of the float64 reference. The 2-D grid covers paddings,
 strides, dilation and even kernels; the kinds grid covers 1-D and 3-D, grouped and depthwise (multiplier
 1 and 2), transposed (SAME, VALID with output padding, PyTorch's padding, asymmetric crops, groups,
-dilation), channels_first, true convolution and a low precision.
+dilation), channels_first, true convolution, ONNX's SAME_LOWER and a low precision.
 """
 
 import itertools
@@ -45,6 +45,9 @@ KINDS = {
     "conv3d-same": kind(rank=3, input_shape=(1, 5, 6, 7, 2), filters=3, kernel_size=(3, 2, 3)),
     "conv3d-asym-s2": kind(rank=3, input_shape=(1, 5, 6, 7, 2), filters=3, kernel_size=2, strides=2,
                            padding="1,0,0,1,1,1"),
+    # ONNX's SAME_LOWER: the odd pad first (even input, stride 2; an even kernel), where it differs from SAME.
+    "conv2d-same-lower": kind(input_shape=(2, 8, 7, 3), filters=4, strides=2, padding="same_lower"),
+    "conv1d-same-lower-even": kind(rank=1, input_shape=(2, 9, 3), filters=4, kernel_size=4, padding="same_lower"),
     "conv3d-pad1": kind(rank=3, input_shape=(1, 4, 5, 6, 2), filters=3, padding="1"),
     "grouped-2d": kind(input_shape=(2, 7, 8, 4), filters=6, groups=2),
     "grouped-2d-pad1": kind(input_shape=(2, 7, 8, 4), filters=6, groups=2, padding="1", strides=2),

@@ -130,7 +130,7 @@ def test_without_matplotlib_a_figure_is_exit_3_with_the_install_command(monkeypa
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
-    with pytest.raises(BackendUnavailableError, match=r"pip install 'convdiff\[report\]'") as info:
+    with pytest.raises(BackendUnavailableError, match=r"pip install -e '\.\[report\]'") as info:
         figures.render(every_figure()["histogram"])
     assert info.value.exit_code == 3
 

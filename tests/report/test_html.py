@@ -118,7 +118,7 @@ def test_report_paths_and_the_extra_are_checked_before_anything_runs(cli_runner,
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jinja2" else real(name, *a))
     result = cli_runner.invoke(cli, [*FAILING, "--report", str(tmp_path / "r.html")])
-    assert result.exit_code == 3 and "pip install 'convdiff[report]'" in result.stderr
+    assert result.exit_code == 3 and "pip install -e '.[report]'" in result.stderr
     assert not (tmp_path / "r.html").exists()
 
 

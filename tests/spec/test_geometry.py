@@ -138,6 +138,10 @@ def test_explicit_pads_are_read_for_the_rank(text, rank, pads):
         ({"input_shape": (1, 8, 8, 4), "weights_layout": "DHWIO"}, "weights layout DHWIO has 3 spatial axes"),
         ({"input_shape": (1, 8, 8, 4), "weights_layout": "HWCM"}, "(C, M) is a depthwise kernel"),
         ({"rank": 4}, "rank must be 1, 2 or 3"),
+        ({"input_shape": (1, 8, 8, 4), "transposed": True, "padding": "same_lower"},
+         "padding same_lower applies to forward convolutions only"),
+        ({"input_shape": (1, 8, 8, 4), "ort_optimization": "fast"}, "unknown ort_optimization 'fast'"),
+        ({"input_shape": (1, 8, 8, 4), "transpose_kernel": "no"}, "transpose_kernel must be true or false"),
     ],
 )
 def test_invalid_kinds_are_refused_in_one_line(fields, message):
@@ -156,3 +160,42 @@ def test_the_two_d_defaults_are_unchanged():
     assert (s.input_layout, s.weights_layout) == ("NHWC", "HWIO")
     assert ConvSpec(transposed=True).weights_layout == "HWOI"
     assert ConvSpec(rank=3).input_layout == "NDHWC" and ConvSpec(rank=1).weights_layout == "WIO"
+
+
+def onnxruntime_same_pads(size, kernel, stride, dilation, lower):
+    """onnxruntime/core/providers/common.h ComputePadAndOutputShape, written out: out = ceil(in / stride),
+    pad_needed = (out - 1) * stride + dilated kernel - in; SAME_LOWER: head = (pad_needed + 1) / 2,
+    SAME_UPPER: head = pad_needed / 2; tail = pad_needed - head."""
+    out = -(-size // stride)
+    needed = max(0, (out - 1) * stride + (kernel - 1) * dilation + 1 - size)
+    head = (needed + 1) // 2 if lower else needed // 2
+    return (head, needed - head)
+
+
+@pytest.mark.parametrize("lower", [False, True])
+@pytest.mark.parametrize(("size", "kernel", "stride", "dilation"),
+                         [(8, 3, 2, 1), (7, 3, 2, 1), (9, 4, 1, 1), (10, 3, 1, 2), (5, 1, 2, 1), (6, 2, 3, 1)])
+def test_same_upper_and_lower_are_onnx_runtimes(size, kernel, stride, dilation, lower):
+    assert geometry.same_pads(size, kernel, stride, dilation, lower=lower) == onnxruntime_same_pads(
+        size, kernel, stride, dilation, lower)
+
+
+@pytest.mark.parametrize(("text", "mode"), [("same", "same"), ("SAME_UPPER", "same"), ("same_upper", "same"),
+                                            ("same_lower", "same_lower"), (" Same_Lower ", "same_lower"),
+                                            ("valid", "valid")])
+def test_onnx_auto_pad_names_are_paddings(text, mode):
+    assert parse_padding(text).mode.value == mode
+
+
+def test_same_lower_puts_the_odd_pad_first():
+    upper, lower = spec(input_shape=(1, 8, 9, 2), strides=2), spec(input_shape=(1, 8, 9, 2), strides=2,
+                                                                    padding="same_lower")
+    assert upper.pads == ((0, 1), (1, 1)) and lower.pads == ((1, 0), (1, 1))
+    assert upper.output_shape == lower.output_shape
+
+
+def test_onnx_pads_order():
+    pads = ((0, 2), (1, 3))  # (top, bottom), (left, right)
+    assert geometry.onnx_pads(pads) == [0, 1, 2, 3]  # [t, l, b, r]
+    assert geometry.from_onnx_pads([0, 1, 2, 3]) == pads
+    assert geometry.from_onnx_pads(geometry.onnx_pads(((1, 2), (3, 4), (5, 6)))) == ((1, 2), (3, 4), (5, 6))

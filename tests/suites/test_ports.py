@@ -75,7 +75,7 @@ def test_torch_missing_exits_3_with_install_hint():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr
-    assert "pip install 'convdiff[torch]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pip install -e '.[torch]'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # --- weights and layouts from files ---------------------------------------------------------------

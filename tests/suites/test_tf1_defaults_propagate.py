@@ -96,7 +96,7 @@ def test_without_tf_keras_tf1_backends_exit_3_with_the_install_hint(args):
     proc = subprocess.run([sys.executable, "-c", BLOCK_TF_KERAS, *args], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "pip install 'convdiff[legacy]'" in proc.stderr
+    assert "pip install -e '.[legacy]'" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

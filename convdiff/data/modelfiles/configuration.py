@@ -17,7 +17,7 @@ from typing import Any
 from convdiff.data.modelfiles.types import LayerKind, LayerRecord, PadMode, fmt_dims
 from convdiff.errors import BadInputError
 from convdiff.spec.fields import BY_NAME, parse_fields
-from convdiff.spec.geometry import same_pads
+from convdiff.spec.geometry import resolve_same
 
 KIND_PHRASES = {
     LayerKind.CONV: "convolution",
@@ -117,9 +117,8 @@ def _padding(record: LayerRecord, ref: str, input_shape: tuple[int, ...] | None)
     if mode is PadMode.SAME_LOWER:
         if input_shape is None:
             raise BadInputError(f"--from {ref}: auto_pad SAME_LOWER pads depend on the input size; give --shape")
-        upper = [same_pads(n, k, s, d) for n, k, s, d in
-                 zip(input_shape[1:-1], config.kernel_size, config.strides, config.dilation)]
-        return [[after, before] for before, after in upper]  # SAME's pads with the odd one moved to the front
+        lower = resolve_same(input_shape[1:-1], config.kernel_size, config.strides, config.dilation, lower=True)
+        return [list(pair) for pair in lower]  # explicit: a transposed layer has no same_lower mode
     return mode.value  # same, valid
 
 

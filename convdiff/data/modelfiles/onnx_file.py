@@ -18,6 +18,7 @@ from convdiff.data.modelfiles.checks import fits_memory, regular_file
 from convdiff.data.modelfiles.types import (SPATIAL, a, conv_kind, float_array, LayerConfig, LayerKind, LayerPadding,
                                             LayerRecord, LayerWeights, ModelFile, PadMode)
 from convdiff.errors import BackendUnavailableError, BadInputError
+from convdiff.spec.geometry import from_onnx_pads
 
 INSTALL = "pip install -e '.[onnx]' in the convdiff checkout"
 OPS = ("Conv", "ConvTranspose")
@@ -181,7 +182,7 @@ def _record(path: str, node: Any, tensors: dict[str, Any], inputs: dict[str, Any
     if padding is None:
         if auto_pad != "NOTSET":
             raise BadInputError(f"{where}: unknown auto_pad '{auto_pad}'")
-        padding = LayerPadding(PadMode.EXPLICIT, tuple((pads[i], pads[rank + i]) for i in range(rank)))
+        padding = LayerPadding(PadMode.EXPLICIT, from_onnx_pads(pads))
     if transposed:
         in_channels, filters = kernel_shape[0], kernel_shape[1] * group
     else:
