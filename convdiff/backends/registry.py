@@ -19,7 +19,7 @@ import numpy as np
 from convdiff.backends.base import Backend, BackendRefusedError, SideResult
 from convdiff.errors import BackendUnavailableError, BadInputError
 from convdiff.reference.rounding import CPU_ACCUMULATION, FLOAT64_ACCUMULATION, Arithmetic, precision_of
-from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, ConvSpec, PaddingMode
+from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, DEVICES, ConvSpec, PaddingMode
 from convdiff.spec.dtypes import FLOAT_DTYPES
 from convdiff.spec.parse import fmt_values
 
@@ -76,6 +76,9 @@ class Capabilities:
     conventions: frozenset[str] = frozenset(("correlation",))
     """`correlation` and, for references that can compute it, `convolution`."""
 
+    devices: frozenset[str] = frozenset(("cpu",))
+    """Where it can run (`ConvSpec.device`): `cpu`, and `gpu` for the frameworks that place work on one."""
+
     accumulation: tuple[tuple[str, str], ...] = CPU_ACCUMULATION
     """(compute dtype, the precision its sums run in), as measured on CPU (`convdiff.reference.rounding`):
     the rounding model's accumulation term."""
@@ -108,6 +111,8 @@ class Capabilities:
         if pads:
             parts.append("no " + ", no ".join(pads))
         parts.append("/".join(d for d in (*FLOAT_DTYPES, "tf32") if d in self.dtypes))
+        if "gpu" in self.devices:
+            parts.append("cpu/gpu")
         return "; ".join(parts)
 
 
@@ -138,6 +143,9 @@ class BackendInfo:
                 return (f"backend '{name}' cannot compute in tf32: it is an emulation of the numpy reference "
                         "(e.g. --reference numpy --set reference.dtype=tf32); TF32 itself runs only on GPU tensor cores")
             return f"backend '{name}' computes in {' or '.join(sorted(can.dtypes))}, not {spec.dtype}"
+        if spec.device not in can.devices:
+            return (f"backend '{name}' runs on CPU only, not on {spec.device}; run only the other side there "
+                    f"(e.g. --set candidate.device={spec.device})")
         if spec.convention not in can.conventions:
             return (f"backend '{name}' computes cross-correlation only (what deep-learning frameworks call "
                     "convolution); true convolution (convention=convolution, MATLAB conv2) is computed by the "
@@ -233,7 +241,7 @@ _TF_COMMON = dict(strided_dilation=False, transposed_groups=False,
                   transposed_groups_note="TensorFlow's conv_transpose and Keras' ConvTranspose layers have no groups",
                   transposed_dilation=False,
                   transposed_dilation_note=_NO_TF_TRANSPOSED_DILATION, output_padding_below_stride=True,
-                  channels_first_needs_onednn=True)
+                  channels_first_needs_onednn=True, devices=frozenset(DEVICES))
 # tf.nn: grouped through tf.nn.convolution (and depthwise_conv2d) in 1-D and 2-D; its Conv3D kernel checks
 # "input and filter must have the same depth" on CPU, so 3-D groups are refused.
 _TF = Capabilities(grouped_ranks=frozenset((1, 2)),
@@ -243,7 +251,7 @@ _TF = Capabilities(grouped_ranks=frozenset((1, 2)),
 _KERAS = Capabilities(**_TF_COMMON)
 _TF1_LAYERS = Capabilities(grouped_ranks=frozenset(), grouped_note="tf.compat.v1.layers have no groups",
                            transposed_ranks=frozenset((2, 3)), output_padding=False,
-                           **{**_TF_COMMON, "output_padding_below_stride": False})
+                           **{**_TF_COMMON, "output_padding_below_stride": False, "devices": frozenset(("cpu",))})
 _NO_DATA_FORMAT = dict(data_formats=None)
 _CAFFE_NO_SAME = ("Caffe's Convolution layer takes a symmetric pad (pad_h, pad_w) and computes "
                   "floor((H + 2*pad - dilation*(k-1) - 1) / stride) + 1 outputs; give --padding P or PH,PW "
@@ -285,7 +293,7 @@ REGISTRY: dict[str, BackendInfo] = {
                                      transposed_same_note="ConvTranspose has no padding='same'; give PyTorch's "
                                                           "padding and output_padding (e.g. --padding 1 "
                                                           "--output-padding 1 for kernel 3, stride 2)",
-                                     layout="NCHW", **_NO_DATA_FORMAT)),
+                                     layout="NCHW", devices=frozenset(DEVICES), **_NO_DATA_FORMAT)),
         BackendInfo("scipy", "convdiff.backends.scipy_signal:ScipyBackend",
                     "scipy.signal.correlate / convolve per channel pair (the library MATLAB-style ports are checked "
                     "against; true convolution with --convention convolution)",

@@ -165,7 +165,7 @@ def _run_side(backend, config: SideConfig, x: np.ndarray, weights: Weights | Non
 
 # Spec fields that do not change what is computed, only how it is stored, drawn or laid out.
 _NOT_THE_CONVOLUTION = {"dtype", "input_dtype", "seed", "initializer", "bias_initializer", "input", "input_layout",
-                        "weights", "weights_layout", "bias", "data_format"}
+                        "weights", "weights_layout", "bias", "data_format", "device"}
 
 
 def _same_convolution(a: SideRun, b: SideRun) -> bool:

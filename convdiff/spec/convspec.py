@@ -26,6 +26,7 @@ DEFAULT_SHAPES = {1: (1, 32, 3), 2: DEFAULT_SHAPE, 3: (1, 8, 16, 16, 3)}
 RANKS = (1, 2, 3)
 DATA_FORMATS = ("channels_last", "channels_first")
 CONVENTIONS = ("correlation", "convolution")
+DEVICES = ("cpu", "gpu")
 SHAPE_LETTERS = {1: "N,W,C", 2: "N,H,W,C", 3: "N,D,H,W,C"}
 
 
@@ -173,6 +174,8 @@ class ConvSpec:
     convention: str = "correlation"
     """`correlation` (what deep-learning frameworks compute) or `convolution` (the kernel rotated 180
     degrees in every spatial axis: MATLAB conv2, scipy.signal.convolve)."""
+    device: str = "cpu"
+    """Where a framework backend runs: `cpu`, or `gpu` (its first GPU; exit 3 when it sees none)."""
 
     def __post_init__(self) -> None:
         _complete(self)
@@ -286,6 +289,7 @@ class ConvSpec:
             "output_padding": list(self.output_padding),
             "data_format": self.data_format,
             "convention": self.convention,
+            "device": self.device,
             "use_bias": self.use_bias,
             "dtype": self.dtype,
             "input_dtype": self.effective_input_dtype,
@@ -372,7 +376,7 @@ def validate(spec: ConvSpec) -> None:
     if any(p < 0 for pair in spec.padding.pads for p in pair):
         raise BadInputError(f"padding must not be negative, got {spec.padding}")
     for name, choices in (("dtype", COMPUTE_DTYPES), ("input_dtype", FLOAT_DTYPES), ("data_format", DATA_FORMATS),
-                          ("convention", CONVENTIONS)):
+                          ("convention", CONVENTIONS), ("device", DEVICES)):
         value = getattr(spec, name)
         if value is not None and value not in choices:
             raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(choices)})")
