@@ -249,6 +249,9 @@ _TF = Capabilities(grouped_ranks=frozenset((1, 2)),
                    **_TF_COMMON)
 # Keras runs grouped convolutions through XLA on CPU (its TensorFlow backend compiles them), so every rank.
 _KERAS = Capabilities(**_TF_COMMON)
+# Keras 3 on other engines: the same layers, no oneDNN dependency for channels_first.
+_KERAS_JAX = Capabilities(**{**_TF_COMMON, "channels_first_needs_onednn": False})
+_KERAS_TORCH = Capabilities(**{**_TF_COMMON, "channels_first_needs_onednn": False})
 _TF1_LAYERS = Capabilities(grouped_ranks=frozenset(), grouped_note="tf.compat.v1.layers have no groups",
                            transposed_ranks=frozenset((2, 3)), output_padding=False,
                            **{**_TF_COMMON, "output_padding_below_stride": False, "devices": frozenset(("cpu",))})
@@ -273,6 +276,14 @@ REGISTRY: dict[str, BackendInfo] = {
                     "keras.Model, run through predict()", can=_KERAS),
         BackendInfo("keras-call", "convdiff.backends.keras_layer:KerasCallBackend",
                     "the same Keras layers called directly on a tensor (no Model.predict)", can=_KERAS),
+        BackendInfo("keras-jax", "convdiff.backends.keras_jax:KerasJaxBackend",
+                    "the same Keras layers run by Keras 3 on JAX (XLA), called directly, in a child process "
+                    "(KERAS_BACKEND=jax)", ("jax", "keras"), "pip install -e '.[jax]' (from a convdiff checkout)",
+                    can=_KERAS_JAX),
+        BackendInfo("keras-torch", "convdiff.backends.keras_torch:KerasTorchBackend",
+                    "the same Keras layers run by Keras 3 on PyTorch, called directly, in a child process "
+                    "(KERAS_BACKEND=torch)", ("torch", "keras"), "pip install -e '.[torch]' (from a convdiff checkout)",
+                    can=_KERAS_TORCH),
         BackendInfo("v1-nn", "convdiff.backends.tf1:V1NnBackend",
                     "TF1 graph mode: tf.compat.v1.get_variable + the tf.nn ops of `nn`, graph-level seed",
                     requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF),
