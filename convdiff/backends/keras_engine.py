@@ -126,8 +126,11 @@ class EngineWorker:
         self.environment: dict[str, Any] = hello["environment"]
 
     def run(self, spec: Any, x: np.ndarray, weights: Weights) -> SideResult:
-        write_message(self.process.stdin, {"spec": spec_message(spec)},
-                      {"x": x, "kernel": weights.kernel, "bias": weights.bias})
+        try:
+            write_message(self.process.stdin, {"spec": spec_message(spec)},
+                          {"x": x, "kernel": weights.kernel, "bias": weights.bias})
+        except OSError:  # a dead child: reading its reply below says how it exited
+            pass
         header, arrays = self._receive()
         if not header["ok"]:
             if header.get("exit") == BadInputError.exit_code:

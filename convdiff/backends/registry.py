@@ -249,9 +249,11 @@ _TF = Capabilities(grouped_ranks=frozenset((1, 2)),
                    **_TF_COMMON)
 # Keras runs grouped convolutions through XLA on CPU (its TensorFlow backend compiles them), so every rank.
 _KERAS = Capabilities(**_TF_COMMON)
-# Keras 3 on other engines: the same layers, no oneDNN dependency for channels_first.
-_KERAS_JAX = Capabilities(**{**_TF_COMMON, "channels_first_needs_onednn": False})
-_KERAS_TORCH = Capabilities(**{**_TF_COMMON, "channels_first_needs_onednn": False})
+# Keras 3 on other engines: the same layers and Keras' own checks (no strides with dilation, output padding
+# below the stride, no transposed groups), but dilated transposed convolutions run (measured on both engines)
+# and channels_first needs no oneDNN.
+_KERAS_ENGINE = Capabilities(**{**_TF_COMMON, "channels_first_needs_onednn": False, "transposed_dilation": True})
+_KERAS_JAX = _KERAS_TORCH = _KERAS_ENGINE
 _TF1_LAYERS = Capabilities(grouped_ranks=frozenset(), grouped_note="tf.compat.v1.layers have no groups",
                            transposed_ranks=frozenset((2, 3)), output_padding=False,
                            **{**_TF_COMMON, "output_padding_below_stride": False, "devices": frozenset(("cpu",))})
