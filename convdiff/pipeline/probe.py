@@ -174,7 +174,7 @@ def judge(kind: ProbeKind, backend: str, spec: ConvSpec, reference_what: str, ca
     comparison = bound_comparison(reference, out, x, kernel, spec, [arithmetic, arithmetic], form=form,
                                   bias=None if bias is None else np.asarray(bias, np.float64))
     equal = int(np.sum(reference == out)) if reference.shape == out.shape else 0
-    return ProbeResult(kind, backend, spec, reference_what, candidate_what, comparison, notes=candidate.notes,
+    return ProbeResult(ProbeKind(kind), backend, spec, reference_what, candidate_what, comparison, notes=candidate.notes,
                        seconds=seconds, equal_positions=equal)
 
 
