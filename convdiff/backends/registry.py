@@ -8,6 +8,7 @@ skips the config), never a framework error half-way through.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -247,6 +248,8 @@ _TF_COMMON = dict(strided_dilation=False, transposed_groups=False,
 _TF = Capabilities(grouped_ranks=frozenset((1, 2)),
                    grouped_note="TensorFlow's CPU Conv3D has no groups ('input and filter must have the same depth')",
                    **_TF_COMMON)
+# TF1 graphs are built on the CPU here (a device scope for graph mode is not wired up).
+_TF1_NN = dataclasses.replace(_TF, devices=frozenset(("cpu",)))
 # Keras runs grouped convolutions through XLA on CPU (its TensorFlow backend compiles them), so every rank.
 _KERAS = Capabilities(**_TF_COMMON)
 # Keras 3 on other engines: the same layers and Keras' own checks (no strides with dilation, output padding
@@ -288,7 +291,7 @@ REGISTRY: dict[str, BackendInfo] = {
                     can=_KERAS_TORCH),
         BackendInfo("v1-nn", "convdiff.backends.tf1:V1NnBackend",
                     "TF1 graph mode: tf.compat.v1.get_variable + the tf.nn ops of `nn`, graph-level seed",
-                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF),
+                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF1_NN),
         BackendInfo("v1-layers", "convdiff.backends.tf1:V1LayersBackend",
                     "TF1 graph mode: tf.compat.v1.layers.conv1d/2d/3d, conv2d/3d_transpose, graph-level seed",
                     requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF1_LAYERS),
