@@ -82,21 +82,46 @@ def import_tensorflow(legacy: bool = False) -> ModuleType:
                 "the TF1 backends need TF_USE_LEGACY_KERAS=1 before TensorFlow is imported, but TensorFlow was "
                 "already imported without it in this process; run TF1 backends in a separate convdiff invocation")
         os.environ[LEGACY_ENV] = "1"
-    if "tensorflow" in sys.modules:
+    if _import_failure is not None:
+        raise BackendUnavailableError(_import_failure)
+    if "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "config"):
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _silence_python_warnings()
-    with _filtered_stderr():
-        import tensorflow as tf
+    try:
+        with _filtered_stderr():
+            import tensorflow as tf
 
-        # Probing devices is what triggers the CUDA driver lookup; do it inside the filtered window.
-        tf.config.list_physical_devices()
-        tf.get_logger().setLevel("ERROR")
+            # Probing devices is what triggers the CUDA driver lookup; do it inside the filtered window.
+            tf.config.list_physical_devices()
+            tf.get_logger().setLevel("ERROR")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - whatever stops TensorFlow from starting is exit 3, one line
+        _remember_failure(exc)
+        raise BackendUnavailableError(_import_failure) from exc
     return tf
+
+
+_import_failure: str | None = None
+"""Why TensorFlow could not be imported in this process (a second try would find a half-imported module)."""
+
+
+def _remember_failure(exc: BaseException) -> None:
+    global _import_failure
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    hint = " (too little memory for its libraries? check `ulimit -v`)" if isinstance(exc, MemoryError) or (
+        "map segment" in first or "cannot allocate memory" in first.lower()) else ""
+    _import_failure = f"TensorFlow could not be imported: {type(exc).__name__}: {first}{hint}"
 
 
 def import_keras(legacy: bool = False) -> ModuleType:
     import_tensorflow(legacy=legacy)
-    import keras
-
+    try:
+        import keras
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - as for TensorFlow: exit 3, one line
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise BackendUnavailableError(f"Keras could not be imported: {type(exc).__name__}: {first}") from exc
     return keras

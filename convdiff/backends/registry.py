@@ -354,4 +354,9 @@ def get_backend(name: str) -> Backend:
     if info.needs_legacy:
         prepare_frameworks([name])  # raises (exit 3) when TF was already imported without legacy
     module_name, cls_name = info.target.split(":")
-    return getattr(importlib.import_module(module_name), cls_name)()
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # an installed framework that cannot load here (a broken install, ulimit -v)
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise BackendUnavailableError(f"backend '{name}' could not import its framework: {first}") from exc
+    return getattr(module, cls_name)()

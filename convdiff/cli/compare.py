@@ -45,15 +45,22 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     A passing comparison prints a short summary (--details: the full report); a failing one the full
     report. Exits 0 when the outputs are identical or equivalent, 1 when they are not.
     """
-    check_outputs(quiet, fmt, report_path, figure_paths={"heatmap": heatmap} if heatmap else None)
+    check_outputs(quiet, fmt, report_path, figure_paths={"heatmap": heatmap} if heatmap is not None else None)
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel, top_k)
     case = make_case(reference, candidate, spec_fields(spec_params), options, overrides_by_side(overrides))
-    if heatmap and any(side.spec.rank != 2 for _, side in case.sides):
+    if heatmap is not None and any(side.spec.rank != 2 for _, side in case.sides):
         raise click.UsageError("--heatmap draws 2-D outputs; the report's mismatch map covers 1-D and 3-D ones")
-    if bundle_dir:
+    target = None
+    if bundle_dir is not None:
         from convdiff.suites.bundle import check_target
 
-        check_target(bundle_dir)  # before the comparison runs, not after
+        target = check_target(bundle_dir)  # before the comparison runs, not after
+    from convdiff.data.files import check_not_an_input
+
+    inputs = [getattr(side.spec, f) for _, side in case.sides for f in ("input", "weights", "bias")]
+    for what, path in (("heatmap", heatmap), ("HTML report", report_path)):
+        if path is not None:
+            check_not_an_input(path, what, inputs)
     from convdiff.pipeline import execute
 
     result = execute(case, max_memory)
@@ -64,12 +71,12 @@ def compare(reference: str, candidate: str, shared_kernel: bool, overrides: tupl
     env = collect()
     doc = {"schema": SCHEMA_VERSION, "comparisons": [case_to_json(result, env, verdict_line(result))],
            "environment": env}
-    if bundle_dir:
+    if target is not None:
         from convdiff.suites import bundle
 
-        bundle.save(bundle_dir, [(result, {"experiment": "compare"})], doc)
+        bundle.save(target, [(result, {"experiment": "compare"})], doc)
     out = Output(fmt, quiet)
-    if heatmap:
+    if heatmap is not None:
         write_heatmap(out, heatmap, result)
     if report_path:
         from convdiff.report.html import compare_page

@@ -134,7 +134,8 @@ def parse_tolerance(atol: float | None, rtol: float | None):  # noqa: ANN201 - T
 
 
 def top_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--top", "top_k", type=click.IntRange(min=0), default=10, show_default=True,
+    # Capped where a bundle's schema caps it: a report listing more positions than that helps no one.
+    return click.option("--top", "top_k", type=click.IntRange(0, 1_000_000), default=10, show_default=True,
                         help="How many worst positions to report.")(fn)
 
 
@@ -234,6 +235,6 @@ def check_outputs(quiet: bool = False, fmt: str = "table", report_path: str | No
     for what, path in (figure_paths or {}).items():
         from convdiff.report.figures import figure_format, require_matplotlib
 
-        figure_format(path, what)
         check_output_path(path, what)
+        figure_format(path, what)
         require_matplotlib()

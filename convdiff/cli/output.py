@@ -7,13 +7,49 @@ the report or the JSON document.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import click
+
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a writer whose reader went away (`convdiff ... | head`)."""
+
+
+@contextlib.contextmanager
+def stdout_guard() -> Iterator[None]:
+    """Results written to standard output, and flushed, inside this block: a reader that went away
+    (`| head`) ends the command quietly (exit 141, as SIGPIPE would); a full or failing output
+    (`> /dev/full`) is one line, exit 2, instead of a traceback at the interpreter's exit."""
+    try:
+        try:
+            yield
+        finally:
+            if sys.stdout is not None:  # None when the process was started with standard output closed
+                sys.stdout.flush()
+    except BrokenPipeError:
+        try:  # the interpreter flushes stdout again on exit: point it at nothing
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EBADF, errno.EINVAL):
+            raise
+        from convdiff.errors import BadInputError
+
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        raise BadInputError(f"cannot write to standard output: {os.strerror(exc.errno)}") from None
 
 
 @dataclass(frozen=True)
@@ -38,13 +74,14 @@ class Output:
 
     def show(self, renderable: Any = None, document: dict[str, Any] | None = None, verdict: str | None = None) -> None:
         """The result: the JSON document, the verdict line alone (--quiet), or the renderable."""
-        if self.format == "json":
-            click.echo(json.dumps(document, indent=2, allow_nan=False))
-        elif self.quiet:
-            if verdict is not None:
-                click.echo(verdict)
-        else:
-            self.console.print(renderable)
+        with stdout_guard():
+            if self.format == "json":
+                click.echo(json.dumps(document, indent=2, allow_nan=False))
+            elif self.quiet:
+                if verdict is not None:
+                    click.echo(verdict)
+            else:
+                self.console.print(renderable)
 
     def note(self, text: str) -> None:
         """A line about what was done (a file written), on stderr; nothing under --quiet."""

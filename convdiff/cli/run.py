@@ -10,8 +10,8 @@ import click
 from convdiff.cli.group import CliError, cli
 from convdiff.cli.options import (check_outputs, format_option, junit_option, max_memory_option, quiet_option,
                                   report_option, save_bundle_option)
-from convdiff.cli.output import Output
-from convdiff.errors import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK
+from convdiff.cli.output import Output, stdout_guard
+from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 
 
 @cli.command()
@@ -30,16 +30,17 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
     runs every built-in experiment.
 
     Exits 0 when every case came out as expected (a bundle: the verdict it recorded), 1 otherwise
-    (130 on Ctrl-C, after the summary of the cases completed so far).
+    (130 on Ctrl-C, 143 on SIGTERM, after the summary of the cases completed so far).
     """
     from convdiff.errors import InterruptedRun
     from convdiff.suites.runs import RunOutcome, run_targets
 
     check_outputs(quiet, fmt, report_path, junit_path)
-    if bundle_dir:
+    target = None
+    if bundle_dir is not None:
         from convdiff.suites.bundle import check_target
 
-        check_target(bundle_dir)
+        target = check_target(bundle_dir)  # before anything runs
     interrupted = None
     try:
         outcome = run_targets(targets, max_memory=max_memory)
@@ -51,10 +52,18 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
     from convdiff.report import tables
 
     doc = run_json(outcome, collect(), interrupted is not None)
-    if bundle_dir and interrupted is None:
+    bundle_note = ""
+    if target is not None:
         from convdiff.suites import bundle
 
-        bundle.save(bundle_dir, [(o.result, {"experiment": o.experiment}) for o in outcome.outcomes], doc)
+        cases = [(o.result, {"experiment": o.experiment}) for o in outcome.outcomes]
+        if interrupted is None:
+            bundle.save(target, cases, doc)
+        elif target.existed:  # an interrupted run never replaces a bundle
+            bundle_note = f"; the bundle at '{target.given}' was left as it was"
+        else:  # a partial bundle says so, and is never replayed
+            bundle.save(target, cases, doc, complete=False, planned=outcome.total)
+            bundle_note = f"; '{target.given}' holds a bundle of the completed cases, marked incomplete"
     from convdiff.report.runs import run_line, run_to_junit
 
     out = Output(fmt, quiet)
@@ -72,16 +81,17 @@ def run(targets: tuple[str, ...], fmt: str, details: bool | None, bundle_dir: st
     if fmt == "json" or quiet:
         out.show(document=doc, verdict=line)
     else:
-        for o in outcome.outcomes:
-            if details or (details is None and not o.as_expected):
-                out.console.print(tables.render_case(o.result, o.notes))
-                out.console.print()
-        out.console.print(summary)
-        if interrupted is not None:
-            out.console.print(f"interrupted: {interrupted.total - interrupted.completed} of {interrupted.total} "
-                              "cases not run", style="bold yellow")
+        with stdout_guard():
+            for o in outcome.outcomes:
+                if details or (details is None and not o.as_expected):
+                    out.console.print(tables.render_case(o.result, o.notes))
+                    out.console.print()
+            out.console.print(summary)
+            if interrupted is not None:
+                out.console.print(f"{interrupted.word}: {interrupted.total - interrupted.completed} of "
+                                  f"{interrupted.total} cases not run", style="bold yellow")
     if interrupted is not None:
-        raise CliError(f"{interrupted}; the summary shows the completed ones", EXIT_INTERRUPTED)
+        raise CliError(f"{interrupted}; the summary shows the completed ones{bundle_note}", interrupted.exit_code)
     sys.exit(EXIT_OK if outcome.ok else EXIT_MISMATCH)
 
 

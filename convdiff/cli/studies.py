@@ -49,10 +49,10 @@ def propagate(initializer: str, depth: int, kernel_size: int, channels: int, sha
         hw = hw[:3]
     if len(hw) != 3:
         raise click.BadParameter(f"expected N,H,W, got {shape!r}", param_hint="--shape")
-    check_outputs(fmt=fmt, figure_paths={"plot": plot_path} if plot_path else None)
+    check_outputs(fmt=fmt, figure_paths={"plot": plot_path} if plot_path is not None else None)
     result = run_propagation(init, depth, kernel_size, channels, tuple(hw), seed)
     out = Output(fmt)
-    if plot_path:
+    if plot_path is not None:
         from convdiff.report.figures import figure_format, render
 
         out.write(plot_path, render(result, figure_format(plot_path, "plot")), "plot")

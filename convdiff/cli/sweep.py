@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from convdiff.cli.group import cli
-from convdiff.cli.options import (case_options, check_outputs, format_option, junit_option, overrides_by_side,
-                                  quiet_option, report_option, rule_options, set_option, side_options,
-                                  sweep_axis_options, tolerance_options)
+from convdiff.cli.group import CliError, cli
+from convdiff.cli.options import (case_options, check_outputs, format_option, junit_option, max_memory_option,
+                                  overrides_by_side, quiet_option, report_option, rule_options, set_option,
+                                  side_options, sweep_axis_options, tolerance_options)
 from convdiff.cli.output import Output
 from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 
@@ -34,37 +34,61 @@ from convdiff.errors import EXIT_MISMATCH, EXIT_OK
 @format_option
 @report_option
 @quiet_option
+@max_memory_option
 def sweep(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
           shard: str | None, shared_kernel: bool, atol: float | None, rtol: float | None, equal_nan: bool,
           overrides: tuple, tolerance_mode: str | None, bound_form: str, junit_path: str | None, fmt: str,
-          report_path: str | None, quiet: bool, **axes: list[str] | None) -> None:
+          report_path: str | None, quiet: bool, max_memory: int | None, **axes: list[str] | None) -> None:
     """Compare reference and candidate over a Cartesian grid of specs (every combination of the values).
 
     Values are comma-separated (--kernel-size 1,3,5); a pair is written 1x3; with a ';' in an option,
     values are split on ';' instead. Configs a backend cannot run (or a kernel larger than the input)
-    are skipped with the reason. Exits 0 when every config gave an expected verdict, 1 otherwise.
+    are skipped with the reason. Exits 0 when every config gave an expected verdict, 1 otherwise
+    (also when no config could be compared), 2 on bad input (checked for every config before the first runs).
     """
-    from convdiff.suites.sweep import make_plan, run_sweep, summarize
+    from convdiff.errors import InterruptedRun
+    from convdiff.suites.sweep import check_sweep, make_plan, run_sweep, summarize
 
     options = case_options(atol, rtol, equal_nan, tolerance_mode, bound_form, shared_kernel)
-    plan = make_plan(reference, candidate, grid_file, expect, shard, options, axes, overrides_by_side(overrides))
+    plan = make_plan(reference, candidate, grid_file, expect, shard, options, axes, overrides_by_side(overrides),
+                     max_memory)
     check_outputs(quiet, fmt, report_path, junit_path)
+    from convdiff.data.files import check_not_an_input
+
+    for what, path in (("JUnit report", junit_path), ("HTML report", report_path)):
+        if path is not None:
+            check_not_an_input(path, what, [grid_file, *plan.input_files()])
+    check_sweep(plan)  # every config's files and memory, before the first one runs
     from convdiff.backends.environment import collect
     from convdiff.report import sweep as sweep_report
 
     out = Output(fmt, quiet)
     start = time.perf_counter()
-    with _progress(out.err, len(plan.selected())) as advance:
-        outcomes = run_sweep(plan, progress=advance)
+    interrupted = None
+    with _progress(out.err, plan.count) as advance:
+        try:
+            outcomes = run_sweep(plan, progress=advance, keep_failed_arrays=report_path is not None)
+        except InterruptedRun as exc:
+            interrupted, outcomes = exc, exc.partial  # type: ignore[assignment]
     summary = summarize(plan, outcomes, time.perf_counter() - start)
-    if junit_path:
+    if junit_path is not None and interrupted is None:  # a partial JUnit report would read as a pass
         out.write(junit_path, sweep_report.sweep_to_junit(plan, summary, outcomes), "JUnit report")
     rendered, line, env = sweep_report.render_summary(plan, summary), sweep_report.sweep_line(plan, summary), collect()
-    if report_path:
+    doc = sweep_report.sweep_to_json(plan, summary, outcomes, env)
+    if interrupted is not None:
+        doc.update(ok=False, interrupted=True)
+    elif report_path:  # like the JUnit report: a partial sweep writes no report that could pass for a whole one
         from convdiff.report.html import sweep_page
 
         out.write(report_path, sweep_page(plan, summary, outcomes, rendered, line, env), "HTML report")
-    out.show(rendered, sweep_report.sweep_to_json(plan, summary, outcomes, env), line)
+    out.show(rendered, doc, line)
+    if interrupted is not None:
+        unwritten = " or ".join(kind for kind, path in (("JUnit", junit_path), ("HTML", report_path)) if path)
+        raise CliError(f"{interrupted}; the summary shows the completed ones"
+                       + (f"; no {unwritten} report was written" if unwritten else ""), interrupted.exit_code)
+    if summary.compared == 0:
+        raise CliError(f"no config was compared: all {summary.total:,} selected configs were skipped "
+                       "(the reasons are in the summary)", EXIT_MISMATCH)
     sys.exit(EXIT_OK if summary.ok else EXIT_MISMATCH)
 
 

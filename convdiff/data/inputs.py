@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from convdiff.spec.dtypes import np_dtype
-from convdiff.errors import BadInputError
-from convdiff.data.arrays import load_npy
+from convdiff.data.arrays import ArrayHeader, array_headers, read_arrays
+from convdiff.data.images import decode_image, image_header
+from convdiff.errors import BadFileError, BadInputError
 from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec
+from convdiff.spec.dtypes import np_dtype
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -29,7 +30,7 @@ def make_input(spec: ConvSpec) -> np.ndarray:
         return (synthetic_image(shape).astype(np.float64) / 255.0).astype(dtype)
     data = load_input_file(spec.input, spec.input_layout, spec.rank)
     if data.shape != shape:
-        raise BadInputError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
+        raise BadFileError(f"input file '{spec.input}' has shape {_fmt(data.shape)}, the spec expects {_fmt(shape)}")
     return data.astype(dtype)
 
 
@@ -55,80 +56,87 @@ def synthetic_image(shape: tuple[int, int, int, int]) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def load_input_file(source: str, layout: str | None = None, rank: int = 2) -> np.ndarray:
-    """An input file channels-last (NWC / NHWC / NDHWC): .npy, .npz (key `input` or its single array) in
-    `layout` (default: channels-last for the rank), or PNG/JPEG (2-D only)."""
+def _input_layout(shape: tuple[int, ...], layout: str | None, rank: int, path: Path) -> str:
+    """The layout an array of `shape` is read in (`layout`, default channels-last for the rank; a
+    channels-last array without its batch axis is one item), checked against the shape."""
     from convdiff.spec.layouts import input_layout_for, layout_rank
 
     layout = layout or input_layout_for(rank)
-    path = Path(source)
-    suffix = path.suffix.lower()
-    if suffix in (".npy", ".npz"):
-        data = load_npy(path)
-        if isinstance(data, np.lib.npyio.NpzFile):
-            data = _npz_input(path, data)
-        native = input_layout_for(layout_rank(layout))
-        if layout == native and data.ndim == len(native) - 1:
-            layout = native[1:]  # a single channels-last item without its batch axis, as before layouts existed
-        if data.ndim != len(layout):
-            raise BadInputError(f"input file '{path}' has rank {data.ndim}; layout {layout} expects rank {len(layout)}"
-                                + (f" ({native} or {native[1:]})" if layout == native[1:] else ""))
-        if layout != native:
-            from convdiff.spec.layouts import to_channels_last
+    native = input_layout_for(layout_rank(layout))
+    if layout == native and len(shape) == len(native) - 1:
+        layout = native[1:]  # a single channels-last item without its batch axis, as before layouts existed
+    if len(shape) != len(layout):
+        raise BadFileError(f"input file '{path}' has rank {len(shape)}; layout {layout} expects rank {len(layout)}"
+                           + (f" ({native} or {native[1:]})" if layout == native[1:] else ""))
+    if 0 in shape:
+        raise BadFileError(f"input file '{path}' is empty (shape {_fmt(shape)})")
+    return layout
 
-            data = to_channels_last(data, layout, layout_rank(layout))[0]
-        if data.size == 0:
-            raise BadInputError(f"input file '{path}' is empty (shape {_fmt(data.shape)})")
-        return data
-    if suffix in IMAGE_SUFFIXES:
+
+def _shape_channels_last(shape: tuple[int, ...], layout: str | None, rank: int, path: Path) -> tuple[int, ...]:
+    """The channels-last shape of an array of `shape` in `layout`, on a zero-byte view: nothing is allocated."""
+    from convdiff.spec.layouts import layout_rank, to_channels_last
+
+    layout = _input_layout(shape, layout, rank, path)
+    view = np.broadcast_to(np.zeros((), np.uint8), shape)
+    return to_channels_last(view, layout, layout_rank(layout))[0].shape
+
+
+def _npz_key(path: Path, headers: dict[str, ArrayHeader]) -> str:
+    """The array of an input file: a .npy's own, an .npz's `input`, or an .npz's single array."""
+    keys = list(headers)
+    if keys == [""] or "input" in keys:
+        return "" if keys == [""] else "input"
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        raise BadFileError(f"input file '{path}' holds no arrays (expected an array named 'input')")
+    raise BadFileError(f"input file '{path}' has no 'input' array and more than one array "
+                       f"(keys found: {', '.join(sorted(keys))})")
+
+
+def _array_input(path: Path) -> tuple[str, ArrayHeader]:
+    headers = array_headers(path, "input")
+    key = _npz_key(path, headers)
+    return key, headers[key]
+
+
+def _check_suffix(source: str) -> str:
+    suffix = Path(source).suffix.lower()
+    if suffix not in (".npy", ".npz", *IMAGE_SUFFIXES):
+        raise BadInputError(
+            f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
+    return suffix
+
+
+def load_input_file(source: str, layout: str | None = None, rank: int = 2) -> np.ndarray:
+    """An input file channels-last (NWC / NHWC / NDHWC): .npy, .npz (key `input` or its single array) in
+    `layout` (default: channels-last for the rank), or PNG/JPEG (2-D only).
+
+    The header is read and checked first; the data only once its shape is known.
+    """
+    from convdiff.spec.layouts import layout_rank, to_channels_last
+
+    path = Path(source)
+    if _check_suffix(source) in IMAGE_SUFFIXES:
         if rank != 2:
             raise BadInputError(f"input file '{path}' is an image (2-D); a rank-{rank} spec needs a .npy/.npz input")
         return decode_image(path)[None].astype(np.float64) / 255.0
-    raise BadInputError(
-        f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
-
-
-def _npz_input(path: Path, data: np.lib.npyio.NpzFile) -> np.ndarray:
-    try:
-        with data:
-            keys = list(data.files)
-            if "input" in keys:
-                array = data["input"]
-            elif len(keys) == 1:
-                array = data[keys[0]]
-            elif not keys:
-                raise BadInputError(f"input file '{path}' holds no arrays (expected an array named 'input')")
-            else:
-                raise BadInputError(f"input file '{path}' has no 'input' array and more than one array "
-                                    f"(keys found: {', '.join(keys) or 'none'})")
-    except ValueError as exc:
-        if isinstance(exc, BadInputError):
-            raise
-        raise BadInputError(f"input file '{path}' holds pickled objects, which convdiff refuses to load") from None
-    if array.dtype.kind not in "fiub":
-        raise BadInputError(f"input file '{path}' has dtype {array.dtype}; expected a numeric array")
-    return array
-
-
-def decode_image(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise BadInputError(f"input file '{path}' not found")
-    from convdiff.frameworks import import_tensorflow
-
-    tf = import_tensorflow()
-    try:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
-    except tf.errors.InvalidArgumentError:
-        raise BadInputError(f"input file '{path}' is not a decodable PNG/JPEG image") from None
-    return image.numpy()
+    key, header = _array_input(path)
+    layout = _input_layout(header.shape, layout, rank, path)  # rank and emptiness, before reading
+    data = read_arrays(path, "input", [key])[key]
+    return to_channels_last(data, layout, layout_rank(layout))[0]
 
 
 def file_input_shape(source: str, layout: str | None = None, rank: int = 2) -> tuple[int, ...]:
+    """The channels-last shape of an input file, from its header alone (nothing is decoded or read)."""
     path = Path(source)
-    if path.suffix.lower() not in (".npy", ".npz", *IMAGE_SUFFIXES):
-        raise BadInputError(
-            f"unknown input '{source}': expected one of {', '.join(BUILTIN_INPUTS)} or a .npy/.npz/.png/.jpg file")
-    return tuple(load_input_file(source, layout, rank).shape)
+    if _check_suffix(source) in IMAGE_SUFFIXES:
+        if rank != 2:
+            raise BadInputError(f"input file '{path}' is an image (2-D); a rank-{rank} spec needs a .npy/.npz input")
+        return (1, *image_header(path).shape)
+    _, header = _array_input(path)
+    return _shape_channels_last(header.shape, layout, rank, path)
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

@@ -36,25 +36,44 @@ DEFAULT_FRACTION = 0.5
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
           "t": 1000**4, "tb": 1000**4, "p": 1000**5, "pb": 1000**5,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4, "pib": 1024**5}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e(\d+))?\s*([a-z]*)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d{0,40})(?:\.(\d{0,40}))?(?:e([+-]?\d{1,12}))?\s*([a-z]*)\s*$", re.IGNORECASE)
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "tf32": 4, "float64": 8}
+MAX_SIZE = 1024**6
+"""1 EiB: sizes beyond are refused as typos (`1e400`) rather than computed (`1e999999999` would take hours)."""
 
 
 def parse_size(text: str) -> int:
-    """'4GiB', '500MB', '2g', '1e9' -> bytes. Decimal units (kB, MB, GB) are powers of 1000, KiB... of 1024."""
+    """'4GiB', '500MB', '2g', '1e9' -> bytes. Decimal units (kB, MB, GB) are powers of 1000, KiB... of 1024.
+
+    Exact integer arithmetic on the digits, with the exponent bounded before any power is taken: no
+    float overflow, and no hang on an exponent of a billion.
+    """
     match = _SIZE.match(str(text))
-    unit = match.group(3).lower() if match else ""
-    if not match or unit not in _UNITS:
+    unit = match.group(4).lower() if match else ""
+    if not match or unit not in _UNITS or not (match.group(1) or match.group(2)):
         raise BadInputError(f"malformed memory size '{text}': expected a number with an optional unit "
                             "(B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 4GiB or 500MB")
-    value = float(match.group(1)) * 10 ** int(match.group(2) or 0) * _UNITS[unit]
-    if not math.isfinite(value) or value < 1:
+    whole, fraction = match.group(1).lstrip("0") or "0", (match.group(2) or "").rstrip("0")
+    exponent = int(match.group(3) or 0) - len(fraction)
+    digits = int(whole + fraction) if (whole + fraction).strip("0") else 0
+    # digits * 10**exponent * unit: bound the size from the digit count before computing it.
+    magnitude = len(str(digits)) + exponent if digits else 0
+    if magnitude > 19 + len(str(_UNITS[unit])):
+        raise BadInputError(f"memory size '{text}' is too large (the limit is {format_size(MAX_SIZE)})")
+    if exponent >= 0:
+        value = digits * 10**exponent * _UNITS[unit]
+    else:
+        value = digits * _UNITS[unit] // 10 ** min(-exponent, 400)
+    if value < 1:
         raise BadInputError(f"memory size '{text}' must be at least 1 byte")
-    return int(value)
+    if value > MAX_SIZE:
+        raise BadInputError(f"memory size '{text}' is too large (the limit is {format_size(MAX_SIZE)})")
+    return value
 
 
 def format_size(n: float) -> str:
-    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+    for unit, factor in (("EiB", 1024**6), ("PiB", 1024**5), ("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2),
+                         ("KiB", 1024)):
         if n >= factor:
             return f"{n / factor:.3g} {unit}"
     return f"{int(n)} B"

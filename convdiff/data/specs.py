@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convdiff.errors import BadInputError
+from convdiff.errors import BadInputError, SpecConflictError
 from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec, default_shape_for
 from convdiff.spec.layer_ref import split_layer_ref
 from convdiff.spec.parse import fmt_values
@@ -48,10 +48,20 @@ def build_spec(fields: dict[str, Any], overrides: dict[str, Any] | None = None) 
 
                 shape = layer_input_shape(layer, shape)
             fields["input_shape"] = shape
-        else:
+        else:  # from the file's header: the shape is known (and checked) before a byte of data is read
             from convdiff.data.inputs import file_input_shape
 
             fields["input_shape"] = file_input_shape(source, merged.get("input_layout"), rank)
+    elif source not in BUILTIN_INPUTS:
+        from convdiff.data.inputs import file_input_shape
+        from convdiff.errors import BadFileError
+
+        layer = record or _weights_layer(merged)
+        rank = merged.get("rank", layer.rank if layer is not None else 2)
+        shape = file_input_shape(source, merged.get("input_layout"), rank)
+        if tuple(merged["input_shape"]) != tuple(shape):
+            raise BadFileError(f"input file '{source}' has shape {fmt_values(shape)}, the spec expects "
+                               f"{fmt_values(merged['input_shape'])}")
     if record is not None:
         from convdiff.data.modelfiles.configuration import agreement, spec_fields
 
@@ -111,7 +121,7 @@ def _fields_from_weights(fields: dict[str, Any]) -> None:
                 f"{channels} input channel(s)")
         if not transposed and groups == 1 and channels % kernel[-2] == 0 and channels != kernel[-2]:
             hint += f" (or a grouped kernel: --groups {channels // kernel[-2]})"
-        raise BadInputError(f"{where} has {c_in} input channel(s){per_group}, the input has {channels}{hint}")
+        raise SpecConflictError(f"{where} has {c_in} input channel(s){per_group}, the input has {channels}{hint}")
     for name, value in (("kernel_size", tuple(kernel[:rank])), ("filters", c_out)):
         given = _per_axis(fields.get(name), rank) if name == "kernel_size" else fields.get(name)
         if given is not None and given != value:

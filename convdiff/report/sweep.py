@@ -55,9 +55,10 @@ def render_summary(plan: SweepPlan, summary: SweepSummary) -> RenderableType:
         skipped.add_column("configs", justify="right")
         skipped.add_column("reason")
         for reason, count in summary.skip_reasons:
-            skipped.add_row(str(count), reason)
+            skipped.add_row(str(count), Text(one_line(reason)))  # user text (file names): never markup
         parts.append(fit(skipped))
-    parts.append(Text(sweep_line(plan, summary), style="bold red" if summary.failed else "bold green"))
+    parts.append(Text(sweep_line(plan, summary), style="bold red" if summary.failed or not summary.compared
+                      else "bold green"))
     return Group(*parts)
 
 
@@ -104,8 +105,8 @@ def sweep_to_json(plan: SweepPlan, summary: SweepSummary, outcomes: Sequence[Con
             "size": summary.grid_size,
             "shard": f"{summary.shard[0]}/{summary.shard[1]}" if summary.shard else None,
         },
-        "summary": {"total": summary.total, "passed": summary.passed, "failed": summary.failed,
-                    "skipped": summary.skipped, "seconds": round(summary.seconds, 3)},
+        "summary": {"total": summary.total, "compared": summary.compared, "passed": summary.passed,
+                    "failed": summary.failed, "skipped": summary.skipped, "seconds": round(summary.seconds, 3)},
         "groups": [{"cause": g.cause, "count": g.count, "shared": list(g.shared), "description": g.description,
                     "worst": g.worst.config.name} for g in summary.groups],
         "skipped": [{"reason": r, "count": n} for r, n in summary.skip_reasons],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from convdiff.errors import BadInputError
+from convdiff.errors import BadInputError, SpecConflictError
 from convdiff.spec import geometry
 from convdiff.spec.dtypes import COMPUTE_DTYPES, FLOAT_DTYPES
 from convdiff.spec.geometry import Pads
@@ -394,12 +394,12 @@ def validate(spec: ConvSpec) -> None:
     padded = spec.padded_shape
     if any(k > n for k, n in zip(spec.dilated_kernel, padded)):
         dil = f" (dilated {fmt_values(spec.dilated_kernel)})" if any(d != 1 for d in spec.dilation) else ""
-        raise BadInputError(f"kernel {fmt_values(spec.kernel_size)}{dil} is larger than the padded input "
+        raise SpecConflictError(f"kernel {fmt_values(spec.kernel_size)}{dil} is larger than the padded input "
                             f"{fmt_values(padded)} (padding {spec.padding})")
     # A stride longer than the padded input can never be applied: only the first window exists, in
     # every padding mode. TensorFlow accepts it silently; here it is almost certainly a typo.
     if any(s > n for s, n in zip(spec.strides, padded)):
-        raise BadInputError(
+        raise SpecConflictError(
             f"strides {fmt_values(spec.strides)} are larger than the padded input {fmt_values(padded)} "
             f"(padding {spec.padding}): only one window would fit and the stride would never apply")
 

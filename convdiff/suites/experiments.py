@@ -6,7 +6,6 @@ user's files, so that the documented schema is the only schema.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,7 @@ from convdiff.analysis.diagnose import CAUSES
 from convdiff.analysis.regions import REGION_KINDS
 from convdiff.backends import backend_info
 from convdiff.compare import Tolerance, Verdict, parse_rule_kind
+from convdiff.data.files import parse_toml, read_text_file
 from convdiff.data.specs import FROM, build_spec
 from convdiff.errors import BadInputError
 from convdiff.pipeline import Case, CaseOptions, CaseResult, SideConfig
@@ -148,31 +148,23 @@ def load_builtin(name: str) -> Experiment:
 
 
 def load_file(path: str | Path) -> Experiment:
+    """An experiment file: a regular file (checked by type before it is opened) of at most 1 MiB of UTF-8 TOML."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(f"experiment file '{path}' not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"experiment file '{path}' could not be read: {exc}") from None
-    return parse_experiment(text, str(path), base=path.parent)
+    return parse_experiment(read_text_file(path, "experiment"), str(path), base=path.parent)
 
 
 def resolve(target: str) -> Experiment:
     """A built-in name, or a path to a TOML experiment file."""
     if target in builtin_names():
         return load_builtin(target)
-    if target.endswith(".toml") or Path(target).exists():
+    if target.strip() and (target.endswith(".toml") or Path(target).exists()):
         return load_file(target)
     return load_builtin(target)  # raises with the list of names
 
 
 def parse_experiment(text: str, source: str, base: Path | None = None) -> Experiment:
     """Parse an experiment; relative weights/bias/input paths are looked up next to the file (`base`)."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInputError(f"{source}: invalid TOML: {exc}") from None
+    doc = parse_toml(text, source)
     _check_keys(doc, TOP_KEYS, source)
     name = _get(doc, "name", str, source, default=Path(source).stem)
     defaults = _get(doc, "spec", dict, source, default={})
@@ -228,9 +220,12 @@ def _parse_case(raw: Any, i: int, defaults: dict[str, Any], source: str, base: P
         form = parse_bound_form(form_text) if form_text is not None else BoundForm.PROBABILISTIC
     except BadInputError as exc:
         raise BadInputError(f"{where}: {exc}") from None
+    top = _get(raw, "top", int, where, default=10)
+    if not 0 <= top <= 1_000_000:
+        raise BadInputError(f"{where}: 'top' must be an integer in [0, 1000000], got {top}")
     options = CaseOptions(tolerance=tolerance, mode=mode, bound_form=form,
                           shared_kernel=_get(raw, "shared_kernel", bool, where, default=False),
-                          top_k=_get(raw, "top", int, where, default=10),
+                          top_k=top,
                           equal_nan=_get(raw, "equal_nan", bool, where, default=False))
     expect_diagnosis = _get(raw, "expect_diagnosis", str, where, default=None)
     if expect_diagnosis is not None:

@@ -97,6 +97,12 @@ def run_propagation(init: InitializerSpec | str, depth: int = 30, kernel_size: i
         A Propagation; explosion, vanishing, Inf and NaN are flags in it, not errors.
     """
     spec = parse_initializer(init).resolved("kernel")
+    float32_max = float(np.finfo(np.float32).max)
+    for name, value in spec.args:
+        # Every layer is float32: a parameter it cannot hold fails inside Keras' draw, not here.
+        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= float32_max):
+            raise BadInputError(f"initializer {spec}: {name}={value:g} does not fit float32, the dtype of every "
+                                "propagate layer")
     for what, value, low, high in (("depth", depth, 1, MAX_DEPTH), ("kernel size", kernel_size, 1, 64),
                                    ("channels", channels, 1, 1024)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -142,8 +148,11 @@ def _run_one(init: InitializerSpec, role: str, x: np.ndarray, depth: int, kernel
     law = theoretical(init, kshape)
     expected = None
     if law is not None:
-        second_moment = law.std ** 2 + law.mean ** 2
-        expected = math.sqrt(kshape[0] * kshape[1] * kshape[2] * second_moment / 2.0)
+        try:
+            second_moment = law.std ** 2 + law.mean ** 2
+            expected = math.sqrt(kshape[0] * kshape[1] * kshape[2] * second_moment / 2.0)
+        except OverflowError:  # a law with a std near float64's limit: its growth is beyond any float
+            expected = math.inf
     return Series(str(init), role, expected, _measured_growth(layers), tuple(layers))
 
 

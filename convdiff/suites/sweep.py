@@ -11,20 +11,24 @@ holds a `;`, values are split on `;` instead, so `--padding "same;1,2"` also wor
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from convdiff.backends import BackendRefusedError, get_backend
 from convdiff.compare import RuleKind, Tolerance, Verdict
 from convdiff.pipeline import Case, CaseOptions, CaseResult, SideConfig, execute
 from convdiff.reference.rounding import BoundForm
+from convdiff.data.files import read_toml_file
+from convdiff.data.memory import check_memory, default_limit
 from convdiff.data.specs import build_spec
-from convdiff.errors import BackendFailedError, BadInputError
+from convdiff.errors import (BackendFailedError, BadFileError, BadInputError, InterruptedRun, SpecConflictError,
+                             Terminated)
 from convdiff.spec.convspec import ConvSpec, default_shape_for
 from convdiff.spec.fields import BY_NAME, FIELDS, SHAPE_AXES, field_name
 from convdiff.spec.parse import CliText, parse_positive_int
@@ -128,10 +132,22 @@ class Grid:
         return n
 
     def configs(self) -> Iterator[SweepConfig]:
-        for index, point in enumerate(itertools.product(*(range(len(a.values)) for a in self.axes))):
-            params = tuple((a.name, a.raw[i]) for a, i in zip(self.axes, point))
-            values = {a.name: a.values[i] for a, i in zip(self.axes, point)}
-            yield SweepConfig(index, params, _fields(self.base, values))
+        return self.configs_at(range(self.size))
+
+    def config_at(self, index: int) -> SweepConfig:
+        """The config at `index` (the last axis varies fastest), computed without enumerating the others."""
+        point, rest = [], index
+        for axis in reversed(self.axes):
+            rest, i = divmod(rest, len(axis.values))
+            point.append(i)
+        point.reverse()
+        params = tuple((a.name, a.raw[i]) for a, i in zip(self.axes, point))
+        values = {a.name: a.values[i] for a, i in zip(self.axes, point)}
+        return SweepConfig(index, params, _fields(self.base, values))
+
+    def configs_at(self, indices: Iterable[int]) -> Iterator[SweepConfig]:
+        """Configs one at a time: a grid of millions is never held in memory."""
+        return (self.config_at(i) for i in indices)
 
 
 def make_grid(axes: dict[str, Sequence[Any]], base: dict[str, Any] | None = None) -> Grid:
@@ -168,12 +184,27 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     parts = text.strip().split("/")
     try:
+        if len(parts) != 2 or any(len(p.strip()) > 18 for p in parts):
+            raise ValueError
         k, n = (int(p) for p in parts)
     except ValueError:
         raise BadInputError(f"malformed shard '{text}': expected K/N, e.g. 2/4") from None
     if n < 1 or not 1 <= k <= n:
         raise BadInputError(f"invalid shard '{text}': need 1 <= K <= N")
     return k, n
+
+
+def shard_indices(size: int, shard: tuple[int, int] | None) -> range:
+    """The grid indices a shard runs: every N-th from K-1 (all of them without a shard)."""
+    return range(size) if shard is None else range(shard[0] - 1, size, shard[1])
+
+
+def shard_size(size: int, shard: tuple[int, int] | None) -> int:
+    """How many configs a shard runs, by arithmetic (len() of a range fails beyond 2**63)."""
+    if shard is None:
+        return size
+    k, n = shard
+    return 0 if size < k else (size - k) // n + 1
 
 
 def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
@@ -215,14 +246,7 @@ class GridFile:
 def load_grid_file(path: str | Path) -> GridFile:
     """A TOML file with a `[sweep]` table of lists (and optionally `[spec]`, reference, candidate, expect)."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"grid file '{path}' not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"grid file '{path}' could not be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInputError(f"{path}: invalid TOML: {exc}") from None
+    doc = read_toml_file(path, "grid")  # a regular file (checked by type first), <= 1 MiB, <= 32 levels deep
     unknown = sorted(set(doc) - GRID_KEYS)
     if unknown:
         raise BadInputError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(GRID_KEYS))})")
@@ -240,8 +264,8 @@ def load_grid_file(path: str | Path) -> GridFile:
     expect = doc.get("expect")
     if isinstance(expect, str):
         expect = [expect]
-    if expect is not None and not (isinstance(expect, list) and all(isinstance(e, str) for e in expect)):
-        raise BadInputError(f"{path}: expect must be a verdict or a list of verdicts")
+    if expect is not None and not (isinstance(expect, list) and expect and all(isinstance(e, str) for e in expect)):
+        raise BadInputError(f"{path}: expect must be a verdict or a non-empty list of verdicts")
     atol, rtol = doc.get("atol"), doc.get("rtol")
     if (atol is None) != (rtol is None):
         raise BadInputError(f"{path}: give atol and rtol together, or neither")
@@ -255,6 +279,13 @@ def load_grid_file(path: str | Path) -> GridFile:
     for key in ("reference", "candidate"):
         if key in doc and not isinstance(doc[key], str):
             raise BadInputError(f"{path}: {key} must be a backend name")
+        if key in doc:  # checked even when the command line replaces it: a file with a typo is refused
+            from convdiff.backends import backend_info
+
+            try:
+                backend_info(doc[key])
+            except BadInputError as exc:
+                raise BadInputError(f"{path}: {key}: {exc}") from None
     return GridFile(axes, spec, doc.get("reference"), doc.get("candidate"),
                     tuple(expect) if expect is not None else None,
                     Tolerance(float(atol), float(rtol)) if atol is not None else None,
@@ -376,43 +407,139 @@ class SweepPlan:
     bound_form: BoundForm | None = None
     """The bound's gamma form, or None for the default form."""
 
+    max_memory: int | None = None
+    """Bytes every config must fit in (`--max-memory`); None for the default share of the available memory."""
+
     def side_specs(self, fields: dict[str, Any]) -> tuple[ConvSpec, ConvSpec]:
         return (build_spec({**fields, **self.overrides.get("reference", {})}),
                 build_spec({**fields, **self.overrides.get("candidate", {})}))
 
-    def selected(self) -> list[SweepConfig]:
-        return [c for c in self.grid.configs() if in_shard(c.index, self.shard)]
+    def input_files(self) -> list[str]:
+        """Every file path the plan's fields name (inputs, weights, biases), whatever config uses it."""
+        keys = ("input", "weights", "bias")
+        values = [self.grid.base.get(k) for k in keys] + [side.get(k) for side in self.overrides.values() for k in keys]
+        values += [v for axis in self.grid.axes if axis.name in keys for v in axis.values]
+        return [v for v in values if isinstance(v, str)]
+
+    @property
+    def count(self) -> int:
+        """How many configs this plan runs (its shard of the grid)."""
+        return shard_size(self.grid.size, self.shard)
+
+    def selected(self) -> Iterator[SweepConfig]:
+        """The configs this plan runs, one at a time, in index order."""
+        return self.grid.configs_at(shard_indices(self.grid.size, self.shard))
+
+
+MAX_CONFIGS = 100_000
+"""Configs one sweep command runs at most (at 100 configs/s, about 17 minutes); larger grids are split
+with --shard, which the limit applies after."""
+
+
+def check_sweep(plan: SweepPlan) -> None:
+    """Everything refusable about a sweep, before its first config runs (BadInputError, exit 2).
+
+    A shard that selects nothing, more configs than MAX_CONFIGS, a file that cannot be read (a missing
+    input file would otherwise skip every config), a value invalid on its own, and a config whose
+    estimated memory is above the limit: each is one line, naming the config. Configs whose fields do
+    not fit together (SpecConflictError: a kernel larger than the padded input) are left to be skipped
+    with their reason when they run.
+    """
+    size, count = plan.grid.size, plan.count
+    if count == 0:
+        k, n = plan.shard or (1, 1)
+        raise BadInputError(f"shard {k}/{n} selects no config: the grid has only {size:,} "
+                            f"config{'s' if size != 1 else ''} (K must be at most the grid size)")
+    if count > MAX_CONFIGS:
+        whole = f" of a {size:,}-config grid" if plan.shard else ""
+        raise BadInputError(f"this sweep would run {count:,} configs{whole}, more than the limit of {MAX_CONFIGS:,}: "
+                            f"fewer values, or split it with --shard K/N (N >= {-(-count // MAX_CONFIGS)})")
+    limit = plan.max_memory if plan.max_memory is not None else default_limit()
+    first: tuple[SweepConfig, ConvSpec, ConvSpec] | None = None
+    above = 0
+    from convdiff.data.memory import estimate_case
+
+    for config in plan.selected():
+        try:
+            ref, cand = plan.side_specs(config.fields)
+        except SpecConflictError:
+            continue  # fields that do not fit together: skipped with the reason when it runs
+        except BadInputError as exc:  # a file that cannot be read, a value invalid on its own
+            raise type(exc)(f"config {config.name}: {exc}") from None
+        if limit is not None and estimate_case(ref, cand).total > limit:
+            above += 1
+            first = first or (config, ref, cand)
+    if first is not None:
+        config, ref, cand = first
+        others = f" ({above:,} of {count:,} configs are above it)" if above > 1 else ""
+        try:
+            check_memory(ref, cand, plan.max_memory, where=f"config {config.name}: ")
+        except BadInputError as exc:
+            raise BadInputError(f"{exc}{others}") from None
+
+
+def summarised(result: CaseResult) -> CaseResult:
+    """A result with its arrays dropped (inputs, kernels, outputs, the bound), figures kept.
+
+    A sweep keeps one result per config for its summary, JSON and JUnit; the arrays would hold
+    megabytes per config, so a long sweep's memory grows by the figures only.
+    """
+    def empty(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.empty((0,), dtype=np.asarray(a).dtype)
+
+    sides = tuple(dataclasses.replace(run, input=empty(run.input), config=dataclasses.replace(
+        run.config, given_input=None, given_weights=None), result=dataclasses.replace(
+        run.result, output=empty(run.result.output), kernel=empty(run.result.kernel), bias=empty(run.result.bias)))
+        for run in result.sides)
+    return dataclasses.replace(result, sides=sides, bound=None)
 
 
 def run_sweep(plan: SweepPlan, progress: Callable[[SweepConfig], None] | None = None,
-              cause_of: Callable[[CaseResult], Cause] = default_cause) -> list[ConfigOutcome]:
+              cause_of: Callable[[CaseResult], Cause] = default_cause,
+              keep_failed_arrays: bool = False) -> list[ConfigOutcome]:
     """Run every selected config. Invalid configs are skipped with the reason, never raised.
 
-    BackendUnavailableError (a missing dependency) still raises: no config could run.
+    Configs stream: each is built, run, summarised (its arrays dropped) and forgotten. With
+    `keep_failed_arrays` (an HTML report draws the worst failing config of each cause), failing
+    configs keep their arrays: memory then grows with the failures, never with the passes.
+
+    Raises:
+        BackendUnavailableError: a missing dependency (no config could run).
+        BadFileError: a file became unreadable during the sweep.
+        InterruptedRun: Ctrl-C or SIGTERM, carrying the outcomes so far.
     """
     get_backend(plan.reference), get_backend(plan.candidate)  # fail fast, exit 3, before any work
     extra = {} if plan.bound_form is None else {"bound_form": plan.bound_form}
     options = CaseOptions(tolerance=plan.tolerance, shared_kernel=plan.shared_kernel, top_k=1,
                           equal_nan=plan.equal_nan, mode=plan.mode, **extra)
-    outcomes = []
-    for config in plan.selected():
-        start = time.perf_counter()
-        try:
-            ref_spec, cand_spec = plan.side_specs(config.fields)
-            result = execute(Case(config.name, SideConfig(plan.reference, ref_spec),
-                                  SideConfig(plan.candidate, cand_spec), options))
-        except BackendRefusedError as exc:
-            outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
-        except BackendFailedError as exc:
-            outcome = ConfigOutcome(config, FAILED, reason=str(exc), cause=Cause("backend error", ()))
-        except BadInputError as exc:  # spec validation: e.g. a kernel larger than the input
-            outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
-        else:
-            ok = result.verdict in plan.expect
-            outcome = ConfigOutcome(config, PASSED if ok else FAILED, result, cause=None if ok else cause_of(result))
-        outcomes.append(ConfigOutcome(**{**outcome.__dict__, "seconds": time.perf_counter() - start}))
-        if progress is not None:
-            progress(config)
+    outcomes: list[ConfigOutcome] = []
+    try:
+        for config in plan.selected():
+            start = time.perf_counter()
+            try:
+                ref_spec, cand_spec = plan.side_specs(config.fields)
+                result = execute(Case(config.name, SideConfig(plan.reference, ref_spec),
+                                      SideConfig(plan.candidate, cand_spec), options), plan.max_memory)
+            except BackendRefusedError as exc:
+                outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
+            except BackendFailedError as exc:
+                outcome = ConfigOutcome(config, FAILED, reason=str(exc), cause=Cause("backend error", ()))
+            except BadFileError:
+                raise
+            except BadInputError as exc:  # spec validation: e.g. a kernel larger than the input
+                outcome = ConfigOutcome(config, SKIPPED, reason=str(exc))
+            else:
+                ok = result.verdict in plan.expect
+                kept = result if keep_failed_arrays and not ok else summarised(result)
+                outcome = ConfigOutcome(config, PASSED if ok else FAILED, kept,
+                                        cause=None if ok else cause_of(result))
+                del result
+            outcomes.append(dataclasses.replace(outcome, seconds=time.perf_counter() - start))
+            if progress is not None:
+                progress(config)
+    except KeyboardInterrupt as exc:
+        raise InterruptedRun(len(outcomes), plan.count, outcomes, terminated=isinstance(exc, Terminated),
+                             what="configs") from None
     return outcomes
 
 
@@ -452,8 +579,13 @@ class SweepSummary:
     seconds: float
 
     @property
+    def compared(self) -> int:
+        """Configs that ran to a verdict (or a backend error): a sweep that compared nothing proves nothing."""
+        return self.passed + self.failed
+
+    @property
     def ok(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.compared > 0
 
 
 def summarize(plan: SweepPlan, outcomes: Sequence[ConfigOutcome], seconds: float = 0.0) -> SweepSummary:
@@ -489,7 +621,7 @@ def _badness(o: ConfigOutcome) -> tuple[float, float]:
 
 def make_plan(reference: str | None, candidate: str | None, grid_file: str | None, expect: str | None,
               shard: str | None, options: CaseOptions, axes: dict[str, Sequence[Any]],
-              overrides: dict[str, dict[str, Any]] | None = None) -> SweepPlan:
+              overrides: dict[str, dict[str, Any]] | None = None, max_memory: int | None = None) -> SweepPlan:
     """A SweepPlan from the command's options and the grid file; options given replace the file's.
 
     Raises:
@@ -513,4 +645,4 @@ def make_plan(reference: str | None, candidate: str | None, grid_file: str | Non
     return SweepPlan(grid, ref, cand, verdicts, options.tolerance or (file.tolerance if file else None),
                      options.shared_kernel or bool(file and file.shared_kernel),
                      options.equal_nan or bool(file and file.equal_nan), parse_shard(shard),
-                     overrides or {}, options.mode, options.bound_form)
+                     overrides or {}, options.mode, options.bound_form, max_memory)

@@ -112,7 +112,7 @@ def test_every_bundle_kind_replays_to_its_recorded_verdict(cli_runner, tmp_path,
     saved = invoke(cli_runner, [*args, "--save-bundle", str(target), "--format", "json"])
     assert saved.exit_code in (0, 1), saved.output
     manifest = json.loads((target / "bundle.json").read_text())
-    assert manifest["format"] == "convdiff-bundle" and manifest["version"] == 2 and manifest["complete"] is True
+    assert manifest["format"] == "convdiff-bundle" and manifest["version"] == 3 and manifest["complete"] is True
     for entry in manifest["cases"]:
         assert {"kind", "atol", "rtol", "equal_nan"} <= set(entry["rule"])
         assert entry["options"]["tolerance"] in ("bound", "elementwise") and entry["options"]["bound_form"]
