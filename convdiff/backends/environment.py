@@ -31,6 +31,19 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _tf_op_determinism() -> bool | None:
+    """Whether tf.config.experimental.enable_op_determinism() (deterministic cuDNN algorithms) is on.
+
+    TensorFlow has a setter but no public getter; its internal one is read, None when it moved.
+    """
+    try:
+        from tensorflow.python.framework import config as tf_config
+    except ImportError:
+        return None
+    getter = getattr(tf_config, "is_op_determinism_enabled", None)
+    return bool(getter()) if getter is not None else None
+
+
 def collect() -> dict[str, Any]:
     """The environment block of every JSON report."""
     env: dict[str, Any] = {
@@ -61,14 +74,31 @@ def collect() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         env["torch_threads"] = torch.get_num_threads()
+        # The settings themselves, GPU or not: cuDNN convolutions use TF32 on Ampere+ unless allow_tf32 is off.
+        env["torch_cudnn_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
+        env["torch_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
+        env["torch_cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
+        env["torch_cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
         if torch.cuda.is_available():
             env["torch_device"] = torch.cuda.get_device_name(0)
             env["torch_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        # None: JAX's default, under which XLA may use TF32 for float32 convolutions on a GPU.
+        env["jax"] = _version("jax")
+        env["jax_default_matmul_precision"] = jax.config.jax_default_matmul_precision
+        env["jax_device"] = str(jax.devices()[0].platform)
+    engines = sys.modules.get("convdiff.backends.keras_engine")
+    if engines is not None and engines.environments():
+        # keras-jax / keras-torch run in child processes: what each child reported about itself.
+        env["keras_engines"] = engines.environments()
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         # 0 means TensorFlow picks the count itself (one per available CPU).
         env["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
         env["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+        env["tf_tensor_float_32_execution"] = bool(tf.config.experimental.tensor_float_32_execution_enabled())
+        env["tf_op_determinism"] = _tf_op_determinism()
         gpus = tf.config.list_physical_devices("GPU")
         names = []
         for gpu in gpus:

@@ -84,14 +84,18 @@ class KerasPredictBackend:
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
         backend_info(self.name).check_spec(spec)
-        return run_framework(self.name, lambda: self._run(spec, x, weights))
+        return run_framework(self.name, lambda: self._run(spec, x, weights), spec.device)
 
-    def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+    def _keras(self) -> Any:
+        """The Keras module this backend builds with (Keras 3 on TensorFlow here; other engines override it)."""
         from convdiff.frameworks import import_keras
+
+        return import_keras()
+
+    def _initializers(self, keras: Any, spec: ConvSpec, weights: Weights | None) -> dict[str, Any]:
+        """The layer's initializer arguments: the spec's, seeded (`default` passes none)."""
         from convdiff.spec.initializers import parse_initializer
 
-        keras = import_keras()
-        start = time.perf_counter()
         # `default` passes nothing, so the layer's own default initializer (unseeded) is what runs.
         inits = {key: parse_initializer(text) for key, text in
                  (("kernel_initializer", spec.initializer), ("bias_initializer", spec.bias_initializer))}
@@ -99,8 +103,12 @@ class KerasPredictBackend:
             # The default initializers are unseeded and draw from Keras' global seed generator:
             # seeding it keeps a run reproducible without changing which initializer runs.
             keras.utils.set_random_seed(spec.seed)
-        layer, before, after, notes = keras_layer(keras, spec, {key: init.keras(spec.seed) for key, init in
-                                                                inits.items() if not init.is_default})
+        return {key: init.keras(spec.seed) for key, init in inits.items() if not init.is_default}
+
+    def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
+        keras = self._keras()
+        start = time.perf_counter()
+        layer, before, after, notes = keras_layer(keras, spec, self._initializers(keras, spec, weights))
         to_layer = conversion(input_layout_for(spec.rank), input_layout_for(spec.rank, True))
         if spec.channels_first:
             # The layer computes channels_first: it is given NCHW data, as users of such a model do.

@@ -22,7 +22,7 @@ class NnBackend:
 
     def run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
         backend_info(self.name).check_spec(spec)
-        return run_framework(self.name, lambda: self._run(spec, x, weights))
+        return run_framework(self.name, lambda: self._run(spec, x, weights), spec.device)
 
     def _run(self, spec: ConvSpec, x: np.ndarray, weights: Weights | None) -> SideResult:
         from convdiff.frameworks import import_tensorflow

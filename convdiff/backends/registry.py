@@ -8,6 +8,7 @@ skips the config), never a framework error half-way through.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -19,7 +20,7 @@ import numpy as np
 from convdiff.backends.base import Backend, BackendRefusedError, SideResult
 from convdiff.errors import BackendUnavailableError, BadInputError, install_command
 from convdiff.reference.rounding import CPU_ACCUMULATION, FLOAT64_ACCUMULATION, Arithmetic, precision_of
-from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, ConvSpec, PaddingMode
+from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, DEVICES, ConvSpec, PaddingMode
 from convdiff.spec.dtypes import FLOAT_DTYPES
 from convdiff.spec.parse import fmt_values
 
@@ -80,6 +81,9 @@ class Capabilities:
     conventions: frozenset[str] = frozenset(("correlation",))
     """`correlation` and, for references that can compute it, `convolution`."""
 
+    devices: frozenset[str] = frozenset(("cpu",))
+    """Where it can run (`ConvSpec.device`): `cpu`, and `gpu` for the frameworks that place work on one."""
+
     accumulation: tuple[tuple[str, str], ...] = CPU_ACCUMULATION
     """(compute dtype, the precision its sums run in), as measured on CPU (`convdiff.reference.rounding`):
     the rounding model's accumulation term."""
@@ -116,6 +120,8 @@ class Capabilities:
         if pads:
             parts.append("no " + ", no ".join(pads))
         parts.append("/".join(d for d in (*FLOAT_DTYPES, "tf32") if d in self.dtypes))
+        if "gpu" in self.devices:
+            parts.append("cpu/gpu")
         return "; ".join(parts)
 
 
@@ -146,6 +152,9 @@ class BackendInfo:
                 return (f"backend '{name}' cannot compute in tf32: it is an emulation of the numpy reference "
                         "(e.g. --reference numpy --set reference.dtype=tf32); TF32 itself runs only on GPU tensor cores")
             return f"backend '{name}' computes in {' or '.join(sorted(can.dtypes))}, not {spec.dtype}"
+        if spec.device not in can.devices:
+            return (f"backend '{name}' runs on CPU only, not on {spec.device}; run only the other side there "
+                    f"(e.g. --set candidate.device={spec.device})")
         if spec.convention not in can.conventions:
             return (f"backend '{name}' computes cross-correlation only (what deep-learning frameworks call "
                     "convolution); true convolution (convention=convolution, MATLAB conv2) is computed by the "
@@ -247,17 +256,24 @@ _TF_COMMON = dict(strided_dilation=False, transposed_groups=False,
                   transposed_groups_note="TensorFlow's conv_transpose and Keras' ConvTranspose layers have no groups",
                   transposed_dilation=False,
                   transposed_dilation_note=_NO_TF_TRANSPOSED_DILATION, output_padding_below_stride=True,
-                  channels_first_needs_onednn=True)
+                  channels_first_needs_onednn=True, devices=frozenset(DEVICES))
 # tf.nn: grouped through tf.nn.convolution (and depthwise_conv2d) in 1-D and 2-D; its Conv3D kernel checks
 # "input and filter must have the same depth" on CPU, so 3-D groups are refused.
 _TF = Capabilities(grouped_ranks=frozenset((1, 2)),
                    grouped_note="TensorFlow's CPU Conv3D has no groups ('input and filter must have the same depth')",
                    **_TF_COMMON)
+# TF1 graphs are built on the CPU here (a device scope for graph mode is not wired up).
+_TF1_NN = dataclasses.replace(_TF, devices=frozenset(("cpu",)))
 # Keras runs grouped convolutions through XLA on CPU (its TensorFlow backend compiles them), so every rank.
 _KERAS = Capabilities(**_TF_COMMON)
+# Keras 3 on other engines: the same layers and Keras' own checks (no strides with dilation, output padding
+# below the stride, no transposed groups), but dilated transposed convolutions run (measured on both engines)
+# and channels_first needs no oneDNN.
+_KERAS_ENGINE = Capabilities(**{**_TF_COMMON, "channels_first_needs_onednn": False, "transposed_dilation": True})
+_KERAS_JAX = _KERAS_TORCH = _KERAS_ENGINE
 _TF1_LAYERS = Capabilities(grouped_ranks=frozenset(), grouped_note="tf.compat.v1.layers have no groups",
                            transposed_ranks=frozenset((2, 3)), output_padding=False,
-                           **{**_TF_COMMON, "output_padding_below_stride": False})
+                           **{**_TF_COMMON, "output_padding_below_stride": False, "devices": frozenset(("cpu",))})
 _NO_DATA_FORMAT = dict(data_formats=None)
 _CAFFE_NO_SAME = ("Caffe's Convolution layer takes a symmetric pad (pad_h, pad_w) and computes "
                   "floor((H + 2*pad - dilation*(k-1) - 1) / stride) + 1 outputs; give --padding P or PH,PW "
@@ -289,9 +305,17 @@ REGISTRY: dict[str, BackendInfo] = {
                     "keras.Model, run through predict()", can=_KERAS),
         BackendInfo("keras-call", "convdiff.backends.keras_layer:KerasCallBackend",
                     "the same Keras layers called directly on a tensor (no Model.predict)", can=_KERAS),
+        BackendInfo("keras-jax", "convdiff.backends.keras_jax:KerasJaxBackend",
+                    "the same Keras layers run by Keras 3 on JAX (XLA), called directly, in a child process "
+                    "(KERAS_BACKEND=jax)", ("jax", "keras"), "pip install -e '.[jax]' (from a convdiff checkout)",
+                    can=_KERAS_JAX),
+        BackendInfo("keras-torch", "convdiff.backends.keras_torch:KerasTorchBackend",
+                    "the same Keras layers run by Keras 3 on PyTorch, called directly, in a child process "
+                    "(KERAS_BACKEND=torch)", ("torch", "keras"), "pip install -e '.[torch]' (from a convdiff checkout)",
+                    can=_KERAS_TORCH),
         BackendInfo("v1-nn", "convdiff.backends.tf1:V1NnBackend",
                     "TF1 graph mode: tf.compat.v1.get_variable + the tf.nn ops of `nn`, graph-level seed",
-                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF),
+                    requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF1_NN),
         BackendInfo("v1-layers", "convdiff.backends.tf1:V1LayersBackend",
                     "TF1 graph mode: tf.compat.v1.layers.conv1d/2d/3d, conv2d/3d_transpose, graph-level seed",
                     requires=("tf_keras",), install_hint=LEGACY_HINT, needs_legacy=True, can=_TF1_LAYERS),
@@ -309,7 +333,7 @@ REGISTRY: dict[str, BackendInfo] = {
                                      transposed_same_note="ConvTranspose has no padding='same'; give PyTorch's "
                                                           "padding and output_padding (e.g. --padding 1 "
                                                           "--output-padding 1 for kernel 3, stride 2)",
-                                     layout="NCHW", **_NO_DATA_FORMAT)),
+                                     layout="NCHW", devices=frozenset(DEVICES), **_NO_DATA_FORMAT)),
         BackendInfo("scipy", "convdiff.backends.scipy_signal:ScipyBackend",
                     "scipy.signal.correlate / convolve per channel pair (the library MATLAB-style ports are checked "
                     "against; true convolution with --convention convolution)",

@@ -126,10 +126,27 @@ def _nn_transposed(tf: Any, spec: ConvSpec, x: Any, kernel: Any, notes: list[str
     return y
 
 
-def run_framework(backend: str, fn: Callable[[], T]) -> T:
-    """Run framework code, turning any exception it raises into BackendFailedError (exit 3)."""
+def run_framework(backend: str, fn: Callable[[], T], device: str = "cpu") -> T:
+    """Run framework code on `device`, turning any exception it raises into BackendFailedError (exit 3).
+
+    Raises:
+        BackendUnavailableError: `gpu` was asked for and TensorFlow sees no GPU (exit 3).
+    """
     from convdiff.backends.guard import run_guarded
     from convdiff.frameworks import import_tensorflow
 
     tf = import_tensorflow()
-    return run_guarded(backend, fn, extra=(tf.errors.OpError,))
+    with tf.device(tf_device_name(tf, backend, device)):
+        return run_guarded(backend, fn, extra=(tf.errors.OpError,))
+
+
+def tf_device_name(tf: Any, backend: str, device: str) -> str:
+    """TensorFlow's name of `device` (`/CPU:0`, `/GPU:0`); a GPU TensorFlow does not see is exit 3."""
+    if device == "gpu":
+        if not tf.config.list_physical_devices("GPU"):
+            from convdiff.errors import BackendUnavailableError
+
+            raise BackendUnavailableError(f"backend '{backend}' was asked to run on gpu, but TensorFlow sees no GPU "
+                                          "on this machine (give --device cpu)")
+        return "/GPU:0"
+    return "/CPU:0"

@@ -48,6 +48,7 @@ class TorchBackend:
 
         start = time.perf_counter()
         dtype = getattr(torch, spec.dtype)
+        device = torch_device(torch, self.name, spec.device)
         # The shared seeded factory: the same kernel the TF backends draw, so only the ops differ.
         weights = weights or initial_weights(spec)
         kernel = weights.kernel
@@ -62,6 +63,10 @@ class TorchBackend:
             notes.append(f"input {x.dtype} converted to torch.{spec.dtype}")
         wt = _tensor(torch, torch_weights, dtype)
         bt = _tensor(torch, bias, dtype) if bias is not None else None
+        if device != "cpu":
+            xt, wt = xt.to(device), wt.to(device)
+            bt = bt.to(device) if bt is not None else None
+            notes.append(f"ran on {torch.cuda.get_device_name(0)}")
         with torch.no_grad(), warnings.catch_warnings():
             # PyTorch notes that an even kernel with `same` copies the input; a fact, not a problem.
             warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
@@ -69,7 +74,7 @@ class TorchBackend:
                 y = self._transposed(F, spec, xt, wt, bt, notes)
             else:
                 y = self._forward(F, spec, xt, wt, bt, notes)
-        out = y.detach().to(torch.float64 if spec.dtype == "float64" else torch.float32).numpy()
+        out = y.detach().cpu().to(torch.float64 if spec.dtype == "float64" else torch.float32).numpy()
         if spec.dtype in ("float16", "bfloat16"):
             from convdiff.spec.dtypes import np_dtype
 
@@ -109,6 +114,16 @@ class TorchBackend:
         notes.append(f"asymmetric pads as crops {[list(p) for p in pads]} of conv_transpose{spec.rank}d(padding=0, "
                      f"output_padding={extra})")
         return y[index]
+
+
+def torch_device(torch, backend: str, device: str) -> str:  # noqa: ANN001
+    """PyTorch's name of `device` (`cpu`, `cuda:0`); a GPU PyTorch does not see is exit 3."""
+    if device != "gpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError(f"backend '{backend}' was asked to run on gpu, but PyTorch sees no GPU on this "
+                                      "machine (give --device cpu)")
+    return "cuda:0"
 
 
 def _last_axis_first(pads: tuple[tuple[int, int], ...]) -> tuple[int, ...]:

@@ -161,15 +161,23 @@ def top_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="How many worst positions to report.")(fn)
 
 
+bound_form_option = click.option(
+    "--bound-form", type=click.Choice(BOUND_FORMS), default="probabilistic", show_default=True,
+    help="accumulation term of the bound: probabilistic u*(c*sqrt(K)*S + K*|t|) or worst-case K*u/(1-K*u)*S, "
+         "S = |x|(*)|w|.")
+
 rule_options = stack(
     click.option("--tolerance", "tolerance_mode", type=click.Choice(TOLERANCE_MODES), default=None,
                  help="Verdict rule: bound (each element within the rounding-error bound of both sides' "
                       "arithmetic: operand, accumulation and output precisions) or elementwise (atol/rtol). Default "
                       "bound; elementwise when --atol/--rtol are given."),
-    click.option("--bound-form", type=click.Choice(BOUND_FORMS), default="probabilistic", show_default=True,
-                 help="accumulation term of the bound: probabilistic u*(c*sqrt(K)*S + K*|t|) or worst-case "
-                      "K*u/(1-K*u)*S, S = |x|(*)|w|."),
+    bound_form_option,
 )
+
+
+def backend_option(help_text: str) -> Decorator:
+    """`--backend NAME` (required): the one backend a command probes."""
+    return click.option("--backend", type=click.Choice(backend_names()), required=True, help=help_text)
 
 
 def case_options(atol: float | None, rtol: float | None, equal_nan: bool, tolerance_mode: str | None,

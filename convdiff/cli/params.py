@@ -103,3 +103,25 @@ class LayerRefType(click.ParamType):
         if ref is None:
             self.fail(f"expected FILE#LAYER of a model file ({', '.join(MODEL_SUFFIXES)}), got '{value}'", param, ctx)
         return str(value)
+
+
+class ChannelsType(click.ParamType):
+    """Output channel indices: `0,2,5`, or a half-open range `START:STOP` (`0:4` is 0,1,2,3)."""
+
+    name = "channels"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip()
+        try:
+            if ":" in text:
+                start, stop = (int(part) for part in text.split(":", 1))
+                channels = tuple(range(start, stop))
+            else:
+                channels = tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            self.fail(f"expected channel indices such as 0,2,5 or a range such as 0:4, got '{text}'", param, ctx)
+        if not channels or min(channels) < 0:
+            self.fail(f"expected at least one non-negative channel index, got '{text}'", param, ctx)
+        return channels

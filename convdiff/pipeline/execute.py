@@ -242,7 +242,7 @@ def recorded_gaps(sides: tuple[SideRun, SideRun]) -> tuple[str, ...]:
 
 # Spec fields that do not change what is computed, only how it is stored, drawn or laid out.
 _NOT_THE_CONVOLUTION = {"dtype", "input_dtype", "seed", "initializer", "bias_initializer", "input", "input_layout",
-                        "weights", "weights_layout", "bias", "data_format", "ort_optimization"}
+                        "weights", "weights_layout", "bias", "data_format", "ort_optimization", "device"}
 
 
 def _same_convolution(a: SideRun, b: SideRun) -> bool:

@@ -28,6 +28,7 @@ DATA_FORMATS = ("channels_last", "channels_first")
 CONVENTIONS = ("correlation", "convolution")
 ORT_OPTIMIZATIONS = ("disabled", "basic", "extended", "all")
 """ONNX Runtime's graph optimisation levels (ORT_DISABLE_ALL, ORT_ENABLE_BASIC, _EXTENDED, _ALL)."""
+DEVICES = ("cpu", "gpu")
 SHAPE_LETTERS = {1: "N,W,C", 2: "N,H,W,C", 3: "N,D,H,W,C"}
 
 
@@ -186,6 +187,8 @@ class ConvSpec:
     transpose_kernel: bool = True
     """The flax backend's `ConvTranspose(transpose_kernel=...)`: True flips the kernel (the gradient of the
     forward convolution, what every other backend computes); False is Flax's own default, which does not."""
+    device: str = "cpu"
+    """Where a framework backend runs: `cpu`, or `gpu` (its first GPU; exit 3 when it sees none)."""
 
     def __post_init__(self) -> None:
         _complete(self)
@@ -301,6 +304,7 @@ class ConvSpec:
             "convention": self.convention,
             "ort_optimization": self.ort_optimization,
             "transpose_kernel": self.transpose_kernel,
+            "device": self.device,
             "use_bias": self.use_bias,
             "dtype": self.dtype,
             "input_dtype": self.effective_input_dtype,
@@ -387,7 +391,7 @@ def validate(spec: ConvSpec) -> None:
     if any(p < 0 for pair in spec.padding.pads for p in pair):
         raise BadInputError(f"padding must not be negative, got {spec.padding}")
     for name, choices in (("dtype", COMPUTE_DTYPES), ("input_dtype", FLOAT_DTYPES), ("data_format", DATA_FORMATS),
-                          ("convention", CONVENTIONS), ("ort_optimization", ORT_OPTIMIZATIONS)):
+                          ("convention", CONVENTIONS), ("ort_optimization", ORT_OPTIMIZATIONS), ("device", DEVICES)):
         value = getattr(spec, name)
         if value is not None and value not in choices:
             raise BadInputError(f"unknown {name} '{value}' (choose from {', '.join(choices)})")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convdiff.errors import BadInputError
-from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, ORT_OPTIMIZATIONS, RANKS, parse_padding
+from convdiff.spec.convspec import CONVENTIONS, DATA_FORMATS, DEVICES, ORT_OPTIMIZATIONS, RANKS, parse_padding
 from convdiff.spec.dtypes import COMPUTE_DTYPES, FLOAT_DTYPES
 from convdiff.spec.initializers import parse_initializer
 from convdiff.spec.layer_ref import parse_weights
@@ -110,6 +110,11 @@ FIELDS: tuple[Field, ...] = (
           "convolution every other backend computes; false is Flax's own default, an un-flipped kernel (other "
           "backends refuse false for a transposed convolution).",
           ()),
+    Field("device", lambda v: parse_choice(v, DEVICES, "device"), "cpu|gpu",
+          "Where a framework backend runs: cpu, or gpu (the first GPU the framework sees; exit 3 when it sees "
+          "none). TensorFlow (nn, keras, keras-call), torch, keras-jax and keras-torch; the NumPy references run "
+          "on CPU only (e.g. --set candidate.device=gpu). Default cpu.",
+          ("--device",), "--device", "Devices: cpu,gpu"),
     Field("use_bias", lambda v: parse_bool(v, "use_bias"), "BOOL", "Add a bias.",
           (), "--use-bias", "true,false"),
     Field("dtype", lambda v: parse_choice(v, COMPUTE_DTYPES, "dtype"), "DTYPE",

@@ -90,6 +90,8 @@ KINDS = {
     "true-convolution-transposed": kind(rank=1, input_shape=(1, 6, 2), filters=3, convention="convolution",
                                         transposed=True, strides=2, padding="valid"),
     "float16-depthwise": kind(input_shape=(1, 6, 7, 4), filters=4, groups=4, dtype="float16", padding="1"),
+    # float64 end to end: JAX computes a float64 layer in float32 unless x64 is enabled (keras-jax enables it).
+    "float64": kind(input_shape=(1, 6, 7, 3), filters=4, dtype="float64", input_dtype="float64"),
 }
 
 

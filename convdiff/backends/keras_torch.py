@@ -1,0 +1,14 @@
+"""`keras-torch`: the `keras` backend's Conv*/DepthwiseConv*/Conv*Transpose layer, run by Keras 3 on PyTorch in a
+child process (`convdiff.backends.keras_engine`)."""
+
+from __future__ import annotations
+
+from convdiff.backends.keras_engine import KerasEngineBackend
+
+
+class KerasTorchBackend(KerasEngineBackend):
+    name = "keras-torch"
+    engine = "torch"
+    summary = "the Keras convolution layers run by Keras 3 on PyTorch, in a child process"
+    requires: tuple[str, ...] = ("torch", "keras")
+    install_hint = "pip install -e '.[torch]' (from a convdiff checkout)"
