@@ -7,7 +7,16 @@ from convdiff.cli.group import cli
 
 
 def main() -> None:
-    cli(prog_name="convdiff")
+    try:
+        cli(prog_name="convdiff")
+    finally:
+        import signal
+
+        # The command has written its result and chosen its exit code: a Ctrl-C or SIGTERM during the
+        # interpreter's shutdown (frameworks' exit hooks, garbage collection) has nothing left to stop,
+        # and would only print a traceback over a finished result.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 __all__ = ["cli", "main"]

@@ -81,31 +81,35 @@ def interrupted(tmp_path_factory):
     # machinery or shutdown killed by SIGINT is no convdiff behaviour). Fixed sleeps are not enough on a
     # loaded machine, so wait until each process holds the slow case's arrays (hundreds of MB; the quick
     # case and start-up stay far below), or, for the built-ins, has imported TensorFlow.
-    for name, proc in procs.items():
-        _wait_for_memory(proc, name, 600 * 2**20 if name == "builtins" else 250 * 2**20)
-        if name == "builtins":
-            time.sleep(1.0)  # TensorFlow's import done: the first cases are running
-        proc.send_signal(signal.SIGTERM if name.endswith("term") else signal.SIGINT)
+    thresholds = {name: 600 * 2**20 if name == "builtins" else 250 * 2**20 for name in procs}
+    _signal_when_big(procs, thresholds)
     out = _collect(procs)
     out["folder"] = folder
     out["existing-before"] = before
     return out
 
 
-def _wait_for_memory(proc: subprocess.Popen, name: str, size: int, timeout: float = 240.0) -> None:
-    """Wait until `proc`'s resident memory passes `size` bytes (read from /proc)."""
+def _rss(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+
+
+def _signal_when_big(procs: dict[str, subprocess.Popen], thresholds: dict[str, int], timeout: float = 300.0) -> None:
+    """Signal each process as soon as its resident memory passes its threshold (read from /proc), all
+    watched at once: SIGTERM for the "...term" ones, SIGINT for the others."""
+    waiting = dict(procs)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{name} finished before the interrupt: make the slow case slower"
-        try:
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-        except OSError:
-            status = ""
-        rss = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-        if rss > size:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{name} never reached {size >> 20} MB in {timeout:.0f} s")
+    while waiting and time.monotonic() < deadline:
+        for name, proc in list(waiting.items()):
+            assert proc.poll() is None, f"{name} finished before the interrupt: make the slow case slower"
+            if _rss(proc.pid) > thresholds[name]:
+                proc.send_signal(signal.SIGTERM if name.endswith("term") else signal.SIGINT)
+                del waiting[name]
+        time.sleep(0.02)
+    assert not waiting, f"{', '.join(waiting)} never reached the slow work in {timeout:.0f} s"
 
 
 def _collect(procs: dict[str, subprocess.Popen]) -> dict[str, tuple[int, str, str]]:
