@@ -4,6 +4,7 @@ child process (`convdiff.backends.keras_engine`)."""
 from __future__ import annotations
 
 from convdiff.backends.keras_engine import KerasEngineBackend
+from convdiff.errors import install_command
 
 
 class KerasJaxBackend(KerasEngineBackend):
@@ -11,4 +12,4 @@ class KerasJaxBackend(KerasEngineBackend):
     engine = "jax"
     summary = "the Keras convolution layers run by Keras 3 on JAX, in a child process"
     requires: tuple[str, ...] = ("jax", "keras")
-    install_hint = "pip install -e '.[jax]' (from a convdiff checkout)"
+    install_hint = install_command("jax")

@@ -4,6 +4,7 @@ child process (`convdiff.backends.keras_engine`)."""
 from __future__ import annotations
 
 from convdiff.backends.keras_engine import KerasEngineBackend
+from convdiff.errors import install_command
 
 
 class KerasTorchBackend(KerasEngineBackend):
@@ -11,4 +12,4 @@ class KerasTorchBackend(KerasEngineBackend):
     engine = "torch"
     summary = "the Keras convolution layers run by Keras 3 on PyTorch, in a child process"
     requires: tuple[str, ...] = ("torch", "keras")
-    install_hint = "pip install -e '.[torch]' (from a convdiff checkout)"
+    install_hint = install_command("torch")

@@ -13,7 +13,7 @@ from convdiff.reference.rounding import BoundForm
 from convdiff.spec import ConvSpec, parse_padding
 
 SPEC = ConvSpec(input_shape=(4, 12, 12, 8), filters=6, seed=3, bias_initializer="glorot_uniform")
-BACKENDS = ["numpy", "nn", "keras", "torch", "keras-jax", "keras-torch"]
+BACKENDS = ["numpy", "nn", "keras", "torch", "keras-jax", "keras-torch", "jax", "flax", "onnxruntime"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
