@@ -157,8 +157,9 @@ class Explanation:
     checked: int
     """Variants checked under the rounding bounds."""
     input_shape: tuple[int, ...]
-    """The output's shape channels-last, the one every variant had to produce."""
+    """The input's shape as the file holds it."""
     output_shape: tuple[int, ...]
+    """The output's shape channels-last, the one every variant had to produce."""
     kernel_shape: tuple[int, ...]
     """The kernel's shape as the file holds it."""
     has_bias: bool
