@@ -72,6 +72,15 @@ class Hints:
     use_bias: bool | None = None
     kernel_size: tuple[int, ...] | None = None
 
+    def __post_init__(self) -> None:
+        # A hint the spec itself would refuse is bad input, not a search axis with no values.
+        for name in ("strides", "dilation", "kernel_size"):
+            values = getattr(self, name)
+            if values is not None and any(v < 1 for v in values):
+                raise BadInputError(f"{name.replace('_', ' ')} must be at least 1, got {','.join(map(str, values))}")
+        if self.groups is not None and self.groups < 1:
+            raise BadInputError(f"groups must be at least 1, got {self.groups}")
+
 
 @dataclass(frozen=True)
 class Candidate:
