@@ -79,7 +79,9 @@ class ConvdiffGroup(click.Group):
             # A subcommand's usage error is one line too, like every other error, with where to look.
             if ctx.params.get("traceback"):
                 raise
-            where = f"convdiff {exc.ctx.info_name} --help" if exc.ctx is not None and exc.ctx.parent else "convdiff --help"
+            # The whole path below the group: a nested command is named whole ('convdiff probe channels --help').
+            where = (f"convdiff {exc.ctx.command_path.split(' ', 1)[1]} --help" if exc.ctx is not None and exc.ctx.parent
+                     else "convdiff --help")
             raise CliError(f"{exc.format_message()} (see '{where}')", exc.exit_code) from None
 
 

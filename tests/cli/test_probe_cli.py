@@ -55,3 +55,9 @@ def test_gpu_on_a_machine_without_one_is_exit_3(cli_runner):
     assert result.exit_code == 3 and result.output.strip() == (
         "convdiff: error: backend 'torch' was asked to run on gpu, but PyTorch sees no GPU on this machine "
         "(give --device cpu)")
+
+
+def test_a_usage_error_names_the_nested_command_to_ask_for_help(cli_runner):
+    result = cli_runner.invoke(cli, ["probe", "channels", "--backend", "numpy", "--subset", "5:2"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("(see 'convdiff probe channels --help')"), result.stderr
