@@ -42,7 +42,7 @@ from convdiff.reference.convolution import conv_nd, convolve
 from convdiff.reference.rounding import (Arithmetic, BoundForm, RoundingModel, abs_convolution, precision_of,
                                          require_real, round_to_tf32)
 from convdiff.spec import geometry
-from convdiff.spec.convspec import CONVENTIONS, ConvSpec, Padding
+from convdiff.spec.convspec import CONVENTIONS, ConvSpec, Padding, check_positive_ints
 from convdiff.spec.geometry import Pads
 from convdiff.spec.layouts import conversion, input_layout_for, kernel_layout_for, spatial_letters
 
@@ -74,12 +74,10 @@ class Hints:
 
     def __post_init__(self) -> None:
         # A hint the spec itself would refuse is bad input, not a search axis with no values.
-        for name in ("strides", "dilation", "kernel_size"):
-            values = getattr(self, name)
-            if values is not None and any(v < 1 for v in values):
-                raise BadInputError(f"{name.replace('_', ' ')} must be at least 1, got {','.join(map(str, values))}")
-        if self.groups is not None and self.groups < 1:
-            raise BadInputError(f"groups must be at least 1, got {self.groups}")
+        for name, values in (("strides", self.strides), ("dilation", self.dilation),
+                             ("kernel size", self.kernel_size), ("groups", None if self.groups is None else (self.groups,))):
+            if values is not None:
+                check_positive_ints(name, values)
 
 
 @dataclass(frozen=True)

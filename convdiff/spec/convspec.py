@@ -374,8 +374,7 @@ def validate(spec: ConvSpec) -> None:
     for name, values in (("input shape", spec.input_shape), ("kernel size", spec.kernel_size),
                          ("strides", spec.strides), ("dilation", spec.dilation), ("filters", (spec.filters,)),
                          ("groups", (spec.groups,))):
-        if any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
-            raise BadInputError(f"{name} must be positive integers, got {fmt_values(values)}")
+        check_positive_ints(name, values)
     for name, values in (("kernel size", spec.kernel_size), ("strides", spec.strides), ("dilation", spec.dilation),
                          ("output padding", spec.output_padding)):
         if len(values) != rank:
@@ -450,6 +449,12 @@ def _validate_transposed(spec: ConvSpec) -> None:
 PADDING_NAMES = {"same": PaddingMode.SAME, "same_upper": PaddingMode.SAME, "same_lower": PaddingMode.SAME_LOWER,
                  "valid": PaddingMode.VALID}
 """Padding modes by name, ONNX's `auto_pad` spellings included (lower case)."""
+
+
+def check_positive_ints(name: str, values: tuple[int, ...]) -> None:
+    """Refuse (one line, exit 2) sizes, strides or counts that are not positive integers."""
+    if any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
+        raise BadInputError(f"{name} must be positive integers, got {fmt_values(values)}")
 
 
 def parse_padding(value: Any) -> Padding:

@@ -146,9 +146,9 @@ def _bad_files(tmp_path, paths):
         (["--input", x, "--weights", w, "--output", str(good), "--output-layout", "NCHWX"], "unknown input layout"),
         (["--input", x, "--weights", w, "--output", str(good), "--bias", str(flat)], "the bias has 6 values") ,
         # hints the spec would refuse (a zero stride once divided the output size by zero)
-        (["--input", x, "--weights", w, "--output", str(good), "--strides", "0"], "strides must be at least 1, got 0"),
-        (["--input", x, "--weights", w, "--output", str(good), "--dilation", "1,0"], "dilation must be at least 1"),
-        (["--input", x, "--weights", w, "--output", str(good), "--kernel-size", "0"], "kernel size must be at least 1"),
+        (["--input", x, "--weights", w, "--output", str(good), "--strides", "0"], "strides must be positive integers, got 0"),
+        (["--input", x, "--weights", w, "--output", str(good), "--dilation", "1,0"], "dilation must be positive integers, got 1x0"),
+        (["--input", x, "--weights", w, "--output", str(good), "--kernel-size", "0"], "kernel size must be positive integers, got 0"),
     ]
 
 
