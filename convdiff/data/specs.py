@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from convdiff.errors import BadInputError, SpecConflictError
-from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec, default_shape_for
+from convdiff.spec.convspec import BUILTIN_INPUTS, ConvSpec, default_shape_for, per_axis
 from convdiff.spec.layer_ref import split_layer_ref
 from convdiff.spec.parse import fmt_values
 
@@ -141,6 +141,4 @@ def _fields_from_weights(fields: dict[str, Any]) -> None:
 
 
 def _per_axis(values: tuple[int, ...] | None, rank: int) -> tuple[int, ...] | None:
-    if values is None:
-        return None
-    return tuple(values) * rank if len(values) == 1 else tuple(values)
+    return None if values is None else per_axis(values, rank)

@@ -344,9 +344,7 @@ def _complete(spec: ConvSpec) -> None:
         shape = (1, *shape)
     put("input_shape", shape)
     for name in ("kernel_size", "strides", "dilation", "output_padding"):
-        value = getattr(spec, name)
-        values = (value,) if isinstance(value, int) else tuple(value)
-        put(name, values * rank if len(values) == 1 else values)
+        put(name, per_axis(getattr(spec, name), rank))
     if isinstance(spec.padding, Padding):
         put("padding", spec.padding.for_rank(rank))
     if spec.input_layout is None:
@@ -449,6 +447,12 @@ def _validate_transposed(spec: ConvSpec) -> None:
 PADDING_NAMES = {"same": PaddingMode.SAME, "same_upper": PaddingMode.SAME, "same_lower": PaddingMode.SAME_LOWER,
                  "valid": PaddingMode.VALID}
 """Padding modes by name, ONNX's `auto_pad` spellings included (lower case)."""
+
+
+def per_axis(value: int | tuple[int, ...] | list[int], rank: int) -> tuple[int, ...]:
+    """A per-axis value given once for every axis (`2`, `(2,)`) spelled out for `rank` axes (`(2, 2)`)."""
+    values = (value,) if isinstance(value, int) else tuple(value)
+    return values * rank if len(values) == 1 else values
 
 
 def check_positive_ints(name: str, values: tuple[int, ...]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from convdiff.data.modelfiles.types import LayerKind, LayerRecord, PadMode, fmt_dims
 from convdiff.errors import BadInputError
+from convdiff.spec.convspec import per_axis
 from convdiff.spec.fields import BY_NAME, parse_fields
 from convdiff.spec.geometry import resolve_same
 
@@ -165,13 +166,8 @@ _PER_AXIS = frozenset({"kernel_size", "strides", "dilation", "output_padding"})
 
 
 def _per_axis(name: str, value: Any, rank: int) -> Any:
-    """A per-axis value given once for every axis (`2`, `(2,)`) spelled out for `rank` axes (`(2, 2)`)."""
-    if name not in _PER_AXIS:
-        return value
-    value = tuple(value) if isinstance(value, (tuple, list)) else value
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value,)
-    return value * rank if isinstance(value, tuple) and len(value) == 1 else value
+    """A per-axis field's value spelled out for `rank` axes (`2` is `2,2` in 2-D); other fields as given."""
+    return per_axis(value, rank) if name in _PER_AXIS else value
 
 
 def _show(value: Any) -> str:
