@@ -2,7 +2,8 @@
 
 The Python API for test suites: `convdiff.compare_arrays(reference, candidate, ...)` returns a
 `Comparison` (truthy when it passes); `convdiff.testing.assert_conv_close(...)` raises
-AssertionError with the CLI's report. Both are loaded on first use, so `import convdiff` stays light.
+AssertionError with the CLI's report; `convdiff.compare_models(reference, candidate, x)` compares two
+whole models layer by layer (a `ModelsResult`). All are loaded on first use, so `import convdiff` stays light.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _LAZY = {
     "ConvSpec": "convdiff.spec",
     "assert_conv_close": "convdiff.testing",
     "tf32_consistency": "convdiff.analysis.bound",
+    "compare_models": "convdiff.pipeline.models",
+    "ModelsResult": "convdiff.pipeline.models",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -2,7 +2,7 @@
 pipeline (or a suite), renders, and exits with the documented code. Nothing here imports a framework at
 module level."""
 
-from convdiff.cli import compare, diff, explain, layers, probe, run, studies, sweep  # noqa: F401 - registers the commands
+from convdiff.cli import compare, diff, explain, layers, models, probe, run, studies, sweep  # noqa: F401 - registers the commands
 from convdiff.cli.group import cli
 
 

@@ -29,6 +29,7 @@ from convdiff.analysis.figures_data import (DifferenceMap, ErrorScatter, KernelM
 from convdiff.data.files import write_atomically
 from convdiff.errors import BackendUnavailableError, BadInputError, install_command
 from convdiff.pipeline import CaseResult
+from convdiff.pipeline.models import ModelsResult
 from convdiff.suites.propagate import EXPLODING, VANISHING, Propagation
 
 INSTALL = install_command("report")
@@ -390,3 +391,39 @@ def _draw_propagation(data: Propagation, figure: Any) -> None:
     ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
     figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
 
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+@draw.register
+def _draw_models(data: ModelsResult, figure: Any) -> None:
+    """Added and propagated error per paired layer, as a fraction of its bound, on a log axis."""
+    ax = figure.add_subplot()
+    measured = [r for r in data.layers if r.added_ratio is not None]
+    positions = np.array([r.position + 1 for r in measured], dtype=np.float64)
+    floor = 1e-3
+
+    def shown(values: list[float | None]) -> np.ndarray:
+        v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
+        v = np.where(np.isinf(v), np.nan, v)
+        return np.maximum(v, floor)
+
+    ax.plot(positions, shown([r.propagated_ratio for r in measured]), color=SERIES_COLOURS[1], marker="o",
+            markersize=3, linewidth=1.4, label="propagated (the candidate's own output)")
+    ax.plot(positions, shown([r.added_ratio for r in measured]), color=SERIES_COLOURS[0], marker="s",
+            markersize=3, linewidth=1.8, label="added (teacher-forced from the reference's input)")
+    ax.axhline(1.0, color=FAIL_COLOUR, linestyle="--", linewidth=1.0, label="the layer's rounding bound")
+    first = data.first_divergence
+    if first is not None:
+        at = next(r.position + 1 for r in data.layers if r.pair.reference == first.reference_layer)
+        ax.axvline(at, color=FAIL_COLOUR, linestyle=":", linewidth=1.2,
+                   label=f"first divergence: {first.reference_layer}")
+    ax.set_yscale("log")
+    ax.set_xlabel("paired convolution layer (reference's execution order)")
+    ax.set_ylabel(f"max error / rounding bound (log; floor {floor:g})")
+    if len(measured) <= 30:
+        ax.set_xticks(positions, [r.pair.reference for r in measured], rotation=60, ha="right", fontsize=7)
+    ax.set_title(f"Error per layer: {data.reference.description} vs {data.candidate.description}", wrap=True)
+    ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
+    figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)

@@ -148,7 +148,8 @@ FIGURE_TITLES = {"DifferenceMap": "Difference per position, scaled to the limit"
                  "ErrorScatter": "Error against magnitude",
                  "RatioHistogram": "Histogram of |diff| / limit",
                  "KernelMosaic": "Kernels: reference, candidate, difference",
-                 "Propagation": "Activation std per layer"}
+                 "Propagation": "Activation std per layer",
+                 "ModelsResult": "Added and propagated error per paired layer, as a fraction of its rounding bound"}
 
 
 def figure_html(data: object) -> FigureHtml:
@@ -227,3 +228,13 @@ def sweep_page(plan: Any, summary: Any, outcomes: Sequence[Any], rendered_summar
     return render_page("sweep.html.j2", title=f"convdiff sweep: {plan.reference} vs {plan.candidate}",
                        verdict=verdict, ok=summary.ok, summary=to_html(rendered_summary), configs=configs,
                        worst=worst, environment=environment_rows(environment))
+
+
+def models_page(result: Any, environment: dict[str, Any]) -> bytes:
+    """The HTML report of `convdiff models`: the terminal's tables and the error-per-layer figure."""
+    from convdiff.report.models import render_models, verdict_line
+
+    return render_page("models.html.j2", title=f"convdiff models: {result.reference.description} vs "
+                       f"{result.candidate.description}", verdict=verdict_line(result), ok=bool(result),
+                       body=to_html(render_models(result)), figure=figure_html(result),
+                       environment=environment_rows(environment))

@@ -1,0 +1,375 @@
+"""Two models, layer by layer: for every paired convolution layer the error it ADDS (the candidate layer
+recomputed in float64 from the reference's captured input, teacher-forced, against the reference layer's
+output) and the error it INHERITS (the candidate's captured output against the reference's), each as a
+fraction of that layer's rounding bound; then the first layer, in the reference's order, whose added error
+exceeds its bound, diagnosed with the single-layer hypotheses on its captured input.
+
+A layer whose inherited error is large while its added error is within the bound amplifies what earlier
+layers did; it is not a cause. The bound is the one of two computations of the reference layer at the
+reference's own precision (`convdiff.reference.rounding`): a candidate layer that computes at a lower
+precision adds more than that, and is named for it.
+
+Pure: captured arrays and layers in, frozen results out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from convdiff.analysis.diagnose import Finding, diagnose
+from convdiff.analysis.pairing import LayerPair
+from convdiff.backends.models.types import Captured, ModelLayer
+from convdiff.compare import Comparison, Rule, Tolerance, compare_arrays
+from convdiff.data.modelfiles.configuration import spec_fields
+from convdiff.errors import BadInputError
+from convdiff.reference.convolution import convolve
+from convdiff.reference.rounding import Arithmetic, BoundForm, rounding_bound
+from convdiff.spec.convspec import ConvSpec, Padding
+from convdiff.spec.dtypes import np_dtype
+
+PRECISIONS = ("float64", "float32", "bfloat16", "float16")
+
+
+class LayerVerdict(StrEnum):
+    WITHIN = "within"
+    """The layer adds no more than its rounding bound, and what it inherits is within it too."""
+    AMPLIFIES = "amplifies"
+    """The layer adds no more than its bound, but its output inherits more from earlier layers."""
+    DIVERGES = "diverges"
+    """The layer itself adds more than its rounding bound."""
+    NOT_MEASURED = "not measured"
+    """The added error cannot be measured (`LayerResult.note` says why)."""
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """One paired layer."""
+
+    pair: LayerPair
+    verdict: LayerVerdict
+    added: Comparison | None = field(repr=False)
+    """Teacher-forced candidate (float64 from the reference's input) against the reference's output, under the bound."""
+    propagated: Comparison | None = field(repr=False)
+    """The candidate's captured output against the reference's, under the same bound."""
+    reference_dtype: str
+    candidate_dtype: str
+    note: str = ""
+    """Why the added error was not measured, or what was assumed (a pad folded in, an activation applied)."""
+    position: int = 0
+    """Index in the reference's execution order."""
+
+    @property
+    def added_ratio(self) -> float | None:
+        return _ratio(self.added)
+
+    @property
+    def propagated_ratio(self) -> float | None:
+        return _ratio(self.propagated)
+
+
+@dataclass(frozen=True)
+class FirstDivergence:
+    """The first layer whose own error exceeds its bound, and why."""
+
+    reference_layer: str
+    candidate_layer: str
+    added_error_ratio: float
+    diagnosis: tuple[Finding, ...] = field(repr=False)
+    cause: str | None
+    """The confirmed cause named (the most specific one), or None when no hypothesis is confirmed."""
+    line: str
+    """One line: the layers, the cause confirmed, the fix in the candidate's terms."""
+
+
+@dataclass(frozen=True)
+class _Operands:
+    """A layer's convolution as convdiff recomputes it."""
+
+    spec: ConvSpec
+    x: np.ndarray
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    activation: str
+
+
+def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candidate: ModelLayer,
+                  ref_captured: Captured, cand_captured: Captured, form: BoundForm = BoundForm.PROBABILISTIC,
+                  equal_nan: bool = False, top_k: int = 3) -> tuple[LayerResult, _Operands | None, _Operands | None]:
+    """The added and the propagated error of one paired layer.
+
+    Returns:
+        The result, and the reference's and the teacher-forced candidate's operands (for the diagnosis);
+        None where the layer could not be recomputed.
+    """
+    ref_dtype, cand_dtype = _precision(ref_captured.output), _precision(cand_captured.output)
+
+    def unmeasured(why: str) -> tuple[LayerResult, None, None]:
+        return LayerResult(pair, LayerVerdict.NOT_MEASURED, None, None, ref_dtype, cand_dtype, why, position), None, None
+
+    x_ref = np.asarray(ref_captured.input)
+    try:
+        ref_spec = layer_spec(reference, x_ref.shape, ref_dtype)
+    except BadInputError as exc:
+        return unmeasured(f"the reference layer cannot be recomputed: {exc}")
+    y_ref = np.asarray(ref_captured.output)
+    exact_shape = _output_shape(ref_spec)
+    if tuple(y_ref.shape) != exact_shape:
+        return unmeasured(f"the reference layer's output {_dims(y_ref.shape)} is not what its settings give "
+                          f"({_dims(exact_shape)}): a layer convdiff reads differently from its framework")
+    notes: list[str] = []
+    x_cand = np.asarray(cand_captured.input)
+    pads = None
+    if x_cand.shape != x_ref.shape:
+        pads = _folded_pads(x_ref, x_cand)
+        if pads is None:
+            return unmeasured(f"the candidate layer receives {_dims(x_cand.shape)} where the reference's receives "
+                              f"{_dims(x_ref.shape)}, and not as a zero-padded copy of it")
+        notes.append(f"the candidate pads its input by {_fmt_pads(pads)} before the layer: folded into its padding")
+    try:
+        cand_spec = layer_spec(candidate, x_ref.shape, cand_dtype, extra_pads=pads)
+    except BadInputError as exc:
+        return unmeasured(f"the candidate layer cannot be recomputed on the reference's input: {exc}")
+    activation = candidate.activation if candidate.activation != "linear" else reference.activation
+    if candidate.activation == "linear" and reference.activation != "linear":
+        notes.append(f"the reference applies {reference.activation} inside the layer; applied to the candidate's "
+                     "output too (its next step)")
+    x_stored = np.asarray(x_ref).astype(np_dtype(cand_dtype) if cand_dtype != "float64" else np.float64)
+    ref_ops = _Operands(ref_spec, x_ref, np.asarray(reference.kernel), reference.bias, reference.activation)
+    cand_ops = _Operands(cand_spec, x_stored, np.asarray(candidate.kernel), candidate.bias, activation)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z_cand = _stored(convolve(x_stored, cand_ops.kernel, cand_spec, cand_ops.bias), cand_dtype)
+        same = _same_operands(ref_ops, cand_ops)
+        exact = z_cand if same and cand_dtype == "float64" else None
+        arithmetic = Arithmetic.computing_in(ref_dtype)
+        bound, model = rounding_bound(x_ref, ref_ops.kernel, ref_spec, (arithmetic, arithmetic), form, reference.bias,
+                                      exact=exact)
+        rule = Rule.bound(model, Tolerance(0.0, 0.0, equal_nan))
+        added = compare_arrays(y_ref, apply_activation(z_cand, activation), rule=rule,
+                               bound=bound if z_cand.shape == y_ref.shape else None, top_k=top_k)
+        y_cand = np.asarray(cand_captured.output)
+        if candidate.activation == "linear" and reference.activation != "linear":
+            y_cand = apply_activation(y_cand.astype(np.float64), reference.activation)
+        propagated = compare_arrays(y_ref, y_cand, rule=rule, bound=bound if y_cand.shape == y_ref.shape else None,
+                                    top_k=top_k)
+    if not added:
+        verdict = LayerVerdict.DIVERGES
+    elif not propagated:
+        verdict = LayerVerdict.AMPLIFIES
+    else:
+        verdict = LayerVerdict.WITHIN
+    result = LayerResult(pair, verdict, added, propagated, ref_dtype, cand_dtype, "; ".join(notes), position)
+    return result, ref_ops, _Operands(cand_spec, x_stored, cand_ops.kernel, cand_ops.bias, activation)
+
+
+def diagnose_divergence(result: LayerResult, reference: _Operands, candidate: _Operands, candidate_layer: ModelLayer,
+                        candidate_framework: str, form: BoundForm = BoundForm.PROBABILISTIC) -> FirstDivergence:
+    """Run the single-layer diagnosis on the first diverging layer: the reference's captured input and both
+    layers' weights and settings; the candidate output is the teacher-forced recomputation before its
+    activation, stored in the candidate's dtype."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = _stored(convolve(candidate.x, candidate.kernel, candidate.spec, candidate.bias), result.candidate_dtype)
+    findings = diagnose(reference.spec, candidate.spec, reference.x, reference.kernel, reference.bias,
+                        z.astype(np_dtype(result.candidate_dtype)) if result.candidate_dtype != "float64" else z,
+                        reference_dtype=result.reference_dtype, candidate_dtype=result.candidate_dtype,
+                        candidate_kernel=candidate.kernel, candidate_bias=candidate.bias, form=form)
+    confirmed = [f for f in findings if f.confirmed]
+    cause = min(confirmed, key=lambda f: _PRIORITY.index(f.cause) if f.cause in _PRIORITY else len(_PRIORITY),
+                default=None)
+    ratio = result.added_ratio if result.added_ratio is not None else math.inf
+    line = _one_line(result, cause, confirmed, reference, candidate, candidate_layer, candidate_framework, ratio)
+    return FirstDivergence(result.pair.reference, result.pair.candidate, ratio, findings,
+                           None if cause is None else cause.cause, line)
+
+
+# The most specific cause names the mistake: a padding, a kernel's arrangement or a bias before a precision,
+# and "the weights differ" (true of every kernel mistake) last.
+_PRIORITY = ("padding", "even_kernel_same", "output_size", "output_shifted", "kernel_transposed_hw",
+             "kernel_rotated_180", "convention", "channel_order", "transposed_in_out", "transposed_cropping",
+             "groups", "grouped_replicated", "bias_missing", "bias_doubled", "input_layout", "input_transposed_hw",
+             "weights_permuted", "dtype", "tf32", "overflow", "weights_differ")
+
+
+def layer_spec(layer: ModelLayer, input_shape: tuple[int, ...], dtype: str,
+               extra_pads: tuple[tuple[int, int], ...] | None = None) -> ConvSpec:
+    """The layer's convolution as a spec on a channels-last input of `input_shape`.
+
+    Args:
+        extra_pads: zeros the model adds before the layer (a ZeroPad2d, an ONNX Pad node), folded into its pads.
+    """
+    fields = spec_fields(layer.record, layer.name, tuple(input_shape))
+    fields.pop("data_format", None)  # the arrays here are channels-last whatever the layer computes in
+    fields.pop("use_bias", None)
+    spec = ConvSpec(input_shape=tuple(input_shape), dtype=dtype if dtype in PRECISIONS else "float32",
+                    use_bias=layer.bias is not None, **fields)
+    if extra_pads is None:
+        return spec
+    if spec.transposed:
+        raise BadInputError("a transposed layer whose input the candidate pads first")
+    own = spec.pads
+    folded = tuple((a + pa, b + pb) for (a, b), (pa, pb) in zip(own, extra_pads))
+    fields["padding"] = Padding.from_pairs(folded)
+    return ConvSpec(input_shape=tuple(input_shape), dtype=spec.dtype, use_bias=layer.bias is not None, **fields)
+
+
+def apply_activation(values: np.ndarray, name: str) -> np.ndarray:
+    """A layer's activation in float64 (each of these moves two values closer or keeps their distance)."""
+    v = np.asarray(values, dtype=np.float64)
+    if name == "linear":
+        return v
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "relu":
+            return np.maximum(v, 0.0)
+        if name == "relu6":
+            return np.clip(v, 0.0, 6.0)
+        if name == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-v))
+        if name == "tanh":
+            return np.tanh(v)
+        if name == "elu":
+            return np.where(v > 0, v, np.expm1(np.minimum(v, 0.0)))
+        if name == "softplus":
+            return np.logaddexp(0.0, v)
+        if name == "hard_sigmoid":  # Keras 3: relu6(x + 3) / 6
+            return np.clip(v + 3.0, 0.0, 6.0) / 6.0
+        if name == "leaky_relu":  # Keras 3's default negative slope
+            return np.where(v >= 0, v, 0.2 * v)
+    raise BadInputError(f"no recomputation of activation '{name}'")
+
+
+def _ratio(comparison: Comparison | None) -> float | None:
+    if comparison is None:
+        return None
+    if not comparison.shape_match:
+        return math.inf
+    return float(comparison.max_ratio)
+
+
+def _precision(values: np.ndarray) -> str:
+    name = np.asarray(values).dtype.name
+    return name if name in PRECISIONS else "float32"
+
+
+def _stored(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The float64 recomputation as a layer computing in `dtype` stores it (then widened back)."""
+    if dtype == "float64":
+        return values
+    return values.astype(np_dtype(dtype)).astype(np.float64)
+
+
+def _same_operands(a: _Operands, b: _Operands) -> bool:
+    return (a.spec.pads == b.spec.pads and a.spec.strides == b.spec.strides and a.spec.dilation == b.spec.dilation
+            and a.kernel.shape == b.kernel.shape and np.array_equal(a.kernel, b.kernel)
+            and ((a.bias is None) == (b.bias is None)) and (a.bias is None or np.array_equal(a.bias, b.bias))
+            and np.array_equal(a.x, b.x))
+
+
+def _output_shape(spec: ConvSpec) -> tuple[int, ...]:
+    return tuple(spec.output_shape)
+
+
+def _folded_pads(x_ref: np.ndarray, x_cand: np.ndarray) -> tuple[tuple[int, int], ...] | None:
+    """The zeros the candidate added around the reference's input before the layer, if that is what it did."""
+    if x_cand.ndim != x_ref.ndim or x_cand.shape[0] != x_ref.shape[0] or x_cand.shape[-1] != x_ref.shape[-1]:
+        return None
+    extra = [c - r for c, r in zip(x_cand.shape[1:-1], x_ref.shape[1:-1])]
+    if any(e < 0 for e in extra) or math.prod(e + 1 for e in extra) > 4096:
+        return None
+    nonzero = int(np.count_nonzero(x_cand))
+    scale = float(np.max(np.abs(x_ref))) if x_ref.size else 0.0
+    best, best_diff = None, math.inf
+    for befores in itertools.product(*(range(e + 1) for e in extra)):
+        window = (slice(None), *(slice(b, b + n) for b, n in zip(befores, x_ref.shape[1:-1])), slice(None))
+        interior = x_cand[window]
+        if int(np.count_nonzero(interior)) != nonzero:
+            continue  # something outside the window is not a zero
+        diff = float(np.max(np.abs(interior.astype(np.float64) - x_ref))) if x_ref.size else 0.0
+        if diff < best_diff:
+            best, best_diff = befores, diff
+    if best is None or best_diff > 0.25 * max(scale, np.finfo(np.float32).tiny):
+        return None
+    return tuple((b, e - b) for b, e in zip(best, extra))
+
+
+def _fmt_pads(pads: tuple[tuple[int, int], ...]) -> str:
+    if len(set(pads)) == 1:
+        return str(tuple(pads[0]))
+    return ", ".join(str(tuple(p)) for p in pads)
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+# -- the one line ------------------------------------------------------------------------------------------
+
+def _one_line(result: LayerResult, cause: Finding | None, confirmed: list[Finding], reference: _Operands,
+              candidate: _Operands, layer: ModelLayer, framework: str, ratio: float) -> str:
+    where = f"{result.pair.reference} -> {result.pair.candidate}"
+    if cause is None:
+        return (f"{where}: adds {_times(ratio)} its rounding bound; no single cause confirmed by recomputing "
+                "(see the diagnosis)")
+    same = [f.cause for f in confirmed if f is not cause and f.cause in cause.same_as]
+    also = f" (indistinguishable here from: {', '.join(same)})" if same else ""
+    return f"{where}: {_fix(cause, reference, candidate, layer, framework, result)}{also}"
+
+
+def _fix(cause: Finding, reference: _Operands, candidate: _Operands, layer: ModelLayer, framework: str,
+         result: LayerResult) -> str:
+    ref, cand = reference.spec, candidate.spec
+    name = cause.cause
+    if name in ("padding", "even_kernel_same"):
+        why = ""
+        if ref.padding.mode.value == "same":
+            steps = [s for s in ref.strides if s > 1]
+            why = " (TF SAME" + (f" at stride {steps[0]}" if steps else "") + ")"
+        return (f"candidate pads {_fmt_pads(cand.pads)} where the reference pads {_fmt_pads(ref.pads)}{why}: "
+                f"{_pad_fix(ref.pads, framework)}")
+    if name == "kernel_transposed_hw":
+        return ("the candidate's kernel has H and W swapped: " +
+                ("copy a Keras HWIO kernel into PyTorch as kernel.transpose(3, 2, 0, 1) (O, I, H, W)"
+                 if framework == "PyTorch" else "swap the kernel's H and W axes back when copying it"))
+    if name == "kernel_rotated_180":
+        return "the candidate's kernel is rotated 180 degrees: flip its spatial axes back when copying it"
+    if name == "channel_order":
+        g = ref.groups
+        per = ref.filters // g
+        return (f"the candidate numbers the depthwise outputs m-major (m * {g} + c) where the reference numbers them "
+                f"c-major (c * {per} + m): " +
+                (f"copy a Keras (k, k, C, M) kernel as kernel.transpose(2, 3, 0, 1).reshape({g * per}, 1, k, k)"
+                 if framework in ("PyTorch", "ONNX") else "reorder the kernel's output channels c * M + m"))
+    if name == "bias_missing":
+        n = 0 if reference.bias is None else int(np.asarray(reference.bias).size)
+        return (f"the candidate adds no bias: give layer '{layer.name}' the reference's bias ({n} values"
+                + (", bias=True)" if framework == "PyTorch" else ")"))
+    if name == "bias_doubled":
+        return "the candidate adds the bias twice: drop the extra add"
+    if name == "dtype":
+        return (f"the candidate computes in {result.candidate_dtype} where the reference computes in "
+                f"{result.reference_dtype}: run layer '{layer.name}' in {result.reference_dtype}")
+    if name == "weights_differ":
+        return ("the candidate's kernel is not the reference's" +
+                (" (paired by order and shape)" if result.pair.paired_by.value != "weights" else "") +
+                ": copy the reference layer's weights")
+    detail = cause.detail.rstrip(".")
+    return f"{name.replace('_', ' ')}: {detail}"
+
+
+def _pad_fix(pads: tuple[tuple[int, int], ...], framework: str) -> str:
+    if framework == "PyTorch" and len(pads) == 2:
+        (t, b), (l, r) = pads
+        return f"pad {_fmt_pads(pads)} explicitly: nn.ZeroPad2d(({l}, {r}, {t}, {b})) before the conv, padding=0"
+    if framework == "ONNX":
+        onnx = [p[0] for p in pads] + [p[1] for p in pads]
+        return f"pad {_fmt_pads(pads)} explicitly: pads={onnx} on the node (or auto_pad SAME_UPPER)"
+    return f"pad {_fmt_pads(pads)} explicitly"
+
+
+def _times(ratio: float) -> str:
+    if math.isinf(ratio):
+        return "infinitely more than"
+    return f"{ratio:.3g}x"

@@ -1,0 +1,275 @@
+"""`convdiff models` and `convdiff.compare_models`: two models run on one input, their convolution layers
+paired by weights, each paired layer's added and propagated error under its rounding bound, and the first
+layer that really diverges, diagnosed.
+
+The order of work is the order of cost: the input and both models are read and checked, the layers are
+paired (a model pair with nothing to pair stops here, exit 2) and the memory is estimated before either
+model runs; then both run once, capturing their convolution layers; then the layers are compared one at
+a time in the reference's order, each layer's captures and float64 recomputations released before the
+next.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convdiff.analysis.models import FirstDivergence, LayerResult, LayerVerdict, compare_layer, diagnose_divergence
+from convdiff.analysis.pairing import KernelView, LayerPair, Pairing, pair_layers
+from convdiff.backends.models import ModelSource, open_model
+from convdiff.compare import Comparison, Tolerance, compare_arrays
+from convdiff.data.memory import available_memory, default_limit, format_size
+from convdiff.errors import BadInputError
+from convdiff.reference.rounding import BoundForm, parse_bound_form
+from convdiff.spec.layouts import conversion, input_layout_for, parse_input_layout
+
+SIDES = ("reference", "candidate")
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    description: str
+    framework: str
+    layers: int
+    """Convolution layers convdiff compares."""
+    skipped: tuple[tuple[str, str], ...]
+    """(layer, why it is not compared)."""
+    input_layout: str
+    """The layout the model was fed in."""
+    seconds: float
+    """Its run (with capture)."""
+
+
+@dataclass(frozen=True)
+class ModelsResult:
+    """Two models compared layer by layer; truthy when every paired layer is within its bound and the final
+    outputs pass."""
+
+    reference: ModelSummary
+    candidate: ModelSummary
+    pairing: Pairing
+    layers: tuple[LayerResult, ...]
+    """One per pair, in the reference's execution order."""
+    first_divergence: FirstDivergence | None
+    final: Comparison = field(repr=False)
+    """The models' outputs, elementwise (atol/rtol: given, or the default of their dtypes)."""
+    timings: dict[str, float]
+    """Seconds: reference run, candidate run, recomputation (both errors of every layer), diagnosis."""
+    estimated_bytes: int | None
+    """The memory estimate checked before the runs (None when neither model's shapes were known before)."""
+    note: str = ""
+    """What the verdict leaves to the reader (final outputs differing while no paired layer diverges)."""
+
+    @property
+    def diverging(self) -> tuple[LayerResult, ...]:
+        return tuple(r for r in self.layers if r.verdict is LayerVerdict.DIVERGES)
+
+    def __bool__(self) -> bool:
+        return not self.diverging and bool(self.final)
+
+
+def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str | None = None,
+                   layouts: dict[str, str] | None = None, pairs: tuple[tuple[str, str], ...] = (),
+                   atol: float | None = None, rtol: float | None = None, bound_form: str | BoundForm = "probabilistic",
+                   equal_nan: bool = False, max_memory: int | None = None) -> ModelsResult:
+    """Compare two models layer by layer on one input.
+
+    Args:
+        reference: a model file (.keras, .h5, .onnx) or a live keras.Model, torch.nn.Module or onnx.ModelProto.
+        candidate: the same, checked against the reference.
+        x: the input: an array, or a .npy/.npz file (its array 'input', or its only one).
+        input_layout: the layout `x` is in (NHWC, NCHW, ...); default channels-last.
+        layouts: {"reference"|"candidate": layout} a model takes; default what the model declares (Keras
+            channels-last unless its layers say channels_first; ONNX and PyTorch NCHW, unless the ONNX
+            graph's input has the channels last).
+        pairs: (reference layer, candidate layer) pairs that override the pairing by weights.
+        atol: with `rtol`, the tolerance of the final outputs' comparison (default: that of their dtypes).
+        rtol: see `atol`.
+        bound_form: the rounding bound's form ("probabilistic" or "worst-case").
+        equal_nan: NaN at the same position on both sides counts as equal.
+        max_memory: refuse (BadInputError) a comparison estimated above this many bytes (None: half the
+            available memory).
+
+    Returns:
+        A `ModelsResult`, truthy when it passes.
+
+    Raises:
+        BadInputError: bad input (exit 2): an unreadable model or input, no pairable layers, too little memory.
+        BackendUnavailableError, BackendFailedError: a framework cannot run (exit 3).
+    """
+    form = bound_form if isinstance(bound_form, BoundForm) else parse_bound_form(bound_form)
+    tolerance = _tolerance(atol, rtol, equal_nan)
+    x = _input(x)
+    rank = x.ndim - 2
+    x_layout = parse_input_layout(input_layout) if input_layout else input_layout_for(rank)
+    if len(x_layout) != x.ndim:
+        raise BadInputError(f"--input-layout {x_layout} does not fit the input of shape {_dims(x.shape)}")
+    x_last = conversion(x_layout, input_layout_for(rank)).apply(x)
+    layouts = {k: parse_input_layout(v) for k, v in (layouts or {}).items()}
+    for side in layouts:
+        if side not in SIDES:
+            raise BadInputError(f"--input-layout {side}=...: the sides are reference and candidate")
+    models = {side: open_model(model, side) for side, model in zip(SIDES, (reference, candidate))}
+    feeds = {side: _feed(models[side], side, x_last, layouts.get(side)) for side in SIDES}
+    for side in SIDES:
+        if not models[side].layers:
+            skipped = "; ".join(f"{n}: {why}" for n, why in models[side].skipped[:5])
+            raise BadInputError(f"the {side} model {models[side].description} has no convolution layer convdiff "
+                                f"compares{' (' + skipped + ')' if skipped else ''}")
+    pairing = pair_layers(*(_views(models[side]) for side in SIDES), forced=tuple(pairs))
+    if not pairing:
+        raise BadInputError(
+            f"no pairable convolution layers: none of the reference's {len(models['reference'].layers)} "
+            f"({_names(models['reference'])}) holds the weights of, or has the kernel shape of, one of the "
+            f"candidate's {len(models['candidate'].layers)} ({_names(models['candidate'])}); pair them with "
+            "--pair REFERENCE_LAYER=CANDIDATE_LAYER")
+    estimate = _check_memory(models, feeds, max_memory)
+
+    timings: dict[str, float] = {}
+    runs = {}
+    for side in SIDES:
+        start = time.perf_counter()
+        runs[side] = models[side].run(feeds[side][0])
+        timings[f"{side} run"] = time.perf_counter() - start
+        if estimate is None and side == "reference":
+            estimate = _check_captured(runs["reference"], max_memory)
+
+    ref_layers = {layer.name: layer for layer in models["reference"].layers}
+    cand_layers = {layer.name: layer for layer in models["candidate"].layers}
+    by_reference = {p.reference: p for p in pairing.pairs}
+    order = [name for name in runs["reference"].order if name in by_reference]
+    order += [p.reference for p in pairing.pairs if p.reference not in order]
+    ref_captured, cand_captured = dict(runs["reference"].captured), dict(runs["candidate"].captured)
+    results: list[LayerResult] = []
+    first: FirstDivergence | None = None
+    start = time.perf_counter()
+    diagnosis_seconds = 0.0
+    for position, name in enumerate(order):
+        pair = by_reference[name]
+        r_cap, c_cap = ref_captured.pop(name, None), cand_captured.pop(pair.candidate, None)
+        if r_cap is None or c_cap is None:
+            who = "reference" if r_cap is None else "candidate"
+            results.append(_not_run(pair, who, position))
+            continue
+        result, ref_ops, cand_ops = compare_layer(position, pair, ref_layers[name], cand_layers[pair.candidate],
+                                                  r_cap, c_cap, form, equal_nan)
+        results.append(result)
+        if first is None and result.verdict is LayerVerdict.DIVERGES and ref_ops is not None and cand_ops is not None:
+            t0 = time.perf_counter()
+            first = diagnose_divergence(result, ref_ops, cand_ops, cand_layers[pair.candidate],
+                                        models["candidate"].framework, form)
+            diagnosis_seconds += time.perf_counter() - t0
+        del r_cap, c_cap, ref_ops, cand_ops
+    timings["recomputation"] = time.perf_counter() - start - diagnosis_seconds
+    timings["diagnosis"] = diagnosis_seconds
+    final = compare_arrays(runs["reference"].output, runs["candidate"].output, tolerance=tolerance
+                           ) if tolerance is not None else compare_arrays(runs["reference"].output,
+                                                                          runs["candidate"].output, equal_nan=equal_nan)
+    note = ""
+    if not final and first is None:
+        note = ("every paired layer adds no more than its rounding bound, yet the final outputs differ: the "
+                "difference comes from outside the paired convolutions (an unpaired layer, an activation, "
+                "pooling, normalisation, or the final layers)")
+    summaries = {side: ModelSummary(models[side].description, models[side].framework, len(models[side].layers),
+                                    models[side].skipped, feeds[side][1], runs[side].seconds) for side in SIDES}
+    return ModelsResult(summaries["reference"], summaries["candidate"], pairing, tuple(results), first, final,
+                        timings, estimate, note)
+
+
+def _tolerance(atol: float | None, rtol: float | None, equal_nan: bool) -> Tolerance | None:
+    if (atol is None) != (rtol is None):
+        raise BadInputError("give atol and rtol together, or neither")
+    if atol is None:
+        return None
+    return Tolerance(float(atol), float(rtol), equal_nan)
+
+
+def _input(x: Any) -> np.ndarray:
+    if isinstance(x, str) or hasattr(x, "__fspath__"):
+        from convdiff.data.arrays import load_array
+
+        x = load_array(str(x), "input", key="input")
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise BadInputError(f"the input holds {x.dtype} values; models take floating point")
+    if x.ndim < 3 or x.ndim > 5:
+        raise BadInputError(f"the input has shape {_dims(x.shape)}: give a batch (N, spatial..., C), 3 to 5 axes")
+    if 0 in x.shape:
+        raise BadInputError(f"the input is empty (shape {_dims(x.shape)})")
+    return x
+
+
+def _feed(model: ModelSource, side: str, x_last: np.ndarray, layout: str | None) -> tuple[np.ndarray, str]:
+    """The input as `model` takes it, and that layout."""
+    rank = x_last.ndim - 2
+    target = layout or input_layout_for(rank, model.channels_first)
+    if len(target) != x_last.ndim:
+        raise BadInputError(f"--input-layout {side}={target} does not fit a {rank}-D input")
+    fed = conversion(input_layout_for(rank), target).apply(x_last)
+    declared = model.input_shape
+    if declared is not None and (len(declared) != fed.ndim or any(
+            d is not None and d != s for d, s in zip(declared[1:], fed.shape[1:]))):
+        raise BadInputError(
+            f"the {side} model takes input {_declared(declared)}; the input, fed as {target}, is {_dims(fed.shape)} "
+            f"(give --input-layout for the input file, or {side}=LAYOUT for the model)")
+    return np.ascontiguousarray(fed), target
+
+
+def _views(model: ModelSource) -> list[KernelView]:
+    return [KernelView(layer.name, layer.kernel, layer.groups, layer.transposed) for layer in model.layers]
+
+
+def _check_memory(models: dict[str, ModelSource], feeds: dict[str, tuple[np.ndarray, str]],
+                  max_memory: int | None) -> int | None:
+    sizes = {side: models[side].capture_sizes(tuple(feeds[side][0].shape)) for side in SIDES}
+    known = [s for s in sizes.values() if s is not None]
+    if not known:
+        return None
+    # A side whose shapes are known only by running it (a torch.nn.Module) is taken to be the other's size.
+    captured = sum(sum(s) for s in known) * (2 // len(known))
+    return _refuse_above(captured, max(max(s, default=0) for s in known), max_memory)
+
+
+def _check_captured(run: Any, max_memory: int | None) -> int:
+    sizes = [c.input.nbytes + c.output.nbytes for c in run.captured.values()]
+    return _refuse_above(2 * sum(sizes), max(sizes, default=0), max_memory)
+
+
+def _refuse_above(captured: int, largest: int, max_memory: int | None) -> int:
+    # One layer at a time in float64: its input, padded input, output, the candidate's recomputation, the
+    # bound's |x| (*) |w| and exact output, and the comparison's chunks: about 8 float64 copies of a layer.
+    total = captured + 8 * 2 * largest
+    limit = max_memory if max_memory is not None else default_limit()
+    if limit is not None and total > limit:
+        source = "--max-memory" if max_memory is not None else (
+            f"the default, half of the {format_size(available_memory() or 0)} available")
+        raise BadInputError(f"comparing these models needs an estimated {format_size(total)} (captured layer inputs "
+                            f"and outputs {format_size(captured)}, the largest layer's float64 recomputation "
+                            f"{format_size(16 * largest)}), above the limit of {format_size(limit)} ({source}); "
+                            "use a smaller input or raise --max-memory")
+    return total
+
+
+def _not_run(pair: LayerPair, who: str, position: int) -> LayerResult:
+    return LayerResult(pair, LayerVerdict.NOT_MEASURED, None, None, "?", "?",
+                       f"the {who} layer did not run on this input", position)
+
+
+def _names(model: ModelSource, limit: int = 8) -> str:
+    names = [layer.name for layer in model.layers]
+    return ", ".join(names[:limit]) + (f", ... {len(names) - limit} more" if len(names) > limit else "") or "none"
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _declared(shape: tuple[int | None, ...]) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+__all__ = ["ModelSummary", "ModelsResult", "compare_models"]
