@@ -197,3 +197,22 @@ def test_write_example_models(tmp_path, reference):
     wrong, _ = onnx_run(onnx.load(written["onnx_symmetric_pad"]), x)
     assert relative(correct, out) <= CORRECT
     assert relative(wrong, out) > CHANGED_DEFAULT
+
+
+def test_benchmark_exporter_reproduces_the_small_cnn(reference):
+    """benchmarks/keras_onnx.py (the MobileNetV2 exporter) on the small CNN: NHWC in and out, nodes node_<i>."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "keras_onnx.py"
+    spec = importlib.util.spec_from_file_location("keras_onnx", path)
+    exporter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exporter)
+    model, x, out, _ = reference
+    proto = exporter.export(model)
+    assert [n.name for n in proto.graph.node] == [f"node_{i}" for i in range(len(proto.graph.node))]
+    assert [n.op_type for n in proto.graph.node] == [
+        "Transpose", "Conv", "Relu", "Conv", "Relu", "ConvTranspose", "Relu", "Conv", "Transpose"]
+    got = exporter.run_onnx(proto, x)[0]
+    assert got.shape == out.shape
+    assert relative(got, out) <= CORRECT
