@@ -130,14 +130,31 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
             return unmeasured(f"the candidate layer receives {_dims(x_cand.shape)} where the reference's receives "
                               f"{_dims(x_ref.shape)}, and not as a zero-padded copy of it")
         notes.append(f"the candidate pads its input by {_fmt_pads(pads)} before the layer: folded into its padding")
+    crops = None
     try:
-        cand_spec = layer_spec(candidate, x_ref.shape, cand_dtype, extra_pads=pads)
+        own = layer_spec(candidate, x_cand.shape, cand_dtype)
+    except BadInputError as exc:
+        return unmeasured(f"the candidate layer cannot be recomputed: {exc}")
+    y_own = np.asarray(cand_captured.output)
+    if tuple(y_own.shape) != tuple(own.output_shape):
+        crops = _inner_crops(own, x_cand, candidate, y_own) if own.transposed else None
+        if crops is None:
+            return unmeasured(f"the candidate layer outputs {_dims(y_own.shape)} where its settings give "
+                              f"{_dims(own.output_shape)}: it does more than its convolution")
+        notes.append(f"the candidate crops its output by {_fmt_pads(crops)} inside the layer: folded into its crops")
+    try:
+        cand_spec = layer_spec(candidate, x_ref.shape, cand_dtype, extra_pads=pads, extra_crops=crops)
     except BadInputError as exc:
         return unmeasured(f"the candidate layer cannot be recomputed on the reference's input: {exc}")
+    # A framework that fuses the activation into the layer (Keras activation=, TFLite's fused ReLU) is compared
+    # after it; the side that does not fuse it is taken to apply it next, and gets it applied here.
     activation = candidate.activation if candidate.activation != "linear" else reference.activation
-    if candidate.activation == "linear" and reference.activation != "linear":
-        notes.append(f"the reference applies {reference.activation} inside the layer; applied to the candidate's "
-                     "output too (its next step)")
+    for side, own, other in (("reference", reference, candidate), ("candidate", candidate, reference)):
+        if own.activation != "linear" and other.activation == "linear":
+            notes.append(f"the {side} applies {own.activation} inside the layer; applied to the other side's "
+                         "output too (its next step)")
+    y_ref = apply_activation(y_ref, activation) if reference.activation == "linear" and activation != "linear" \
+        else y_ref
     x_stored = np.asarray(x_ref).astype(np_dtype(cand_dtype) if cand_dtype != "float64" else np.float64)
     ref_ops = _Operands(ref_spec, x_ref, np.asarray(reference.kernel), reference.bias, reference.activation)
     cand_ops = _Operands(cand_spec, x_stored, np.asarray(candidate.kernel), candidate.bias, activation)
@@ -152,8 +169,8 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
         added = compare_arrays(y_ref, apply_activation(z_cand, activation), rule=rule,
                                bound=bound if z_cand.shape == y_ref.shape else None, top_k=top_k)
         y_cand = np.asarray(cand_captured.output)
-        if candidate.activation == "linear" and reference.activation != "linear":
-            y_cand = apply_activation(y_cand.astype(np.float64), reference.activation)
+        if candidate.activation == "linear" and activation != "linear":
+            y_cand = apply_activation(y_cand, activation)
         propagated = compare_arrays(y_ref, y_cand, rule=rule, bound=bound if y_cand.shape == y_ref.shape else None,
                                     top_k=top_k)
     if not added:
@@ -195,23 +212,25 @@ _PRIORITY = ("padding", "even_kernel_same", "output_size", "output_shifted", "ke
 
 
 def layer_spec(layer: ModelLayer, input_shape: tuple[int, ...], dtype: str,
-               extra_pads: tuple[tuple[int, int], ...] | None = None) -> ConvSpec:
+               extra_pads: tuple[tuple[int, int], ...] | None = None,
+               extra_crops: tuple[tuple[int, int], ...] | None = None) -> ConvSpec:
     """The layer's convolution as a spec on a channels-last input of `input_shape`.
 
     Args:
         extra_pads: zeros the model adds before the layer (a ZeroPad2d, an ONNX Pad node), folded into its pads.
+        extra_crops: what a transposed layer crops from its own output beyond its settings (a module whose
+            forward crops), folded into its crops.
     """
     fields = spec_fields(layer.record, layer.name, tuple(input_shape))
     fields.pop("data_format", None)  # the arrays here are channels-last whatever the layer computes in
     fields.pop("use_bias", None)
     spec = ConvSpec(input_shape=tuple(input_shape), dtype=dtype if dtype in PRECISIONS else "float32",
                     use_bias=layer.bias is not None, **fields)
-    if extra_pads is None:
+    if extra_pads is None and extra_crops is None:
         return spec
-    if spec.transposed:
+    if spec.transposed and extra_pads is not None:
         raise BadInputError("a transposed layer whose input the candidate pads first")
-    own = spec.pads
-    folded = tuple((a + pa, b + pb) for (a, b), (pa, pb) in zip(own, extra_pads))
+    folded = tuple((a + pa, b + pb) for (a, b), (pa, pb) in zip(spec.pads, extra_pads or extra_crops))
     fields["padding"] = Padding.from_pairs(folded)
     return ConvSpec(input_shape=tuple(input_shape), dtype=spec.dtype, use_bias=layer.bias is not None, **fields)
 
@@ -295,6 +314,30 @@ def _folded_pads(x_ref: np.ndarray, x_cand: np.ndarray) -> tuple[tuple[int, int]
     return tuple((b, e - b) for b, e in zip(best, extra))
 
 
+def _inner_crops(spec: ConvSpec, x: np.ndarray, layer: ModelLayer, output: np.ndarray
+                 ) -> tuple[tuple[int, int], ...] | None:
+    """What a transposed layer cropped from the output its settings give, found on its own input and output."""
+    full = tuple(spec.output_shape)
+    if output.ndim != len(full) or output.shape[0] != full[0] or output.shape[-1] != full[-1]:
+        return None
+    extra = [f - o for f, o in zip(full[1:-1], output.shape[1:-1])]
+    if any(e < 0 for e in extra) or math.prod(e + 1 for e in extra) > 4096:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = convolve(np.asarray(x, dtype=np.float64), np.asarray(layer.kernel), spec, layer.bias)
+    scale = float(np.max(np.abs(z))) if z.size else 0.0
+    best, best_diff = None, math.inf
+    for befores in itertools.product(*(range(e + 1) for e in extra)):
+        window = (slice(None), *(slice(b, b + n) for b, n in zip(befores, output.shape[1:-1])), slice(None))
+        diff = float(np.max(np.abs(z[window] - output))) if output.size else 0.0
+        if diff < best_diff:
+            best, best_diff = befores, diff
+    # The layer's own input and output: they agree to the rounding of its precision, far below 1%.
+    if best is None or not best_diff <= 1e-2 * max(scale, np.finfo(np.float32).tiny):
+        return None
+    return tuple((b, e - b) for b, e in zip(best, extra))
+
+
 def _fmt_pads(pads: tuple[tuple[int, int], ...]) -> str:
     if len(set(pads)) == 1:
         return str(tuple(pads[0]))
@@ -329,9 +372,21 @@ def _fix(cause: Finding, reference: _Operands, candidate: _Operands, layer: Mode
             why = " (TF SAME" + (f" at stride {steps[0]}" if steps else "") + ")"
         return (f"candidate pads {_fmt_pads(cand.pads)} where the reference pads {_fmt_pads(ref.pads)}{why}: "
                 f"{_pad_fix(ref.pads, framework)}")
+    if name in ("output_shifted", "transposed_cropping", "output_size") and ref.transposed and ref.pads != cand.pads:
+        crop = _fmt_pads(ref.pads)
+        how = ""
+        if framework == "PyTorch" and len(ref.pads) == 2:
+            (t, b), (l, r) = ref.pads
+            rows = f"{t}:{'-' + str(b) if b else ''}"
+            cols = f"{l}:{'-' + str(r) if r else ''}"
+            how = f": padding=0, output_padding=0, then keep y[..., {rows}, {cols}]"
+        elif framework == "ONNX":
+            how = f": pads={[p[0] for p in ref.pads] + [p[1] for p in ref.pads]} on the node"
+        return (f"the candidate's transposed layer crops {_fmt_pads(cand.pads)} where the reference crops {crop}"
+                f"{' (TF SAME)' if ref.padding.mode.value == 'same' else ''}: crop {crop}{how}")
     if name == "kernel_transposed_hw":
         return ("the candidate's kernel has H and W swapped: " +
-                ("copy a Keras HWIO kernel into PyTorch as kernel.transpose(3, 2, 0, 1) (O, I, H, W)"
+                ("copy a Keras kernel into PyTorch as kernel.transpose(3, 2, 0, 1) (HWIO to OIHW; HWOI to IOHW)"
                  if framework == "PyTorch" else "swap the kernel's H and W axes back when copying it"))
     if name == "kernel_rotated_180":
         return "the candidate's kernel is rotated 180 degrees: flip its spatial axes back when copying it"

@@ -96,6 +96,7 @@ def render_models(result: ModelsResult) -> RenderableType:
     parts.append(Text(f"final outputs: {comparison_line(result.final)}"))
     t = result.timings
     parts.append(Text("time: " + ", ".join(f"{k} {v:.3g} s" for k, v in t.items()), style="dim"))
+    parts.append(Text(verdict_line(result), style="bold green" if result else "bold red"))
     return Group(*parts)
 
 

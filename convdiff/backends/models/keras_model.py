@@ -122,7 +122,7 @@ class KerasModel:
                                 f"({first_line(exc)}); a functional or Sequential model can be tapped") from None
         start = time.perf_counter()
         try:
-            values = capture(x.astype(dtype, copy=False), training=False)
+            values = capture([x.astype(dtype, copy=False)], training=False)  # the structure model.inputs has
             values = [keras.ops.convert_to_numpy(v) for v in values]
         except ConvdiffError:
             raise

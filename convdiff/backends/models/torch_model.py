@@ -32,11 +32,16 @@ class TorchModel:
         self.description = f"torch.nn.Module {type(module).__name__}"
         layers, skipped = [], []
         self._modules = {}
+        import torch
+
+        kinds = [(getattr(torch.nn, cls), spec) for cls, spec in _CONV.items()]
         for name, sub in module.named_modules():
-            cls = type(sub).__name__
-            if cls not in _CONV or not name:
+            # A subclass counts (a module whose forward crops or pads around the convolution is seen by its
+            # captured shapes).
+            found = next((spec for base, spec in kinds if isinstance(sub, base)), None)
+            if found is None or not name:
                 continue
-            rank, transposed = _CONV[cls]
+            rank, transposed = found
             if getattr(sub, "padding_mode", "zeros") != "zeros":
                 skipped.append((name, f"padding_mode '{sub.padding_mode}': convdiff recomputes zero padding only"))
                 continue
