@@ -135,9 +135,16 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
     except BadInputError as exc:
         return unmeasured(f"the candidate layer cannot be recomputed on the reference's input: {exc}")
     activation = candidate.activation if candidate.activation != "linear" else reference.activation
+    # A converter fuses the next step's activation into the layer (TFLite's fused_activation_function): the
+    # side that lacks it applies it as its next step, so it is applied to that side's output here.
+    ref_extra = candidate.activation if reference.activation == "linear" else "linear"
     if candidate.activation == "linear" and reference.activation != "linear":
         notes.append(f"the reference applies {reference.activation} inside the layer; applied to the candidate's "
                      "output too (its next step)")
+    if ref_extra != "linear":
+        notes.append(f"the candidate applies {ref_extra} inside the layer; applied to the reference's output too "
+                     "(its next step)")
+        y_ref = apply_activation(y_ref, ref_extra)
     x_stored = np.asarray(x_ref).astype(np_dtype(cand_dtype) if cand_dtype != "float64" else np.float64)
     ref_ops = _Operands(ref_spec, x_ref, np.asarray(reference.kernel), reference.bias, reference.activation)
     cand_ops = _Operands(cand_spec, x_stored, np.asarray(candidate.kernel), candidate.bias, activation)
