@@ -1,6 +1,7 @@
 """Whole-model sources, one module per framework behind `ModelSource`: Keras (`.keras`, `.h5`, or a live
 `keras.Model`), ONNX (`.onnx` or a live `onnx.ModelProto`, run by ONNX Runtime), TFLite (`.tflite`, run by
-TensorFlow's TFLite interpreter), PyTorch (a live `torch.nn.Module`). `open_model` picks one; nothing runs until `ModelSource.run`.
+TensorFlow's TFLite interpreter), PyTorch (a live `torch.nn.Module`). `open_model` picks one; nothing runs
+until `ModelSource.run`.
 """
 
 from __future__ import annotations

@@ -330,8 +330,8 @@ class TfliteModel:
         with warnings.catch_warnings():
             # The interpreter warns that it moves to ai_edge_litert, and that keeping every tensor costs memory:
             # both known, and keeping them is the point.
-            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated", category=UserWarning)
-            warnings.filterwarnings("ignore", message=r"(?s).*experimental_preserve_all_tensors", category=UserWarning)
+            for message in (r"(?s).*tf\.lite\.Interpreter is deprecated", r"(?s).*experimental_preserve_all_tensors"):
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
             try:
                 interpreter = tf.lite.Interpreter(
                     model_content=self._data, num_threads=1, experimental_preserve_all_tensors=True,
@@ -375,7 +375,8 @@ def _transposed_padding(where: str, sizes: list[int], out: tuple[int, ...], kern
         raise BadInputError(f"{where}: output size {list(out)} does not fit a {len(sizes)}-D input")
     crops = tuple(tflite_transposed_crops(n, o, k, s, d, same=same)
                   for n, o, k, s, d in zip(sizes, out, kernel, strides, dilation))
-    if same and crops == tuple(transposed_same_crops(n, k, s, d) for n, k, s, d in zip(sizes, kernel, strides, dilation)):
+    tf_same = tuple(transposed_same_crops(n, k, s, d) for n, k, s, d in zip(sizes, kernel, strides, dilation))
+    if same and crops == tf_same:
         return LayerPadding(PadMode.SAME), None
     if all(c == (0, 0) for c in crops):
         return LayerPadding(PadMode.VALID), None
