@@ -68,7 +68,7 @@ class PairType(click.ParamType):
 def models(reference: str, candidate: str, input_path: str, input_layouts: tuple, pairs: tuple, atol: float | None,
            rtol: float | None, equal_nan: bool, bound_form: str, figure_path: str | None, fmt: str,
            max_memory: int | None, report_path: str | None, quiet: bool) -> None:
-    """Run two models (.keras, .h5, .onnx) on one input and find the first convolution layer that really diverges.
+    """Run two models (.keras, .h5, .onnx, .tflite) on one input and find the first convolution layer that diverges.
 
     The convolution layers are paired by their weights (under HWIO/OIHW, depthwise, transposed, H/W swaps and
     flips), then by order and shape; the pairing table says how. For each pair: the error the candidate layer

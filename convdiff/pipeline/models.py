@@ -79,7 +79,7 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
     """Compare two models layer by layer on one input.
 
     Args:
-        reference: a model file (.keras, .h5, .onnx) or a live keras.Model, torch.nn.Module or onnx.ModelProto.
+        reference: a model file (.keras, .h5, .onnx, .tflite) or a live keras.Model, torch.nn.Module or onnx.ModelProto.
         candidate: the same, checked against the reference.
         x: the input: an array, or a .npy/.npz file (its array 'input', or its only one).
         input_layout: the layout `x` is in (NHWC, NCHW, ...); default channels-last.

@@ -86,6 +86,25 @@ def transposed_same_crops(size: int, kernel: int, stride: int, dilation: int) ->
     return (before, full_transposed_size(size, kernel, stride, dilation) - before - out)
 
 
+def tflite_transposed_crops(size: int, out: int, kernel: int, stride: int, dilation: int, *, same: bool
+                            ) -> tuple[int, int]:
+    """TFLite's TRANSPOSE_CONV / CONV_3D_TRANSPOSE on one axis: the crops of the full scatter that leave the
+    `out` positions its output_shape asks for.
+
+    TFLite pads as the forward convolution from the output back to the input would (kernels/padding.h,
+    ComputePaddingHeightWidth called with the output's size): that convolution's output count is
+    ceil(out / stride) for SAME, (out + stride - dilated kernel) // stride for VALID, its total pad
+    max((count - 1) * stride + dilated kernel - out, 0), and the crop at the start is half of it, rounded
+    down; output j is position j + that crop of the full scatter. The crop at the end is whatever is left,
+    negative when the output reaches past the scatter (those positions get the bias alone). For out =
+    size * stride and SAME this is `transposed_same_crops`.
+    """
+    span = dilated_size(kernel, dilation)
+    count = -(-out // stride) if same else (out + stride - span) // stride
+    before = max((count - 1) * stride + span - out, 0) // 2
+    return (before, full_transposed_size(size, kernel, stride, dilation) - before - out)
+
+
 def transposed_explicit_crops(pads: tuple[int, int], output_padding: int) -> tuple[int, int]:
     """PyTorch's `padding` / `output_padding` (Caffe's `pad`; TF's explicit pads of conv2d_transpose).
 

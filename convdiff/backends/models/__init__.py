@@ -1,6 +1,7 @@
 """Whole-model sources, one module per framework behind `ModelSource`: Keras (`.keras`, `.h5`, or a live
-`keras.Model`), ONNX (`.onnx` or a live `onnx.ModelProto`, run by ONNX Runtime), PyTorch (a live
-`torch.nn.Module`). `open_model` picks one; nothing runs until `ModelSource.run`.
+`keras.Model`), ONNX (`.onnx` or a live `onnx.ModelProto`, run by ONNX Runtime), TFLite (`.tflite`, run by
+TensorFlow's TFLite interpreter), PyTorch (a live `torch.nn.Module`). `open_model` picks one; nothing runs
+until `ModelSource.run`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from convdiff.backends.models.types import Captured, ModelLayer, ModelRun, ModelSource
 from convdiff.errors import BadInputError
 
-MODEL_SUFFIXES = {".keras": "Keras", ".h5": "Keras", ".hdf5": "Keras", ".onnx": "ONNX"}
+MODEL_SUFFIXES = {".keras": "Keras", ".h5": "Keras", ".hdf5": "Keras", ".onnx": "ONNX", ".tflite": "TFLite"}
 """Model files `convdiff models` runs, by extension (the other formats of `convdiff layers` hold weights only,
 or code: a pickled PyTorch module is never run)."""
 
@@ -37,7 +38,7 @@ def open_model(model: Any, side: str) -> ModelSource:
         from convdiff.backends.models.onnx_model import OnnxModel
 
         return OnnxModel(model, f"onnx.ModelProto '{model.graph.name or 'graph'}'")
-    raise BadInputError(f"the {side} is a {type(model).__name__}: give a model file (.keras, .h5, .onnx), a "
+    raise BadInputError(f"the {side} is a {type(model).__name__}: give a model file (.keras, .h5, .onnx, .tflite), a "
                         "keras.Model, a torch.nn.Module or an onnx.ModelProto")
 
 
@@ -49,13 +50,16 @@ def _open_file(path: str, side: str) -> ModelSource:
         if suffix in (".pt", ".pth", ".bin", ".safetensors"):
             hint = (" (a PyTorch file holds weights or pickled code, which convdiff never runs: pass the "
                     "torch.nn.Module to convdiff.compare_models from Python)")
-        elif suffix in (".tflite",):
-            hint = " (TFLite models are not run yet: convert to ONNX, or compare the Keras model)"
-        raise BadInputError(f"{side} model '{path}': not a model file convdiff runs (.keras, .h5, .onnx){hint}")
+        raise BadInputError(f"{side} model '{path}': not a model file convdiff runs (.keras, .h5, .onnx, .tflite)"
+                            f"{hint}")
     if framework == "Keras":
         from convdiff.backends.models.keras_model import load_file
 
         return load_file(path)
+    if framework == "TFLite":
+        from convdiff.backends.models.tflite_model import load_file as load_tflite
+
+        return load_tflite(path)
     from convdiff.backends.models.onnx_model import load_file as load_onnx
 
     return load_onnx(path)
