@@ -225,8 +225,14 @@ def _views(model: ModelSource) -> list[KernelView]:
 
 def _check_memory(models: dict[str, ModelSource], feeds: dict[str, tuple[np.ndarray, str]],
                   max_memory: int | None) -> int | None:
-    sizes = {side: models[side].capture_sizes(tuple(feeds[side][0].shape)) for side in SIDES}
-    known = [s for s in sizes.values() if s is not None]
+    # The reference's sizes stand for the candidate's (a port computes the same tensors); the candidate's are
+    # inferred only when the reference cannot say (ONNX shape inference of a large graph takes a while).
+    known = []
+    for side in SIDES:
+        sizes = models[side].capture_sizes(tuple(feeds[side][0].shape))
+        if sizes is not None:
+            known = [sizes]
+            break
     if not known:
         return None
     # A side whose shapes are known only by running it (a torch.nn.Module) is taken to be the other's size.
