@@ -118,10 +118,16 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
         return unmeasured(f"the reference layer cannot be recomputed: {exc}")
     y_ref = np.asarray(ref_captured.output)
     exact_shape = _output_shape(ref_spec)
-    if tuple(y_ref.shape) != exact_shape:
-        return unmeasured(f"the reference layer's output {_dims(y_ref.shape)} is not what its settings give "
-                          f"({_dims(exact_shape)}): a layer convdiff reads differently from its framework")
     notes: list[str] = []
+    if tuple(y_ref.shape) != exact_shape:
+        # A transposed layer whose module crops its own output (as a candidate's may): folded in the same way.
+        ref_crops = _inner_crops(ref_spec, x_ref, reference, y_ref) if ref_spec.transposed else None
+        if ref_crops is None:
+            return unmeasured(f"the reference layer's output {_dims(y_ref.shape)} is not what its settings give "
+                              f"({_dims(exact_shape)}): a layer convdiff reads differently from its framework")
+        ref_spec = layer_spec(reference, x_ref.shape, ref_dtype, extra_crops=ref_crops)
+        notes.append(f"the reference crops its output by {_fmt_pads(ref_crops)} inside the layer: folded into "
+                     "its crops")
     x_cand = np.asarray(cand_captured.input)
     pads = None
     if x_cand.shape != x_ref.shape:
@@ -311,14 +317,14 @@ def _folded_pads(x_ref: np.ndarray, x_cand: np.ndarray) -> tuple[tuple[int, int]
     if any(e < 0 for e in extra) or math.prod(e + 1 for e in extra) > 4096:
         return None
     nonzero = int(np.count_nonzero(x_cand))
-    scale = float(np.max(np.abs(x_ref))) if x_ref.size else 0.0
+    scale = _finite_max_abs(x_ref)
     best, best_diff = None, math.inf
     for befores in itertools.product(*(range(e + 1) for e in extra)):
         window = (slice(None), *(slice(b, b + n) for b, n in zip(befores, x_ref.shape[1:-1])), slice(None))
         interior = x_cand[window]
         if int(np.count_nonzero(interior)) != nonzero:
             continue  # something outside the window is not a zero
-        diff = float(np.max(np.abs(interior.astype(np.float64) - x_ref))) if x_ref.size else 0.0
+        diff = _max_gap(interior, x_ref)
         if diff < best_diff:
             best, best_diff = befores, diff
     if best is None or best_diff > 0.25 * max(scale, np.finfo(np.float32).tiny):
@@ -337,17 +343,33 @@ def _inner_crops(spec: ConvSpec, x: np.ndarray, layer: ModelLayer, output: np.nd
         return None
     with np.errstate(over="ignore", invalid="ignore"):
         z = convolve(np.asarray(x, dtype=np.float64), np.asarray(layer.kernel), spec, layer.bias)
-    scale = float(np.max(np.abs(z))) if z.size else 0.0
+    scale = _finite_max_abs(z)
     best, best_diff = None, math.inf
     for befores in itertools.product(*(range(e + 1) for e in extra)):
         window = (slice(None), *(slice(b, b + n) for b, n in zip(befores, output.shape[1:-1])), slice(None))
-        diff = float(np.max(np.abs(z[window] - output))) if output.size else 0.0
+        diff = _max_gap(z[window], output)
         if diff < best_diff:
             best, best_diff = befores, diff
     # The layer's own input and output: they agree to the rounding of its precision, far below 1%.
     if best is None or not best_diff <= 1e-2 * max(scale, np.finfo(np.float32).tiny):
         return None
     return tuple((b, e - b) for b, e in zip(best, extra))
+
+
+def _finite_max_abs(values: np.ndarray) -> float:
+    finite = np.abs(np.asarray(values, dtype=np.float64)[np.isfinite(values)])
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _max_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest |a - b|, NaN and infinities matched by position (inf when their positions differ): the
+    captured values of an input that holds NaN or inf still locate a pad or a crop."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
+    return math.inf if np.isnan(gap).any() else float(gap.max())
 
 
 def _fmt_pads(pads: tuple[tuple[int, int], ...]) -> str:
@@ -365,6 +387,12 @@ def _dims(shape: tuple[int, ...]) -> str:
 def _one_line(result: LayerResult, cause: Finding | None, confirmed: list[Finding], reference: _Operands,
               candidate: _Operands, layer: ModelLayer, framework: str, ratio: float) -> str:
     where = f"{result.pair.reference} -> {result.pair.candidate}"
+    added = result.added
+    if added is not None and ratio <= 1 and (added.reference_nan or added.candidate_nan):
+        return (f"{where}: NaN at {max(added.reference_nan, added.candidate_nan):,} positions of the layer's output "
+                f"({'at the same positions on both sides' if added.nan_positions_agree else 'at different positions'}"
+                "), and NaN equals nothing unless --equal-nan is given; elsewhere it adds "
+                f"{_times(ratio)} its rounding bound")
     if cause is None:
         return (f"{where}: adds {_times(ratio)} its rounding bound; no single cause confirmed by recomputing "
                 "(see the diagnosis)")

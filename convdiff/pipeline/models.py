@@ -166,9 +166,8 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
         del r_cap, c_cap, ref_ops, cand_ops
     timings["recomputation"] = time.perf_counter() - start - diagnosis_seconds
     timings["diagnosis"] = diagnosis_seconds
-    final = compare_arrays(runs["reference"].output, runs["candidate"].output, tolerance=tolerance
-                           ) if tolerance is not None else compare_arrays(runs["reference"].output,
-                                                                          runs["candidate"].output, equal_nan=equal_nan)
+    ref_out, cand_out = runs["reference"].output, runs["candidate"].output
+    final = compare_arrays(ref_out, cand_out, tolerance=tolerance or _final_tolerance(ref_out, cand_out, equal_nan))
     note = ""
     if not final and first is None:
         note = ("every paired layer adds no more than its rounding bound, yet the final outputs differ: the "
@@ -186,6 +185,20 @@ def _tolerance(atol: float | None, rtol: float | None, equal_nan: bool) -> Toler
     if atol is None:
         return None
     return Tolerance(float(atol), float(rtol), equal_nan)
+
+
+def _final_tolerance(reference: np.ndarray, candidate: np.ndarray, equal_nan: bool) -> Tolerance:
+    """The default tolerance of the final outputs: that of their dtypes, its atol in units of the reference
+    output's largest magnitude when that is above 1. A model's rounding errors scale with its values; an
+    absolute atol alone would call a correct port of a model run on large inputs (1e30) a mismatch at
+    every output that cancels to a small value."""
+    from convdiff.compare.tolerance import default_tolerance
+
+    default = default_tolerance(np.asarray(reference).dtype, np.asarray(candidate).dtype)
+    values = np.abs(np.asarray(reference, dtype=np.float64))
+    finite = values[np.isfinite(values)]
+    scale = float(finite.max()) if finite.size else 0.0
+    return Tolerance(default.atol * max(1.0, scale), default.rtol, equal_nan)
 
 
 def _input(x: Any) -> np.ndarray:

@@ -92,6 +92,16 @@ class KerasModel:
         except (AttributeError, IndexError, TypeError, ValueError):
             pass
         self.input_shape = shape
+        try:  # a subclassed model has no graph to tap: refused here, before anything is paired or run
+            if not model.inputs:
+                raise ValueError("the model has no symbolic inputs")
+            for layer in self.layers:
+                self._by_name[layer.name].input  # noqa: B018 - raises for a layer outside the model's graph
+        except ConvdiffError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - AttributeError or ValueError, by Keras version
+            raise BadInputError(f"{self.description}: convdiff cannot tap its layers' inputs and outputs "
+                                f"({first_line(exc)}); a functional or Sequential model can be tapped") from None
 
     def capture_sizes(self, x_shape: tuple[int, ...]) -> list[int] | None:
         sizes = []

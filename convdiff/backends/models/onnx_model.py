@@ -2,7 +2,8 @@
 input and output of every Conv and ConvTranspose node exposed as extra graph outputs.
 
 The layers' settings and weights come from the same reader as `convdiff layers FILE.onnx`
-(`convdiff.data.modelfiles.onnx_file`): initializers and Constant values only, never a computed weight.
+(`convdiff.data.modelfiles.onnx_file`): initializers and Constant values (through Identity nodes too) only,
+never a computed weight.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from convdiff.backends.models.common import canonical_kernel, channels_last, fra
 from convdiff.backends.models.types import Captured, ModelLayer, ModelRun
 from convdiff.data.modelfiles.types import (SPATIAL, LayerConfig, LayerKind, LayerPadding, LayerRecord, PadMode,
                                             conv_kind)
-from convdiff.errors import ConvdiffError
+from convdiff.errors import BadInputError, ConvdiffError
 
 _CONV = {f"Conv{r}d": (r, False) for r in (1, 2, 3)} | {f"ConvTranspose{r}d": (r, True) for r in (1, 2, 3)}
 
@@ -95,9 +95,12 @@ class TorchModel:
             self.module.train(training)
         seconds = time.perf_counter() - start
         if isinstance(out, (tuple, list)):
-            out = out[0]
+            out = out[0] if out else None
         elif isinstance(out, dict):
-            out = next(iter(out.values()))
+            out = next(iter(out.values()), None)
+        if not isinstance(out, torch.Tensor):
+            raise BadInputError(f"{self.description} returns {type(out).__name__}: convdiff compares a tensor "
+                                "output (or the first of a tuple, list or dict of them)")
         repeated = tuple(name for name, n in calls.items() if n > 1)
         self.repeated = repeated
         return ModelRun(tuple(order), captured, channels_last(out.detach().cpu().numpy(), True), seconds)

@@ -80,13 +80,16 @@ def _load(path: str) -> Any:
 
 
 def _stored_tensors(graph: Any) -> dict[str, Any]:
-    """Initializers and Constant nodes' values, by the name nodes use them by."""
+    """Initializers and Constant nodes' values, by the name nodes use them by; an Identity of a stored
+    tensor (what exporters write for a shared or renamed weight) is that tensor under its output's name."""
     tensors = {t.name: t for t in graph.initializer}
-    for node in graph.node:
+    for node in graph.node:  # nodes are in topological order: a chain of Identity nodes resolves in one pass
         if node.op_type == "Constant" and node.output:
             for attr in node.attribute:
                 if attr.name == "value" and attr.HasField("t"):
                     tensors[node.output[0]] = attr.t
+        elif node.op_type == "Identity" and node.input and node.output and node.input[0] in tensors:
+            tensors[node.output[0]] = tensors[node.input[0]]
     return tensors
 
 
