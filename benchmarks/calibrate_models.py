@@ -405,8 +405,9 @@ def main(argv: list[str] | None = None) -> int:
           + f"; total {time.perf_counter() - start:.0f}")
     alarms = sum(r.bad for r in alarm_rows)
     misses = sum(r.bad for r in miss_rows)
-    print(f"false alarms: {alarms}; misses: {misses}; targets (0 and 0): {'met' if not alarms and not misses else 'MISSED'}")
-    return 0 if not alarms and not misses else 1
+    met = not alarms and not misses
+    print(f"false alarms: {alarms}; misses: {misses}; targets (0 and 0): {'met' if met else 'MISSED'}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -411,7 +411,8 @@ def _fix(cause: Finding, reference: _Operands, candidate: _Operands, layer: Mode
         if reference.bias is None or not np.any(reference.bias):
             return (f"the candidate adds a bias the reference does not have: give layer '{layer.name}' no bias"
                     + (" (bias=False)" if framework == "PyTorch" else ""))
-        return "the candidate's bias is not the reference's (the kernels are identical): copy the reference layer's bias"
+        return ("the candidate's bias is not the reference's (the kernels are identical): copy the reference "
+                "layer's bias")
     if name == "weights_differ":
         return ("the candidate's kernel is not the reference's" +
                 (" (paired by order and shape)" if result.pair.paired_by.value != "weights" else "") +

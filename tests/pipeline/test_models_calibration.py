@@ -82,4 +82,5 @@ def test_a_bias_added_where_the_reference_has_none_is_named_as_that(keras):
     result = compare_models(model, proto, x)
     first = result.first_divergence
     assert first is not None and (first.reference_layer, first.candidate_layer) == ("b", "second")
-    assert first.line == "b -> second: the candidate adds a bias the reference does not have: give layer 'second' no bias"
+    assert first.line == ("b -> second: the candidate adds a bias the reference does not have: "
+                          "give layer 'second' no bias")
