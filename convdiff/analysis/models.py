@@ -446,6 +446,13 @@ def _fix(cause: Finding, reference: _Operands, candidate: _Operands, layer: Mode
     if name == "dtype":
         return (f"the candidate computes in {result.candidate_dtype} where the reference computes in "
                 f"{result.reference_dtype}: run layer '{layer.name}' in {result.reference_dtype}")
+    if name == "weights_differ" and reference.kernel.shape == candidate.kernel.shape and np.array_equal(
+            reference.kernel, candidate.kernel):
+        if reference.bias is None or not np.any(reference.bias):
+            return (f"the candidate adds a bias the reference does not have: give layer '{layer.name}' no bias"
+                    + (" (bias=False)" if framework == "PyTorch" else ""))
+        return ("the candidate's bias is not the reference's (the kernels are identical): copy the reference "
+                "layer's bias")
     if name == "weights_differ":
         return ("the candidate's kernel is not the reference's" +
                 (" (paired by order and shape)" if result.pair.paired_by.value != "weights" else "") +

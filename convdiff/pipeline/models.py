@@ -144,6 +144,7 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
     order = [name for name in runs["reference"].order if name in by_reference]
     order += [p.reference for p in pairing.pairs if p.reference not in order]
     ref_captured, cand_captured = dict(runs["reference"].captured), dict(runs["candidate"].captured)
+    output_layer = _output_layer(runs["reference"].output, ref_captured, order)
     results: list[LayerResult] = []
     first: FirstDivergence | None = None
     start = time.perf_counter()
@@ -170,13 +171,41 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
     final = compare_arrays(ref_out, cand_out, tolerance=tolerance or _final_tolerance(ref_out, cand_out, equal_nan))
     note = ""
     if not final and first is None:
-        note = ("every paired layer adds no more than its rounding bound, yet the final outputs differ: the "
-                "difference comes from outside the paired convolutions (an unpaired layer, an activation, "
-                "pooling, normalisation, or the final layers)")
+        note = _final_note(final, next((r for r in results if r.pair.reference == output_layer), None),
+                           given=tolerance is not None)
     summaries = {side: ModelSummary(models[side].description, models[side].framework, len(models[side].layers),
                                     models[side].skipped, feeds[side][1], runs[side].seconds) for side in SIDES}
     return ModelsResult(summaries["reference"], summaries["candidate"], pairing, tuple(results), first, final,
                         timings, estimate, note)
+
+
+def _output_layer(output: np.ndarray, captured: dict, order: list[str]) -> str | None:
+    """The paired reference layer whose captured output is the model's output itself, if one is."""
+    output = np.asarray(output)
+    for name in reversed(order):
+        cap = captured.get(name)
+        if cap is not None and np.shape(cap.output) == output.shape and np.array_equal(cap.output, output,
+                                                                                      equal_nan=True):
+            return name
+    return None
+
+
+def _final_note(final: Comparison, last: LayerResult | None, given: bool) -> str:
+    """Why the final outputs fail while no paired layer diverges."""
+    tolerance = f"atol {final.tolerance.atol:g}, rtol {final.tolerance.rtol:g}"
+    which = f"the tolerance given ({tolerance})" if given else f"the elementwise tolerance of their dtype ({tolerance})"
+    if last is None or last.verdict not in (LayerVerdict.WITHIN, LayerVerdict.AMPLIFIES):
+        return ("every paired layer adds no more than its rounding bound, yet the final outputs differ: the "
+                "difference comes from outside the paired convolutions (an unpaired layer, an activation, "
+                "pooling, normalisation, or the final layers)")
+    where = f"the final outputs are the output of paired layer '{last.pair.reference}'"
+    # The elementwise tolerance of a dtype does not scale with the layer's sums (an atol is absolute), so
+    # rounding alone can exceed it: large values, or outputs that cancel to near zero.
+    fix = f"only {which} fails" + ("" if given else "; give --atol/--rtol to judge them")
+    if last.verdict is LayerVerdict.WITHIN:
+        return f"{where}, within its rounding bound (rounding alone, {last.propagated_ratio:.3g}x the bound): {fix}"
+    return (f"{where}, which adds no more than its bound and inherits {last.propagated_ratio:.3g}x it from the "
+            f"layers before, none of which adds more than its own bound (their rounding, amplified): {fix}")
 
 
 def _tolerance(atol: float | None, rtol: float | None, equal_nan: bool) -> Tolerance | None:
