@@ -410,8 +410,9 @@ def _fix(cause: Finding, reference: _Operands, candidate: _Operands, layer: Mode
         if ref.padding.mode.value == "same":
             steps = [s for s in ref.strides if s > 1]
             why = " (TF SAME" + (f" at stride {steps[0]}" if steps else "") + ")"
-        return (f"candidate pads {_fmt_pads(cand.pads)} where the reference pads {_fmt_pads(ref.pads)}{why}: "
-                f"{_pad_fix(ref.pads, framework)}")
+        folded = " (with the zeros it adds before the layer)" if "folded into its padding" in result.note else ""
+        return (f"candidate pads {_fmt_pads(cand.pads)}{folded} where the reference pads {_fmt_pads(ref.pads)}{why}: "
+                f"{_pad_fix(ref.pads, framework, ref.padding.mode.value == 'same')}")
     if name in ("output_shifted", "transposed_cropping", "output_size") and ref.transposed and ref.pads != cand.pads:
         crop = _fmt_pads(ref.pads)
         how = ""
@@ -461,13 +462,13 @@ def _fix(cause: Finding, reference: _Operands, candidate: _Operands, layer: Mode
     return f"{name.replace('_', ' ')}: {detail}"
 
 
-def _pad_fix(pads: tuple[tuple[int, int], ...], framework: str) -> str:
+def _pad_fix(pads: tuple[tuple[int, int], ...], framework: str, same: bool = False) -> str:
     if framework == "PyTorch" and len(pads) == 2:
         (t, b), (l, r) = pads
         return f"pad {_fmt_pads(pads)} explicitly: nn.ZeroPad2d(({l}, {r}, {t}, {b})) before the conv, padding=0"
     if framework == "ONNX":
         onnx = [p[0] for p in pads] + [p[1] for p in pads]
-        return f"pad {_fmt_pads(pads)} explicitly: pads={onnx} on the node (or auto_pad SAME_UPPER)"
+        return f"pad {_fmt_pads(pads)} explicitly: pads={onnx} on the node" + (" (or auto_pad SAME_UPPER)" if same else "")
     return f"pad {_fmt_pads(pads)} explicitly"
 
 
