@@ -421,10 +421,12 @@ def scan(ref, cand, ref_bits, cand_bits, use_bits, exponent_mask, bound, bound_r
         first_sampled = (-(offset + lo)) % sample
         n_sampled = (width - 1 - first_sampled) // sample + 1 if first_sampled < width else 0
         block_bound = bound[lo:hi] if bound_rule else bound
-        _prefetch_range(ref, lo + AHEAD, hi + AHEAD)
-        _prefetch_range(cand, lo + AHEAD, hi + AHEAD)
-        if bound_rule:
-            _prefetch_range(bound, lo + AHEAD, hi + AHEAD)
+        if ints[SKIP_PROBES] or not use_bits:
+            # Where the arithmetic pass runs (the bitwise probe keeps up with memory by itself).
+            _prefetch_range(ref, lo + AHEAD, hi + AHEAD)
+            _prefetch_range(cand, lo + AHEAD, hi + AHEAD)
+            if bound_rule:
+                _prefetch_range(bound, lo + AHEAD, hi + AHEAD)
         if use_bits and ints[SKIP_PROBES] == 0:
             n_differ, special = _bits_pass(ref_bits[lo:hi], cand_bits[lo:hi], exponent_mask)
             if special:
