@@ -4,17 +4,24 @@ flat range of elements, computed in a single read of the two arrays (and the bou
 NumPy would need one pass per statistic (the difference, its absolute value, the threshold, the
 comparison, the ratio, the reductions): on two float32 arrays each pass costs about as much as reading
 them, so the comparison ran at 3-50 times the memory floor (benchmarks/bench_compare.py). Here each
-block of `BLOCK` elements is read once by a loop the compiler vectorises (sums, maxima taken on the
-bit patterns of non-negative floats, which order like integers, counts), into two cache-resident
-buffers; only the few positions that need it (a mismatch, a new record, a top-k entry, a sampled
-ratio) are visited again, from the buffers. Blocks holding NaN or infinities, and the first-index
-searches, take an exact scalar path. Blocks whose bits are equal on both sides are settled by an
-integer pass alone.
+block of `BLOCK` elements is first compared bitwise (where the dtypes agree): a block whose bits are
+equal is settled by that integer pass alone, and one where few bits differ is computed exactly at those
+positions only. Elsewhere the block is read once by a loop the compiler vectorises (sums, maxima taken
+on the bit patterns of non-negative floats, which order like integers, counts) that stores nothing and
+divides nothing: the records of d / |ref| and d / threshold are screened with products, which say
+whether the block holds a position that may beat them. Only the few positions that need it (a mismatch,
+a new record, a top-k entry, a sampled ratio) are computed again, the same way, while the block is in
+cache; blocks ahead are prefetched, since a loop with this much arithmetic per element leaves the
+hardware prefetcher behind. Blocks holding NaN or infinities take an exact scalar path.
+
+Every figure is the one an element-by-element float64 scan gives (the same positions, counts, records
+and bins); only the sums may differ in their last bits, being added in another order.
 
 The loop is compiled by numba (a well-kept JIT) once per machine and cached on disk (beside this file,
-or in the user's cache directory where that is not writable); it releases the GIL, so `compare.core` runs it on several threads over contiguous spans and merges the spans in index
-order (ties keep the lowest index, as a sequential scan would). The semantics are those documented in
-`convdiff.compare.core`; this module only computes them.
+or in the user's cache directory where that is not writable); it releases the GIL, so `compare.core`
+runs it on several threads over contiguous spans and merges the spans in index order (ties keep the
+lowest index, as a sequential scan would). The semantics are those documented in `convdiff.compare.core`;
+this module only computes them.
 """
 
 from __future__ import annotations
