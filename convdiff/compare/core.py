@@ -383,6 +383,9 @@ def _scan_span(flats, same_dtype: bool, rule: Rule, start: int, stop: int, chunk
     strides, lengths, starts = geometry
     tol = rule.tolerance
     dummy_bound = np.zeros(1)
+    # Whether `atol + rtol * |ref|` can overflow for a finite reference (rounding is monotone, so the
+    # largest float64 decides): only then must the compiled pass test the threshold for finiteness.
+    check_limit = not rule.is_bound and not math.isfinite(tol.atol + tol.rtol * _LARGEST)
     # Contiguous float32/float64 spans are read in place, in one call; others a converted chunk at a time.
     native = all(f is None or (f.ndim == 1 and f.dtype in _NATIVE) for f in (ref_flat, cand_flat)) and (
         bound_flat is None or (bound_flat.ndim == 1 and bound_flat.dtype == np.float64))
@@ -394,17 +397,18 @@ def _scan_span(flats, same_dtype: bool, rule: Rule, start: int, stop: int, chunk
         if same_dtype:
             bits = np.dtype(f"u{ref.dtype.itemsize}")
             ref_bits, cand_bits = ref.view(bits), cand.view(bits)
-            mask = _EXPONENT_MASK.get(ref.dtype.kind, {}).get(ref.dtype.itemsize, 0)
+            mask = bits.type(_EXPONENT_MASK.get(ref.dtype.kind, {}).get(ref.dtype.itemsize, 0))
         else:
             ref_bits = cand_bits = _NO_BITS
-            mask = 0
+            mask = np.uint8(0)
         bnd = dummy_bound if bound_flat is None else _as_native(_chunk(bound_flat, offset, end), np.float64)
         kernel.scan(_as_native(ref), _as_native(cand), ref_bits, cand_bits, same_dtype, mask, bnd, rule.is_bound,
-                    tol.atol, tol.rtol, tol.equal_nan, offset, sample, strides, lengths, starts, span.ints,
-                    span.floats, span.hist, span.profile, *span.top)
+                    tol.atol, tol.rtol, check_limit, tol.equal_nan, offset, sample, strides, lengths, starts,
+                    span.ints, span.floats, span.hist, span.profile, *span.top)
 
 
 _NO_BITS = np.zeros(1, dtype=np.uint8)
+_LARGEST = float(np.finfo(np.float64).max)
 # The bits that are all ones in NaN and infinities, by dtype kind and size ("V": ml_dtypes' bfloat16).
 _EXPONENT_MASK = {"f": {2: 0x7C00, 4: 0x7F800000, 8: 0x7FF0000000000000}, "V": {2: 0x7F80}}
 

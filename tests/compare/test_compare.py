@@ -628,3 +628,48 @@ def test_the_compiled_loop_agrees_on_large_arrays(monkeypatch, dtype, layout):
     for equal_nan in (False, True):
         _assert_same(*_both_paths(monkeypatch, reference, candidate, atol=1e-3, rtol=1e-3, equal_nan=equal_nan,
                                   top_k=5))
+
+
+def _blocks_of_every_kind(dtype):
+    """Consecutive blocks of the compiled loop (kernel.BLOCK elements) that each take another of its paths."""
+    from convdiff.compare import kernel
+
+    block = kernel.BLOCK
+    rng = np.random.default_rng(11)
+    reference = (rng.standard_normal(12 * block) * 3).astype(dtype)
+    reference[5 * block:5 * block + 300] = 0  # zeros on both sides (ReLU)
+    candidate = reference.copy()
+    parts = [candidate[b * block:(b + 1) * block] for b in range(12)]
+    # 0: bit for bit equal
+    parts[1][::97] += dtype(1e-3)  # sparse differences, most beyond tolerance
+    parts[2][:] = parts[2] * dtype(1 + 1e-6)  # dense rounding-sized noise, every element differs
+    parts[3][:] += dtype(0.01)  # dense, every element fails
+    parts[4][7] = np.nan  # sparse: a NaN on one side only
+    parts[5][301] = dtype(0.5)  # sparse: only the reference is 0 there
+    parts[6][:] = parts[6] * dtype(1 + 1e-6)  # dense with an infinity (and after it, unprobed blocks)
+    parts[6][1000] = np.inf
+    parts[7][::3] += dtype(1e-5)  # dense, differences near the tolerance
+    # 8-11: identical again, then a sparse one after dense ones
+    parts[10][5] = -parts[10][5]
+    return reference, candidate
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_the_compiled_loop_agrees_on_every_kind_of_block(monkeypatch, dtype, top_k):
+    from convdiff.compare import Rule, Tolerance
+    from convdiff.reference.rounding import BoundForm, RoundingModel, as_sides
+
+    reference, candidate = _blocks_of_every_kind(dtype)
+    for kwargs in ({"atol": 1e-5, "rtol": 1e-4}, {"atol": 0.0, "rtol": 0.0},
+                   {"atol": 1e-3, "rtol": 4.0}):  # a threshold that overflows for huge finite values
+        _assert_same(*_both_paths(monkeypatch, reference, candidate, top_k=top_k, **kwargs))
+        _assert_same(*_both_paths(monkeypatch, reference.astype(np.float64), candidate, top_k=top_k, **kwargs))
+    bound = np.abs(reference.astype(np.float64)) * 1e-5
+    bound[3 * 2048 + 17] = np.inf  # an overflowed bound in a dense block
+    bound[2048 + 5] = np.nan  # and in a sparse one, at a position whose bits are equal
+    bound[6 * 2048 + 9] = 0.0
+    model = RoundingModel(BoundForm.PROBABILISTIC, 9, as_sides("float32"))
+    for equal_nan in (False, True):
+        rule = Rule.bound(model, Tolerance(1e-5, 1e-4, equal_nan))
+        _assert_same(*_both_paths(monkeypatch, reference, candidate, top_k=top_k, rule=rule, bound=bound))
