@@ -144,3 +144,23 @@ def test_complex_values_are_refused_not_cast():
     for call in calls:
         with pytest.raises(ValueError, match="complex"):
             call()
+
+
+def test_the_float32_magnitude_of_a_large_convolution_is_an_upper_bound_of_the_float64_one():
+    from convdiff.reference.rounding import FLOAT32_MAGNITUDE_FROM, magnitude_upper
+
+    spec = ConvSpec(input_shape=(1, 96, 96, 32), filters=32, use_bias=False)
+    assert int(np.prod(spec.output_shape)) * spec.dot_length >= FLOAT32_MAGNITUDE_FROM  # the float32 path
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(spec.input_shape).astype(np.float32)
+    w = rng.standard_normal(spec.kernel_shape).astype(np.float32)
+    exact = abs_convolution(x, w, spec)
+    upper = magnitude_upper(x, w, spec)
+    assert np.all(upper >= exact)
+    K = spec.dot_length
+    assert np.all(upper <= exact * (1 + 4 * K * 2.0 ** -24))  # looser by at most about 2 gamma_2K
+    assert not np.array_equal(upper, exact)  # it did take the float32 path
+    # Where float32 could overflow or underflow, or the operands are float64, it is the float64 convolution.
+    for a, b in ((x * np.float32(1e30), w), (x * np.float32(1e-30), w * np.float32(1e-10)),
+                 (x.astype(np.float64), w)):
+        np.testing.assert_array_equal(magnitude_upper(a, b, spec), abs_convolution(a, b, spec))
