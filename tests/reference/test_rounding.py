@@ -161,6 +161,6 @@ def test_the_float32_magnitude_of_a_large_convolution_is_an_upper_bound_of_the_f
     assert np.all(upper <= exact * (1 + 4 * K * 2.0 ** -24))  # looser by at most about 2 gamma_2K
     assert not np.array_equal(upper, exact)  # it did take the float32 path
     # Where float32 could overflow or underflow, or the operands are float64, it is the float64 convolution.
-    for a, b in ((x * np.float32(1e30), w), (x * np.float32(1e-30), w * np.float32(1e-10)),
+    for a, b in ((x * np.float32(1e36), w), (x * np.float32(1e-30), w * np.float32(1e-10)),
                  (x.astype(np.float64), w)):
         np.testing.assert_array_equal(magnitude_upper(a, b, spec), abs_convolution(a, b, spec))
