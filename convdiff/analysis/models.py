@@ -311,25 +311,12 @@ def _output_shape(spec: ConvSpec) -> tuple[int, ...]:
 
 def _folded_pads(x_ref: np.ndarray, x_cand: np.ndarray) -> tuple[tuple[int, int], ...] | None:
     """The zeros the candidate added around the reference's input before the layer, if that is what it did."""
-    if x_cand.ndim != x_ref.ndim or x_cand.shape[0] != x_ref.shape[0] or x_cand.shape[-1] != x_ref.shape[-1]:
-        return None
-    extra = [c - r for c, r in zip(x_cand.shape[1:-1], x_ref.shape[1:-1])]
-    if any(e < 0 for e in extra) or math.prod(e + 1 for e in extra) > 4096:
-        return None
     nonzero = int(np.count_nonzero(x_cand))
-    scale = _finite_max_abs(x_ref)
-    best, best_diff = None, math.inf
-    for befores in itertools.product(*(range(e + 1) for e in extra)):
-        window = (slice(None), *(slice(b, b + n) for b, n in zip(befores, x_ref.shape[1:-1])), slice(None))
-        interior = x_cand[window]
-        if int(np.count_nonzero(interior)) != nonzero:
-            continue  # something outside the window is not a zero
-        diff = _max_gap(interior, x_ref)
-        if diff < best_diff:
-            best, best_diff = befores, diff
-    if best is None or best_diff > 0.25 * max(scale, np.finfo(np.float32).tiny):
+    # A window is the reference's input only where everything outside it is a zero.
+    found = _best_window(x_cand, x_ref, keep=lambda interior: int(np.count_nonzero(interior)) == nonzero)
+    if found is None or found[1] > 0.25 * max(_finite_max_abs(x_ref), np.finfo(np.float32).tiny):
         return None
-    return tuple((b, e - b) for b, e in zip(best, extra))
+    return found[0]
 
 
 def _inner_crops(spec: ConvSpec, x: np.ndarray, layer: ModelLayer, output: np.ndarray
@@ -338,22 +325,34 @@ def _inner_crops(spec: ConvSpec, x: np.ndarray, layer: ModelLayer, output: np.nd
     full = tuple(spec.output_shape)
     if output.ndim != len(full) or output.shape[0] != full[0] or output.shape[-1] != full[-1]:
         return None
-    extra = [f - o for f, o in zip(full[1:-1], output.shape[1:-1])]
-    if any(e < 0 for e in extra) or math.prod(e + 1 for e in extra) > 4096:
-        return None
     with np.errstate(over="ignore", invalid="ignore"):
         z = convolve(np.asarray(x, dtype=np.float64), np.asarray(layer.kernel), spec, layer.bias)
-    scale = _finite_max_abs(z)
+    found = _best_window(z, output)
+    # The layer's own input and output: they agree to the rounding of its precision, far below 1%.
+    if found is None or not found[1] <= 1e-2 * max(_finite_max_abs(z), np.finfo(np.float32).tiny):
+        return None
+    return found[0]
+
+
+def _best_window(big: np.ndarray, small: np.ndarray, keep=None):  # noqa: ANN001, ANN202
+    """The spatial window of `big` closest to `small` (same batch and channels): ((before, after) per axis,
+    max |difference|), or None when the shapes do not nest (or no window passes `keep`)."""
+    if big.ndim != small.ndim or big.shape[0] != small.shape[0] or big.shape[-1] != small.shape[-1]:
+        return None
+    extra = [b - s for b, s in zip(big.shape[1:-1], small.shape[1:-1])]
+    if any(e < 0 for e in extra) or math.prod(e + 1 for e in extra) > 4096:
+        return None
     best, best_diff = None, math.inf
     for befores in itertools.product(*(range(e + 1) for e in extra)):
-        window = (slice(None), *(slice(b, b + n) for b, n in zip(befores, output.shape[1:-1])), slice(None))
-        diff = _max_gap(z[window], output)
+        window = big[(slice(None), *(slice(b, b + n) for b, n in zip(befores, small.shape[1:-1])), slice(None))]
+        if keep is not None and not keep(window):
+            continue
+        diff = _max_gap(window, small)
         if diff < best_diff:
             best, best_diff = befores, diff
-    # The layer's own input and output: they agree to the rounding of its precision, far below 1%.
-    if best is None or not best_diff <= 1e-2 * max(scale, np.finfo(np.float32).tiny):
+    if best is None:
         return None
-    return tuple((b, e - b) for b, e in zip(best, extra))
+    return tuple((b, e - b) for b, e in zip(best, extra)), best_diff
 
 
 def _finite_max_abs(values: np.ndarray) -> float:
