@@ -63,11 +63,15 @@ class PairType(click.ParamType):
                    "of its rounding bound.")
 @format_option
 @max_memory_option
+@click.option("--spill/--no-spill", "spill", default=None,
+              help="Keep the captured layer inputs and outputs on disk (memory-mapped, in a private temporary "
+                   "directory removed afterwards) or in memory. Default: on disk only when both models' would not "
+                   "fit --max-memory.")
 @report_option
 @quiet_option
 def models(reference: str, candidate: str, input_path: str, input_layouts: tuple, pairs: tuple, atol: float | None,
            rtol: float | None, equal_nan: bool, bound_form: str, figure_path: str | None, fmt: str,
-           max_memory: int | None, report_path: str | None, quiet: bool) -> None:
+           max_memory: int | None, spill: bool | None, report_path: str | None, quiet: bool) -> None:
     """Run two models (.keras, .h5, .onnx, .tflite) on one input and find the first convolution layer that diverges.
 
     The convolution layers are paired by their weights (under HWIO/OIHW, depthwise, transposed, H/W swaps and
@@ -98,7 +102,7 @@ def models(reference: str, candidate: str, input_path: str, input_layouts: tuple
     result = compare_models(reference, candidate, input_path, input_layout=input_layout, layouts=side_layouts,
                             pairs=tuple(pairs), atol=None if tolerance is None else tolerance.atol,
                             rtol=None if tolerance is None else tolerance.rtol, bound_form=bound_form,
-                            equal_nan=equal_nan, max_memory=max_memory)
+                            equal_nan=equal_nan, max_memory=max_memory, spill=spill)
     from convdiff.backends.environment import collect
     from convdiff.report.json import SCHEMA_VERSION
     from convdiff.report.models import models_json, render_models, verdict_line

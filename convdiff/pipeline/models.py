@@ -11,6 +11,8 @@ next.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +21,10 @@ import numpy as np
 
 from convdiff.analysis.models import FirstDivergence, LayerResult, LayerVerdict, compare_layer, diagnose_divergence
 from convdiff.analysis.pairing import KernelView, LayerPair, Pairing, pair_layers
-from convdiff.backends.models import ModelSource, open_model
+from convdiff.backends.models import Captured, ModelSource, open_model
 from convdiff.compare import Comparison, Tolerance, compare_arrays
 from convdiff.data.memory import available_memory, default_limit, format_size
+from convdiff.data.spill import Spill
 from convdiff.errors import BadInputError
 from convdiff.reference.rounding import BoundForm, parse_bound_form
 from convdiff.spec.layouts import conversion, input_layout_for, parse_input_layout
@@ -62,6 +65,8 @@ class ModelsResult:
     """The memory estimate checked before the runs (None when neither model's shapes were known before)."""
     note: str = ""
     """What the verdict leaves to the reader (final outputs differing while no paired layer diverges)."""
+    spilled: bool = False
+    """The captured activations were kept on disk (memory-mapped), not in memory."""
 
     @property
     def diverging(self) -> tuple[LayerResult, ...]:
@@ -74,7 +79,7 @@ class ModelsResult:
 def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str | None = None,
                    layouts: dict[str, str] | None = None, pairs: tuple[tuple[str, str], ...] = (),
                    atol: float | None = None, rtol: float | None = None, bound_form: str | BoundForm = "probabilistic",
-                   equal_nan: bool = False, max_memory: int | None = None) -> ModelsResult:
+                   equal_nan: bool = False, max_memory: int | None = None, spill: bool | None = None) -> ModelsResult:
     """Compare two models layer by layer on one input.
 
     Args:
@@ -92,6 +97,8 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
         equal_nan: NaN at the same position on both sides counts as equal.
         max_memory: refuse (BadInputError) a comparison estimated above this many bytes (None: half the
             available memory).
+        spill: keep the captured activations on disk, memory-mapped (True), in memory (False), or on disk only
+            when both models' would not fit `max_memory` (None).
 
     Returns:
         A `ModelsResult`, truthy when it passes.
@@ -126,16 +133,32 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
             f"({_names(models['reference'])}) holds the weights of, or has the kernel shape of, one of the "
             f"candidate's {len(models['candidate'].layers)} ({_names(models['candidate'])}); pair them with "
             "--pair REFERENCE_LAYER=CANDIDATE_LAYER")
-    estimate = _check_memory(models, feeds, max_memory)
+    plan = _plan(models, feeds, max_memory, spill)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Spill()) if plan.spill else None
+        return _compare(models, feeds, pairing, plan, store, stack, max_memory, spill, form, tolerance, equal_nan)
 
+
+def _compare(models: dict[str, ModelSource], feeds: dict[str, tuple[np.ndarray, str]], pairing: Pairing, plan: _Plan,
+             store: Spill | None, stack: contextlib.ExitStack, max_memory: int | None, spill: bool | None,
+             form: BoundForm, tolerance: Tolerance | None, equal_nan: bool) -> ModelsResult:
+    estimate = plan.estimate
     timings: dict[str, float] = {}
     runs = {}
     for side in SIDES:
         start = time.perf_counter()
-        runs[side] = models[side].run(feeds[side][0])
+        runs[side] = models[side].run(feeds[side][0], None if store is None else store.keep)
         timings[f"{side} run"] = time.perf_counter() - start
         if estimate is None and side == "reference":
-            estimate = _check_captured(runs["reference"], max_memory)
+            # Shapes known only by running (a torch.nn.Module): decided now, before the candidate runs.
+            sizes = [c.input.nbytes + c.output.nbytes for c in runs["reference"].captured.values()]
+            later = _decide(2 * sum(sizes), max(sizes, default=0), max_memory, spill)
+            estimate = later.estimate
+            if later.spill and store is None:
+                store = stack.enter_context(Spill())
+                runs["reference"] = dataclasses.replace(runs["reference"], captured={
+                    name: Captured(store.keep(c.input), store.keep(c.output))
+                    for name, c in runs["reference"].captured.items()})
 
     ref_layers = {layer.name: layer for layer in models["reference"].layers}
     cand_layers = {layer.name: layer for layer in models["candidate"].layers}
@@ -175,7 +198,7 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
     summaries = {side: ModelSummary(models[side].description, models[side].framework, len(models[side].layers),
                                     models[side].skipped, feeds[side][1], runs[side].seconds) for side in SIDES}
     return ModelsResult(summaries["reference"], summaries["candidate"], pairing, tuple(results), first, final,
-                        timings, estimate, note)
+                        timings, estimate, note, store is not None)
 
 
 def _output_layer(output: np.ndarray, captured: dict, order: list[str]) -> str | None:
@@ -264,41 +287,48 @@ def _views(model: ModelSource) -> list[KernelView]:
     return [KernelView(layer.name, layer.kernel, layer.groups, layer.transposed) for layer in model.layers]
 
 
-def _check_memory(models: dict[str, ModelSource], feeds: dict[str, tuple[np.ndarray, str]],
-                  max_memory: int | None) -> int | None:
+@dataclass(frozen=True)
+class _Plan:
+    """Where the captured activations go, decided from the memory estimate."""
+
+    estimate: int | None
+    """Bytes the comparison needs where the activations are kept (None: not known before the runs)."""
+    spill: bool
+
+
+def _plan(models: dict[str, ModelSource], feeds: dict[str, tuple[np.ndarray, str]], max_memory: int | None,
+          spill: bool | None) -> _Plan:
     # The reference's sizes stand for the candidate's (a port computes the same tensors); the candidate's are
     # inferred only when the reference cannot say (ONNX shape inference of a large graph takes a while).
-    known = []
     for side in SIDES:
         sizes = models[side].capture_sizes(tuple(feeds[side][0].shape))
         if sizes is not None:
-            known = [sizes]
-            break
-    if not known:
-        return None
-    # A side whose shapes are known only by running it (a torch.nn.Module) is taken to be the other's size.
-    captured = sum(sum(s) for s in known) * (2 // len(known))
-    return _refuse_above(captured, max(max(s, default=0) for s in known), max_memory)
+            return _decide(2 * sum(sizes), max(sizes, default=0), max_memory, spill)
+    return _Plan(None, bool(spill))
 
 
-def _check_captured(run: Any, max_memory: int | None) -> int:
-    sizes = [c.input.nbytes + c.output.nbytes for c in run.captured.values()]
-    return _refuse_above(2 * sum(sizes), max(sizes, default=0), max_memory)
-
-
-def _refuse_above(captured: int, largest: int, max_memory: int | None) -> int:
+def _decide(captured: int, largest: int, max_memory: int | None, spill: bool | None) -> _Plan:
+    """Keep both models' activations in memory when they fit, else on disk (one run's worth in memory at
+    once: Keras and ONNX Runtime return a run's tensors together), else refuse before anything runs."""
     # One layer at a time in float64: its input, padded input, output, the candidate's recomputation, the
     # bound's |x| (*) |w| and exact output, and the comparison's chunks: about 8 float64 copies of a layer.
-    total = captured + 8 * 2 * largest
+    working = 8 * 2 * largest
+    in_memory, on_disk = captured + working, captured // 2 + working
     limit = max_memory if max_memory is not None else default_limit()
-    if limit is not None and total > limit:
+    fits = limit is None or in_memory <= limit
+    if spill is None:
+        spill = not fits  # on disk is the least this comparison can need
+    need = on_disk if spill else in_memory
+    if limit is not None and need > limit:
         source = "--max-memory" if max_memory is not None else (
             f"the default, half of the {format_size(available_memory() or 0)} available")
-        raise BadInputError(f"comparing these models needs an estimated {format_size(total)} (captured layer inputs "
-                            f"and outputs {format_size(captured)}, the largest layer's float64 recomputation "
-                            f"{format_size(16 * largest)}), above the limit of {format_size(limit)} ({source}); "
+        where = ("one run's captured layer inputs and outputs (the rest on disk)" if spill
+                 else "captured layer inputs and outputs")
+        raise BadInputError(f"comparing these models needs an estimated {format_size(need)} ({where} "
+                            f"{format_size(need - working)}, the largest layer's float64 recomputation "
+                            f"{format_size(working)}), above the limit of {format_size(limit)} ({source}); "
                             "use a smaller input or raise --max-memory")
-    return total
+    return _Plan(need, spill)
 
 
 def _not_run(pair: LayerPair, who: str, position: int) -> LayerResult:

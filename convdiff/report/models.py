@@ -95,7 +95,8 @@ def render_models(result: ModelsResult) -> RenderableType:
         parts.append(Text(result.note, style="yellow"))
     parts.append(Text(f"final outputs: {comparison_line(result.final)}"))
     t = result.timings
-    parts.append(Text("time: " + ", ".join(f"{k} {v:.3g} s" for k, v in t.items()), style="dim"))
+    kept = "; the captured activations were kept on disk (memory-mapped)" if result.spilled else ""
+    parts.append(Text("time: " + ", ".join(f"{k} {v:.3g} s" for k, v in t.items()) + kept, style="dim"))
     parts.append(Text(verdict_line(result), style="bold green" if result else "bold red"))
     return Group(*parts)
 
@@ -131,5 +132,6 @@ def models_json(result: ModelsResult, schema: int, environment: dict[str, Any] |
         "note": result.note,
         "timings": result.timings,
         "estimated_bytes": result.estimated_bytes,
+        "spilled": result.spilled,
         "environment": environment or {},
     })

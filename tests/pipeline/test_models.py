@@ -190,3 +190,52 @@ def test_results_serialise_and_render(reference):
     text = console.export_text()
     assert "first divergence: up -> upsample" in text and "diverges" in text
     assert not math.isnan(doc["layers"][0]["added_error_ratio"])
+
+
+def _ratios(result):  # noqa: ANN001, ANN202
+    return [(r.pair.reference, r.verdict, r.added_ratio, r.propagated_ratio) for r in result.layers]
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torch"])
+def test_activations_kept_on_disk_give_the_same_result_and_leave_nothing_behind(reference, kind, tmp_path,
+                                                                                  monkeypatch):
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    model, x = reference
+    candidate = port(kind, model, "dropped_bias", "up")
+    in_memory = compare_models(model, candidate, x, spill=False)
+    import convdiff.pipeline.models as pipeline_models
+    from convdiff.data.spill import Spill
+
+    made = []
+
+    class Recorded(Spill):
+        def keep(self, array):  # noqa: ANN001, ANN202
+            made.append(self.path)
+            kept = super().keep(array)
+            assert isinstance(kept, np.memmap) and not kept.flags.writeable
+            return kept
+
+    monkeypatch.setattr(pipeline_models, "Spill", Recorded)
+    on_disk = compare_models(model, candidate, x, spill=True)
+    assert len(made) == 16 and made[0].parent == tmp_path and not made[0].exists()  # 4 layers x 2 arrays x 2 sides
+    assert not in_memory.spilled and on_disk.spilled
+    assert _ratios(on_disk) == _ratios(in_memory)
+    assert on_disk.first_divergence.line == in_memory.first_divergence.line
+    assert list(tmp_path.glob("convdiff-*")) == []  # the spill directory is gone (frameworks leave their own)
+    assert on_disk.spilled
+
+
+def test_activations_go_to_disk_by_themselves_when_both_models_would_not_fit(reference):
+    model, x = reference
+    plan_limit = compare_models(model, sc.onnx_port(model), x).estimated_bytes
+    # A limit between one run's activations (plus one layer's recomputation) and both runs' ones.
+    result = compare_models(model, sc.onnx_port(model), x, max_memory=plan_limit - 1)
+    assert result.spilled and result
+    with pytest.raises(BadInputError, match=r"one run's captured layer inputs and outputs \(the rest on disk\)"):
+        compare_models(model, sc.onnx_port(model), x, max_memory=plan_limit // 4)
+    # A torch.nn.Module reference: its sizes are known once it ran, and its activations move to disk then.
+    torch_first = compare_models(sc.torch_port(model), model, x, max_memory=plan_limit - 1)
+    assert torch_first.spilled and torch_first

@@ -116,7 +116,7 @@ class KerasModel:
             sizes.append(size)
         return sizes
 
-    def run(self, x: np.ndarray) -> ModelRun:
+    def run(self, x: np.ndarray, keep=None) -> ModelRun:  # noqa: ANN001
         from convdiff.frameworks import import_keras
 
         keras = import_keras()
@@ -139,12 +139,19 @@ class KerasModel:
         except Exception as exc:  # noqa: BLE001 - the framework failed on a valid input: exit 3
             raise framework_failure("keras", self.description, exc) from None
         seconds = time.perf_counter() - start
+        keep = keep or _as_is
         captured = {}
         for i, layer in enumerate(self.layers):
             first = layer.record.config is not None and layer.record.config.data_format == "channels_first"
-            captured[layer.name] = Captured(channels_last(values[2 * i], first), channels_last(values[2 * i + 1], first))
+            captured[layer.name] = Captured(keep(channels_last(values[2 * i], first)),
+                                            keep(channels_last(values[2 * i + 1], first)))
+            values[2 * i] = values[2 * i + 1] = None  # released as soon as kept
         output = channels_last(values[-1], self.channels_first)
         return ModelRun(tuple(names), captured, output, seconds)
+
+
+def _as_is(array: np.ndarray) -> np.ndarray:
+    return array
 
 
 def _flat_layers(model: Any) -> list[Any]:

@@ -97,7 +97,7 @@ class OnnxModel:
             sizes.append(size)
         return sizes
 
-    def run(self, x: np.ndarray) -> ModelRun:
+    def run(self, x: np.ndarray, keep=None) -> ModelRun:  # noqa: ANN001
         try:
             import onnx
             import onnxruntime as ort
@@ -129,7 +129,8 @@ class OnnxModel:
         seconds = time.perf_counter() - start
         by_name = dict(zip(outputs, values))
         by_name.setdefault(self._feed.name, x.astype(dtype, copy=False))
-        captured = {layer: Captured(channels_last(by_name[i], True), channels_last(by_name[o], True))
+        keep = keep or (lambda array: array)
+        captured = {layer: Captured(keep(channels_last(by_name[i], True)), keep(channels_last(by_name[o], True)))
                     for layer, (i, o) in self._taps.items()}
         output = channels_last(by_name[outputs[0]], self.channels_first)
         return ModelRun(tuple(self._taps), captured, output, seconds)

@@ -323,7 +323,7 @@ class TfliteModel:
             sizes.append(sum(math.prod(shape[1:]) * x_shape[0] * 4 for shape in tap.shapes))
         return sizes
 
-    def run(self, x: np.ndarray) -> ModelRun:
+    def run(self, x: np.ndarray, keep=None) -> ModelRun:  # noqa: ANN001
         from convdiff.frameworks import import_tensorflow
 
         tf = import_tensorflow()
@@ -351,7 +351,8 @@ class TfliteModel:
             interpreter.allocate_tensors()
             interpreter.set_tensor(self._feed, x)
             interpreter.invoke()
-            captured = {name: Captured(interpreter.get_tensor(tap.input), interpreter.get_tensor(tap.output))
+            keep = keep or (lambda array: array)
+            captured = {name: Captured(keep(interpreter.get_tensor(tap.input)), keep(interpreter.get_tensor(tap.output)))
                         for name, tap in self._taps.items()}
             output = interpreter.get_tensor(self._output)
         except ConvdiffError:

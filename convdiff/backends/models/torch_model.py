@@ -59,9 +59,10 @@ class TorchModel:
     def capture_sizes(self, x_shape: tuple[int, ...]) -> list[int] | None:
         return None  # a module's shapes are known only by running it
 
-    def run(self, x: np.ndarray) -> ModelRun:
+    def run(self, x: np.ndarray, keep=None) -> ModelRun:  # noqa: ANN001
         import torch
 
+        keep = keep or (lambda array: array)
         captured: dict[str, Captured] = {}
         order: list[str] = []
         calls: dict[str, int] = {}
@@ -72,8 +73,8 @@ class TorchModel:
                 if calls[name] > 1:
                     return
                 order.append(name)
-                captured[name] = Captured(channels_last(inputs[0].detach().cpu().numpy(), True),
-                                          channels_last(output.detach().cpu().numpy(), True))
+                captured[name] = Captured(keep(channels_last(inputs[0].detach().cpu().numpy(), True)),
+                                          keep(channels_last(output.detach().cpu().numpy(), True)))
             return capture
 
         handles = [sub.register_forward_hook(hook(name)) for name, sub in self._modules.items()]

@@ -9,6 +9,7 @@ framework a layer came from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -75,8 +76,13 @@ class ModelSource(Protocol):
     input_shape: tuple[int | None, ...] | None
     """The input shape the model declares, in its own layout, when it declares one."""
 
-    def run(self, x: np.ndarray) -> ModelRun:
-        """Run on `x` (in the model's own input layout) capturing every layer of `layers`."""
+    def run(self, x: np.ndarray, keep: Callable[[np.ndarray], np.ndarray] | None = None) -> ModelRun:
+        """Run on `x` (in the model's own input layout) capturing every layer of `layers`.
+
+        Args:
+            keep: what each captured array (channels-last) becomes as it is captured (`convdiff.data.spill`:
+                written to disk and memory-mapped); None keeps it in memory.
+        """
         ...
 
     def capture_sizes(self, x_shape: tuple[int, ...]) -> list[int] | None:
