@@ -108,3 +108,13 @@ def test_a_model_pair_with_no_pairable_layers_is_exit_2(cli_runner, files, tmp_p
     result = invoke(cli_runner, files["keras"], str(path), "--input", files["input"])
     assert result.exit_code == 2, result.output
     assert "no pairable convolution layers" in result.output
+
+
+def test_spill_keeps_the_activations_on_disk_with_the_same_verdict(cli_runner, files):
+    result = invoke(cli_runner, files["keras"], files["onnx_symmetric_pad"], "--input", files["input"], "--spill",
+                    "--format", "json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["spilled"] is True and doc["first_divergence"]["reference_layer"] == "c1"
+    kept = invoke(cli_runner, files["keras"], files["onnx"], "--input", files["input"], "--no-spill", "--format", "json")
+    assert kept.exit_code == 0 and json.loads(kept.stdout)["spilled"] is False
