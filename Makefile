@@ -31,6 +31,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	for f in benchmarks/bench_*.py benchmarks/calibrate_bound.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	echo "== benchmarks/calibrate_models.py --quick"; $(BIN)/python benchmarks/calibrate_models.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info
