@@ -155,9 +155,9 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
     # A framework that fuses the activation into the layer (Keras activation=, TFLite's fused ReLU) is compared
     # after it; the side that does not fuse it is taken to apply it next, and gets it applied here.
     activation = candidate.activation if candidate.activation != "linear" else reference.activation
-    for side, own, other in (("reference", reference, candidate), ("candidate", candidate, reference)):
-        if own.activation != "linear" and other.activation == "linear":
-            notes.append(f"the {side} applies {own.activation} inside the layer; applied to the other side's "
+    for side, fused, other in (("reference", reference, candidate), ("candidate", candidate, reference)):
+        if fused.activation != "linear" and other.activation == "linear":
+            notes.append(f"the {side} applies {fused.activation} inside the layer; applied to the other side's "
                          "output too (its next step)")
     y_ref = apply_activation(y_ref, activation) if reference.activation == "linear" and activation != "linear" \
         else y_ref
