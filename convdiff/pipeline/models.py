@@ -24,6 +24,7 @@ from convdiff.analysis.pairing import KernelView, LayerPair, Pairing, pair_layer
 from convdiff.backends.models import Captured, ModelSource, open_model
 from convdiff.compare import Comparison, Tolerance, compare_arrays
 from convdiff.data.memory import available_memory, default_limit, format_size
+from convdiff.data.modelfiles.types import fmt_dims
 from convdiff.data.spill import Spill
 from convdiff.errors import BadInputError
 from convdiff.reference.rounding import BoundForm, parse_bound_form
@@ -113,7 +114,7 @@ def compare_models(reference: Any, candidate: Any, x: Any, *, input_layout: str 
     rank = x.ndim - 2
     x_layout = parse_input_layout(input_layout) if input_layout else input_layout_for(rank)
     if len(x_layout) != x.ndim:
-        raise BadInputError(f"--input-layout {x_layout} does not fit the input of shape {_dims(x.shape)}")
+        raise BadInputError(f"--input-layout {x_layout} does not fit the input of shape {fmt_dims(x.shape)}")
     x_last = conversion(x_layout, input_layout_for(rank)).apply(x)
     layouts = {k: parse_input_layout(v) for k, v in (layouts or {}).items()}
     for side in layouts:
@@ -261,9 +262,9 @@ def _input(x: Any) -> np.ndarray:
     if x.dtype.kind != "f":
         raise BadInputError(f"the input holds {x.dtype} values; models take floating point")
     if x.ndim < 3 or x.ndim > 5:
-        raise BadInputError(f"the input has shape {_dims(x.shape)}: give a batch (N, spatial..., C), 3 to 5 axes")
+        raise BadInputError(f"the input has shape {fmt_dims(x.shape)}: give a batch (N, spatial..., C), 3 to 5 axes")
     if 0 in x.shape:
-        raise BadInputError(f"the input is empty (shape {_dims(x.shape)})")
+        raise BadInputError(f"the input is empty (shape {fmt_dims(x.shape)})")
     return x
 
 
@@ -278,7 +279,7 @@ def _feed(model: ModelSource, side: str, x_last: np.ndarray, layout: str | None)
     if declared is not None and (len(declared) != fed.ndim or any(
             d is not None and d != s for d, s in zip(declared[1:], fed.shape[1:]))):
         raise BadInputError(
-            f"the {side} model takes input {_declared(declared)}; the input, fed as {target}, is {_dims(fed.shape)} "
+            f"the {side} model takes input {fmt_dims(declared)}; the input, fed as {target}, is {fmt_dims(fed.shape)} "
             f"(give --input-layout for the input file, or {side}=LAYOUT for the model)")
     return np.ascontiguousarray(fed), target
 
@@ -341,12 +342,7 @@ def _names(model: ModelSource, limit: int = 8) -> str:
     return ", ".join(names[:limit]) + (f", ... {len(names) - limit} more" if len(names) > limit else "") or "none"
 
 
-def _dims(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
 
-
-def _declared(shape: tuple[int | None, ...]) -> str:
-    return "x".join("?" if d is None else str(d) for d in shape)
 
 
 __all__ = ["ModelSummary", "ModelsResult", "compare_models"]
