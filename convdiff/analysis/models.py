@@ -26,6 +26,7 @@ from convdiff.analysis.pairing import LayerPair
 from convdiff.backends.models.types import Captured, ModelLayer
 from convdiff.compare import Comparison, Rule, Tolerance, compare_arrays
 from convdiff.data.modelfiles.configuration import spec_fields
+from convdiff.data.modelfiles.types import fmt_dims
 from convdiff.errors import BadInputError
 from convdiff.reference.convolution import convolve
 from convdiff.reference.rounding import Arithmetic, BoundForm, rounding_bound
@@ -95,6 +96,8 @@ class _Operands:
     kernel: np.ndarray
     bias: np.ndarray | None
     activation: str
+    output: np.ndarray | None = None
+    """The candidate's teacher-forced recomputation before its activation, stored in its dtype (widened)."""
 
 
 def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candidate: ModelLayer,
@@ -123,8 +126,8 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
         # A transposed layer whose module crops its own output (as a candidate's may): folded in the same way.
         ref_crops = _inner_crops(ref_spec, x_ref, reference, y_ref) if ref_spec.transposed else None
         if ref_crops is None:
-            return unmeasured(f"the reference layer's output {_dims(y_ref.shape)} is not what its settings give "
-                              f"({_dims(exact_shape)}): a layer convdiff reads differently from its framework")
+            return unmeasured(f"the reference layer's output {fmt_dims(y_ref.shape)} is not what its settings give "
+                              f"({fmt_dims(exact_shape)}): a layer convdiff reads differently from its framework")
         ref_spec = layer_spec(reference, x_ref.shape, ref_dtype, extra_crops=ref_crops)
         notes.append(f"the reference crops its output by {_fmt_pads(ref_crops)} inside the layer: folded into "
                      "its crops")
@@ -133,8 +136,8 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
     if x_cand.shape != x_ref.shape:
         pads = _folded_pads(x_ref, x_cand)
         if pads is None:
-            return unmeasured(f"the candidate layer receives {_dims(x_cand.shape)} where the reference's receives "
-                              f"{_dims(x_ref.shape)}, and not as a zero-padded copy of it")
+            return unmeasured(f"the candidate layer receives {fmt_dims(x_cand.shape)} where the reference's receives "
+                              f"{fmt_dims(x_ref.shape)}, and not as a zero-padded copy of it")
         notes.append(f"the candidate pads its input by {_fmt_pads(pads)} before the layer: folded into its padding")
     crops = None
     try:
@@ -145,8 +148,8 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
     if tuple(y_own.shape) != tuple(own.output_shape):
         crops = _inner_crops(own, x_cand, candidate, y_own) if own.transposed else None
         if crops is None:
-            return unmeasured(f"the candidate layer outputs {_dims(y_own.shape)} where its settings give "
-                              f"{_dims(own.output_shape)}: it does more than its convolution")
+            return unmeasured(f"the candidate layer outputs {fmt_dims(y_own.shape)} where its settings give "
+                              f"{fmt_dims(own.output_shape)}: it does more than its convolution")
         notes.append(f"the candidate crops its output by {_fmt_pads(crops)} inside the layer: folded into its crops")
     try:
         cand_spec = layer_spec(candidate, x_ref.shape, cand_dtype, extra_pads=pads, extra_crops=crops)
@@ -189,7 +192,7 @@ def compare_layer(position: int, pair: LayerPair, reference: ModelLayer, candida
     else:
         verdict = LayerVerdict.WITHIN
     result = LayerResult(pair, verdict, added, propagated, ref_dtype, cand_dtype, "; ".join(notes), position)
-    return result, ref_ops, _Operands(cand_spec, x_stored, cand_ops.kernel, cand_ops.bias, activation)
+    return result, ref_ops, _Operands(cand_spec, x_stored, cand_ops.kernel, cand_ops.bias, activation, z_cand)
 
 
 def diagnose_divergence(result: LayerResult, reference: _Operands, candidate: _Operands, candidate_layer: ModelLayer,
@@ -197,8 +200,11 @@ def diagnose_divergence(result: LayerResult, reference: _Operands, candidate: _O
     """Run the single-layer diagnosis on the first diverging layer: the reference's captured input and both
     layers' weights and settings; the candidate output is the teacher-forced recomputation before its
     activation, stored in the candidate's dtype."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        z = _stored(convolve(candidate.x, candidate.kernel, candidate.spec, candidate.bias), result.candidate_dtype)
+    z = candidate.output
+    if z is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = _stored(convolve(candidate.x, candidate.kernel, candidate.spec, candidate.bias), result.candidate_dtype)
+    ratio = result.added_ratio if result.added_ratio is not None else math.inf
     findings = diagnose(reference.spec, candidate.spec, reference.x, reference.kernel, reference.bias,
                         z.astype(np_dtype(result.candidate_dtype)) if result.candidate_dtype != "float64" else z,
                         reference_dtype=result.reference_dtype, candidate_dtype=result.candidate_dtype,
@@ -209,11 +215,9 @@ def diagnose_divergence(result: LayerResult, reference: _Operands, candidate: _O
         line = (f"{result.pair.reference} -> {result.pair.candidate}: the candidate applies {candidate.activation} "
                 f"where the reference applies {reference.activation} after the convolution: use "
                 f"{reference.activation}")
-        ratio = result.added_ratio if result.added_ratio is not None else math.inf
         return FirstDivergence(result.pair.reference, result.pair.candidate, ratio, findings, "activation", line)
     cause = min(confirmed, key=lambda f: _PRIORITY.index(f.cause) if f.cause in _PRIORITY else len(_PRIORITY),
                 default=None)
-    ratio = result.added_ratio if result.added_ratio is not None else math.inf
     line = _one_line(result, cause, confirmed, reference, candidate, candidate_layer, candidate_framework, ratio)
     return FirstDivergence(result.pair.reference, result.pair.candidate, ratio, findings,
                            None if cause is None else cause.cause, line)
@@ -376,9 +380,6 @@ def _fmt_pads(pads: tuple[tuple[int, int], ...]) -> str:
         return str(tuple(pads[0]))
     return ", ".join(str(tuple(p)) for p in pads)
 
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
 
 
 # -- the one line ------------------------------------------------------------------------------------------
